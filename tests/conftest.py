@@ -1,0 +1,90 @@
+"""Shared fixtures: a clean environment, the tiny model, and Settings/Classifier factories.
+
+Database fixtures live in tests/fixtures_db.py.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from volfefe import Classifier, Settings
+
+pytest_plugins = ["tests.fixtures_db"]
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY_LABELS = {"positive", "negative", "neutral"}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def clean_environment() -> Iterator[None]:
+    """No VOLFEFE_* setting from the developer's shell; never reach a model hub."""
+    saved = dict(os.environ)
+    for name in list(os.environ):
+        if name.startswith("VOLFEFE_"):
+            del os.environ[name]
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny random BERT, built once by the real script."""
+    out = tmp_path_factory.mktemp("tiny-model")
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "make_tiny_model.py"), str(out)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    return out
+
+
+@pytest.fixture
+def make_settings(tiny_model: Path, tmp_path: Path) -> Callable[..., Settings]:
+    """Settings for the tiny model with test-sized deadlines; `fault=` sets the worker fault."""
+
+    def make(fault: str | None = None, once: bool = True, **overrides: Any) -> Settings:
+        env = {"HF_HUB_OFFLINE": "1"}
+        if fault:
+            env["VOLFEFE_WORKER_FAULT"] = fault
+            if once:
+                env["VOLFEFE_WORKER_FAULT_ONCE"] = str(tmp_path / "fault-fired")
+        values: dict[str, Any] = {
+            "model": str(tiny_model),
+            "workers": 1,
+            "threads": 1,
+            "boot_timeout": 30.0,
+            "call_timeout": 15.0,
+            "shutdown_grace": 5.0,
+            "worker_env": env,
+            "data_dir": tmp_path / "data",
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+    return make
+
+
+@pytest.fixture
+def make_classifier(make_settings: Callable[..., Settings]) -> Iterator[Callable[..., Classifier]]:
+    """Classifiers that are closed when the test ends, whatever happens."""
+    made: list[Classifier] = []
+
+    def make(**kwargs: Any) -> Classifier:
+        clf = Classifier(make_settings(**kwargs))
+        made.append(clf)
+        return clf
+
+    yield make
+    for clf in made:
+        clf.close()

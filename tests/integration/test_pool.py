@@ -1,0 +1,249 @@
+"""The supervised pool with real children and the tiny model: faults, concurrency, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import TINY_LABELS
+from tests.helpers import aeventually, alive, eventually
+from volfefe import (
+    CallTimeout,
+    Classification,
+    Classifier,
+    NoTextError,
+    PoolBroken,
+    PoolClosed,
+    ProtocolError,
+    WorkerBootError,
+    WorkerCrashed,
+)
+
+MakeClassifier = Callable[..., Classifier]
+
+
+def close_enough(a: Classification, b: Classification, tol: float = 1e-5) -> bool:
+    return a.sentiment == b.sentiment and all(
+        abs(a.raw_scores[k] - b.raw_scores[k]) <= tol for k in a.raw_scores
+    )
+
+
+@pytest.mark.parametrize(
+    "fault, expected",
+    [("crash@1", WorkerCrashed), ("hang@1", CallTimeout), ("garbage@1", ProtocolError)],
+)
+def test_fault_fails_one_call_then_a_new_child_answers(
+    make_classifier: MakeClassifier, fault: str, expected: type[Exception]
+) -> None:
+    clf = make_classifier(fault=fault, call_timeout=1.0)
+    clf.start()
+    first_pid = clf.pids()[0]
+    with pytest.raises(expected) as info:
+        clf.classify("rates cut")
+    assert info.value.transient
+    assert clf.classify("rates cut").sentiment in TINY_LABELS
+    assert clf.pids() != [first_pid]
+    assert not alive(first_pid)
+
+
+def test_kill_9_of_a_child_mid_request_fails_that_call_at_once(
+    make_classifier: MakeClassifier, tmp_path: Path
+) -> None:
+    clf = make_classifier(fault="hang@1", call_timeout=120.0)
+    clf.start()
+    pid = clf.pids()[0]
+    killer = threading.Thread(
+        target=lambda: (
+            eventually(lambda: (tmp_path / "fault-fired").exists()),
+            os.kill(pid, signal.SIGKILL),
+        )
+    )
+    killer.start()
+    with pytest.raises(WorkerCrashed) as info:
+        clf.classify("stocks")  # the child hangs; it is killed long before the 120 s deadline
+    killer.join()
+    assert info.value.returncode == -signal.SIGKILL and "SIGKILL" in str(info.value)
+    assert clf.classify("stocks").sentiment in TINY_LABELS
+
+
+def test_crash_report_carries_the_childs_stderr(make_classifier: MakeClassifier) -> None:
+    clf = make_classifier(fault="stdout-noise")  # prints a stray line to stderr at boot
+    clf.start()
+    os.kill(clf.pids()[0], signal.SIGKILL)
+    with pytest.raises(WorkerCrashed) as info:
+        clf.classify("stocks")
+    assert "stray print" in info.value.stderr
+
+
+def test_poison_text_in_a_batch_fails_alone(make_classifier: MakeClassifier) -> None:
+    clf = make_classifier(fault="poison=POISON", once=False, max_restarts=5)
+    texts = ["stocks rally", "oil falls", "POISON pill", "jobs report", "bonds"]
+    results = clf.classify_many(texts, return_exceptions=True)
+    assert isinstance(results[2], WorkerCrashed)
+    assert [isinstance(r, Classification) for r in results] == [True, True, False, True, True]
+    alone = clf.classify_many(["stocks rally", "oil falls"])
+    assert close_enough(results[0], alone[0]) and close_enough(results[1], alone[1])
+
+
+def test_boot_failure_breaks_the_pool_without_a_crash_loop(
+    make_classifier: MakeClassifier, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="volfefe")
+    clf = make_classifier(fault="boot-fail", once=False, workers=1, max_restarts=5)
+    with pytest.raises(PoolBroken) as info:
+        clf.classify("stocks")
+    cause = info.value.__cause__
+    assert isinstance(cause, WorkerBootError) and cause.returncode == 3
+    assert "fault injected: boot-fail" in str(info.value)  # names the child's last stderr lines
+    restarts = [r for r in caplog.records if "failed to boot" in r.getMessage()]
+    assert restarts == []
+    with pytest.raises(PoolBroken):  # and later calls fail fast with the same error
+        clf.classify("again")
+
+
+def test_child_never_ready_is_a_timed_out_boot_error(make_classifier: MakeClassifier) -> None:
+    clf = make_classifier(fault="boot-hang", once=False, boot_timeout=1.0, max_restarts=1)
+    with pytest.raises(PoolBroken) as info:
+        clf.classify("stocks")
+    cause = info.value.__cause__
+    assert isinstance(cause, WorkerBootError) and cause.timed_out
+
+
+def test_slow_start_within_the_deadline_is_fine(make_classifier: MakeClassifier) -> None:
+    clf = make_classifier(fault="slow-start=2", boot_timeout=30.0)
+    assert clf.classify("stocks").sentiment in TINY_LABELS
+
+
+def test_restart_budget_stops_a_crash_loop(make_classifier: MakeClassifier) -> None:
+    clf = make_classifier(fault="crash@1", once=False, max_restarts=2, restart_window=60.0)
+    for _ in range(3):  # two replacements are allowed; the third crash spends the budget
+        with pytest.raises(WorkerCrashed):
+            clf.classify("stocks")
+    with pytest.raises(PoolBroken, match="stopped restarting") as info:
+        clf.classify("stocks")
+    assert isinstance(info.value.__cause__, WorkerCrashed)
+    assert clf.pids() == []
+
+
+def test_eight_threads_fifty_calls_each_get_their_own_answers(
+    make_classifier: MakeClassifier,
+) -> None:
+    clf = make_classifier(workers=2)
+    words = [
+        "stocks rally",
+        "tariffs crash",
+        "oil",
+        "jobs strong",
+        "fed cuts rates",
+        "china deal",
+        "bonds yield",
+        "gold soars",
+    ]
+    expected = {w: clf.classify(w) for w in words}
+    failures: list[str] = []
+
+    def caller(n: int) -> None:
+        for i in range(50):
+            word = words[(n + i) % len(words)]
+            got = clf.classify(word)
+            if not close_enough(got, expected[word]):
+                failures.append(f"{word}: {got} != {expected[word]}")
+
+    threads = [threading.Thread(target=caller, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+    assert len(clf.pids()) == 2
+
+
+async def test_asyncio_callers_are_served_concurrently(make_classifier: MakeClassifier) -> None:
+    clf = make_classifier(workers=2)
+    texts = [f"stocks rally {i}" for i in range(40)]
+    results = await asyncio.gather(*(clf.aclassify(t) for t in texts))
+    batch = await clf.aclassify_many(texts)
+    assert all(close_enough(a, b) for a, b in zip(results, batch, strict=True))
+    await clf.aclose()
+
+
+async def test_cancelled_call_kills_the_busy_child(
+    make_classifier: MakeClassifier, tmp_path: Path
+) -> None:
+    clf = make_classifier(fault="hang@1", call_timeout=120.0)
+    await asyncio.to_thread(clf.start)
+    pid = clf.pids()[0]
+    task = asyncio.create_task(clf.aclassify("stocks"))
+    await aeventually(lambda: (tmp_path / "fault-fired").exists())
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await aeventually(lambda: not alive(pid))
+    assert (await clf.aclassify("stocks")).sentiment in TINY_LABELS
+    await clf.aclose()
+
+
+@pytest.mark.parametrize("text", ["", "   \n\t", "\x00"])
+def test_empty_texts_raise_no_text_error_without_a_child(
+    make_classifier: MakeClassifier, text: str
+) -> None:
+    clf = make_classifier()
+    with pytest.raises(NoTextError):
+        clf.classify(text)
+    assert clf.pids() == []  # nothing was started for it
+
+
+def test_odd_inputs_are_classified(make_classifier: MakeClassifier) -> None:
+    clf = make_classifier()
+    texts = [
+        "🚀🚀🚀 $TSLA to the moon 📈",
+        "Die Börse bricht ein",
+        "市场大涨",
+        "bad surrogate \ud800 here",
+        "NUL\x00inside",
+        "x" * 1_000_000,
+        "'; DROP TABLE contents; --",
+    ]
+    results = clf.classify_many(texts)
+    assert all(r.sentiment in TINY_LABELS for r in results)
+    assert [r.truncated for r in results] == [False] * 5 + [True, False]
+
+
+def test_same_text_same_probabilities_whatever_the_batch(make_classifier: MakeClassifier) -> None:
+    clf = make_classifier(batch_size=4)
+    target = "the fed cuts rates and stocks rally"
+    alone = clf.classify(target)
+    long_neighbours = ["tariffs " * 200, "oil", target, "jobs report " * 50, "a", "b b b"]
+    for result in clf.classify_many(long_neighbours)[2:3] + clf.classify_many([target] * 9):
+        assert close_enough(result, alone)
+
+
+def test_close_stops_every_child_and_refuses_later_calls(make_classifier: MakeClassifier) -> None:
+    clf = make_classifier(workers=2)
+    clf.start()
+    eventually(lambda: len(clf.pids()) == 2, timeout=60)
+    pids = clf.pids()
+    clf.close()
+    assert not any(alive(pid) for pid in pids)
+    with pytest.raises(PoolClosed):
+        clf.classify("stocks")
+
+
+def test_close_lets_the_call_in_flight_finish(
+    make_classifier: MakeClassifier, tmp_path: Path
+) -> None:
+    clf = make_classifier(fault="slow-start=1")  # boot is slow; the call queues behind it
+    results: list[object] = []
+    caller = threading.Thread(target=lambda: results.append(clf.classify("stocks")))
+    caller.start()
+    eventually(lambda: clf._pool is not None)
+    clf.close()
+    caller.join()
+    assert isinstance(results[0], Classification)

@@ -1,0 +1,75 @@
+"""Small helpers shared by the store tests: writing import files and polling."""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from volfefe.importer import ImportReport, import_posts
+from volfefe.result import Classification
+
+
+def post(external_id: str, text: str = "Stocks rally", **fields: Any) -> dict[str, Any]:
+    """One import record with sensible defaults."""
+    return {
+        "source": "truth_social",
+        "external_id": external_id,
+        "author": "someone",
+        "text": text,
+        "published_at": "2025-01-01T12:00:00Z",
+        "url": f"https://example.test/{external_id}",
+        **fields,
+    }
+
+
+def write_jsonl(path: Path, records: list[Any]) -> Path:
+    """Write records as JSON Lines (strings are written as raw lines, for broken input)."""
+    lines = [r if isinstance(r, str) else json.dumps(r, ensure_ascii=False) for r in records]
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def write_csv(path: Path, records: list[dict[str, Any]]) -> Path:
+    """Write records as CSV with a header line."""
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(records[0]))
+        writer.writeheader()
+        writer.writerows(records)
+    return path
+
+
+def load(conn: psycopg.Connection[Any], tmp_path: Path, records: list[Any]) -> ImportReport:
+    """Import these records through a JSON Lines file."""
+    return import_posts(conn, write_jsonl(tmp_path / "posts.jsonl", records))
+
+
+def ids(conn: psycopg.Connection[Any]) -> dict[str, int]:
+    """external_id -> content id."""
+    rows = conn.execute("SELECT external_id, id FROM contents").fetchall()
+    return {row["external_id"]: row["id"] for row in rows}
+
+
+def result(
+    sentiment: str = "positive", confidence: float = 0.95, model_version: str = "finbert@test"
+) -> Classification:
+    """A Classification with raw scores that add up."""
+    rest = (1 - confidence) / 2
+    scores = {
+        s: confidence if s == sentiment else rest for s in ("positive", "negative", "neutral")
+    }
+    return Classification(sentiment, confidence, model_version, scores, truncated=False, tokens=7)
+
+
+def eventually(check: Callable[[], bool], timeout: float = 5.0, interval: float = 0.01) -> None:
+    """Poll `check` until it is true; fail after `timeout` seconds (a deadline, not a sleep)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(interval)

@@ -1,0 +1,5 @@
+"""`python -m volfefe` runs the command-line interface."""
+
+from volfefe.cli import main
+
+main()

@@ -1,0 +1,115 @@
+"""The command line: `python -m volfefe COMMAND`. Builds one Settings and passes it down.
+
+Errors that reach the top print `TypeName: message` on stderr and exit with the error's
+`exit_code` (1 failure, 2 usage or configuration, 3 pool broken, 4 database); click's usage
+errors exit 2; Ctrl-C exits 130.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from typing import IO, Any
+
+import click
+import orjson
+
+from volfefe.classifier import Classifier
+from volfefe.cli_classify import classify_command
+from volfefe.cli_db import register as register_db_commands
+from volfefe.config import Settings
+from volfefe.errors import ClassifierError, VolfefeError
+
+PREDICT_CHUNK = 256
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--model", help="Hub id or local folder [env VOLFEFE_MODEL].")
+@click.option("--revision", help="Model revision on the hub [env VOLFEFE_REVISION].")
+@click.option(
+    "--workers", type=click.IntRange(min=1), help="Child processes [env VOLFEFE_WORKERS]."
+)
+@click.option(
+    "--threads", type=click.IntRange(min=1), help="Torch threads per child [env VOLFEFE_THREADS]."
+)
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda", "mps"]),
+    help="Inference device [env VOLFEFE_DEVICE].",
+)
+@click.option("--call-timeout", type=float, help="Seconds per call [env VOLFEFE_CALL_TIMEOUT].")
+@click.option(
+    "--boot-timeout",
+    type=float,
+    help="Seconds for a child to get ready [env VOLFEFE_BOOT_TIMEOUT].",
+)
+@click.option("-v", "--verbose", count=True, help="More logging on stderr (-vv for debug).")
+@click.pass_context
+def cli(ctx: click.Context, /, verbose: int, **options: Any) -> None:
+    """volfefe: financial sentiment of market-moving posts."""
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    ctx.obj = Settings.from_env(os.environ, **options)
+    ctx.meta["verbose"] = verbose
+
+
+@cli.command()
+@click.argument("texts", nargs=-1, required=True)
+@click.pass_obj
+def predict(settings: Settings, texts: tuple[str, ...]) -> None:
+    """Classify TEXTS (or one text per stdin line with `-`) and print JSON lines.
+
+    No database is needed. Exit status 1 when any text failed (its line holds the error).
+    """
+    source = _stdin_texts(sys.stdin.buffer) if texts == ("-",) else iter([list(texts)])
+    failed = False
+    with Classifier(settings) as clf:
+        for chunk in source:
+            for result in clf.classify_many(chunk, return_exceptions=True):
+                if isinstance(result, ClassifierError):
+                    failed = True
+                    _echo_json({"error": {"type": type(result).__name__, "message": str(result)}})
+                else:
+                    _echo_json(result.to_dict())
+    if failed:
+        sys.exit(1)
+
+
+register_db_commands(cli)
+cli.add_command(classify_command)
+
+
+def _stdin_texts(stream: IO[bytes]) -> Iterator[list[str]]:
+    """Chunks of stdin lines; invalid UTF-8 becomes U+FFFD."""
+    chunk: list[str] = []
+    for raw in stream:
+        chunk.append(raw.decode("utf-8", "replace").rstrip("\r\n"))
+        if len(chunk) >= PREDICT_CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _echo_json(obj: dict[str, Any]) -> None:
+    click.echo(orjson.dumps(obj).decode())
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; VolfefeError becomes `TypeName: message` and its exit code."""
+    try:
+        cli.main(args=argv, prog_name="volfefe", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except VolfefeError as exc:
+        click.echo(f"{type(exc).__name__}: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)

@@ -1,0 +1,130 @@
+"""`volfefe classify`: classify stored posts that have no result yet.
+
+Exit status: 0 all succeeded, 1 some failed (or the database went away mid-run), 2 usage
+errors, 130 interrupted. The summary is printed also after Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+import orjson
+
+from volfefe.classifier import Classifier
+from volfefe.classify_run import ClassifyRun, Reporter, RunSummary
+from volfefe.config import Settings
+from volfefe.db import connect, resolve_database_url
+from volfefe.errors import VolfefeError
+from volfefe.intelligence import precheck
+from volfefe.migrate import require_current_schema
+from volfefe.progress import BarReporter, LineReporter
+from volfefe.result import SENTIMENTS
+from volfefe.store import ContentRow, contents_by_ids, unclassified
+
+PREVIEW_CHARS = 60
+
+
+class IdList(click.ParamType):  # type: ignore[type-arg]
+    """A comma-separated list of positive post ids, such as `1,2,3`."""
+
+    name = "IDS"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> list[int]:
+        """Parse `1,2,3`; anything else is a usage error."""
+        if isinstance(value, list):
+            return value
+        parts = [p.strip() for p in str(value).split(",") if p.strip()]
+        if not parts or not all(p.isdigit() and int(p) > 0 for p in parts):
+            self.fail(f"expected comma-separated positive ids such as 1,2,3, got {value!r}",
+                      param, ctx)
+        return list(dict.fromkeys(int(p) for p in parts))
+
+
+@click.command("classify")
+@click.option("--limit", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Classify at most N unclassified posts, oldest first.")
+@click.option("--all", "all_", is_flag=True, help="Classify every unclassified post.")
+@click.option("--ids", type=IdList(), help="Classify these posts, e.g. 1,2,3.")
+@click.option("--dry-run", is_flag=True, help="List what would be classified; write nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.pass_context
+def classify_command(ctx: click.Context, limit: int, all_: bool, ids: list[int] | None,
+                     dry_run: bool, as_json: bool) -> None:
+    """Classify stored posts in batches and store each result once.
+
+    Progress goes to stderr (a bar on a terminal; one line per post otherwise or with -v);
+    the summary goes to stdout.
+    """
+    if all_ and ids:
+        raise click.UsageError("--all and --ids cannot be used together")
+    settings: Settings = ctx.obj
+    url = resolve_database_url(settings)
+    with connect(url) as conn:
+        require_current_schema(conn)
+        targets, early = _select(conn, ids, None if all_ else limit)
+    if dry_run:
+        for row in targets:
+            preview = " ".join(row.text.split())[:PREVIEW_CHARS]
+            click.echo(f"{row.id}\t{preview}")
+        for content_id, exc in early.items():
+            click.echo(f"{content_id}\t(skipped: {exc})")
+        return
+    reporter = _reporter(ctx.meta.get("verbose", 0) > 0)
+    with Classifier(settings) as clf:
+        run = ClassifyRun(clf, lambda: connect(url, application_name="volfefe classify"),
+                          reporter, batch_size=settings.batch_size,
+                          in_flight=settings.workers + 1)
+        summary = run.run(targets, early)
+    _print_summary(summary, as_json)
+    sys.exit(summary.exit_code)
+
+
+def _select(conn: Any, ids: list[int] | None, limit: int | None
+            ) -> tuple[list[ContentRow], dict[int, VolfefeError]]:
+    """The posts to classify, and those that fail before inference (missing, empty, done)."""
+    if ids is None:
+        return unclassified(conn, limit=limit), {}
+    rows = {row.id: row for row in contents_by_ids(conn, ids)}
+    targets: list[ContentRow] = []
+    early: dict[int, VolfefeError] = {}
+    for content_id in ids:
+        refusal = precheck(content_id, rows.get(content_id))
+        if refusal is not None:
+            early[content_id] = refusal
+        else:
+            targets.append(rows[content_id])
+    return targets, early
+
+
+def _reporter(verbose: bool) -> Reporter:
+    if sys.stderr.isatty() and not verbose:
+        from rich.console import Console
+
+        return BarReporter(Console(stderr=True))
+    return LineReporter(sys.stderr)
+
+
+def _print_summary(summary: RunSummary, as_json: bool) -> None:
+    if as_json:
+        click.echo(orjson.dumps(summary.to_json()).decode())
+        return
+    rate = summary.succeeded / summary.elapsed_s if summary.elapsed_s else 0.0
+    head = "Interrupted" if summary.interrupted else "Done"
+    click.echo(f"{head}: {summary.total} posts, {summary.succeeded} succeeded, "
+               f"{len(summary.failed)} failed, {summary.skipped} skipped "
+               f"in {summary.elapsed_s:.1f} s ({rate:.1f} posts/s)")
+    parts = []
+    for sentiment in SENTIMENTS:
+        n = summary.distribution.get(sentiment, 0)
+        share = 100 * n / summary.succeeded if summary.succeeded else 0.0
+        parts.append(f"{sentiment} {n} ({share:.1f}%)")
+    click.echo("Sentiment: " + ", ".join(parts))
+    if summary.failed:
+        click.echo("Failed:")
+        for content_id, reason in sorted(summary.failed.items()):
+            click.echo(f"  content_id={content_id}: {reason}")
+    if summary.error:
+        click.echo(f"Stopped early: {summary.error}")

@@ -1,0 +1,148 @@
+"""Settings: the one place that reads the environment.
+
+Everything below the CLI receives a `Settings` object explicitly. Deadlines are seconds.
+
+>>> s = Settings.from_env({"VOLFEFE_WORKERS": "2", "VOLFEFE_CALL_TIMEOUT": "5"})
+>>> (s.workers, s.call_timeout)
+(2, 5.0)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from volfefe.errors import ConfigError
+
+DEFAULT_MODEL = "yiyanghkust/finbert-tone"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+WORKER_SCRIPT = REPO_ROOT / "worker" / "classify.py"
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def default_worker_cmd() -> tuple[str, ...]:
+    """The child command: this interpreter running `worker/classify.py` (no shell)."""
+    return (sys.executable, str(WORKER_SCRIPT))
+
+
+def default_layout(cores: int | None = None) -> tuple[int, int]:
+    """Children and torch threads per child for this machine, so children x threads <= cores.
+
+    One child per two cores: a BERT forward pass uses two threads well, and each child costs
+    the model's memory again.
+
+    >>> default_layout(2), default_layout(8), default_layout(1)
+    ((1, 2), (4, 2), (1, 1))
+    """
+    cores = cores or os.cpu_count() or 1
+    workers = max(1, cores // 2)
+    return workers, max(1, cores // workers)
+
+
+def default_data_dir(env: Mapping[str, str]) -> Path:
+    """Where the embedded database lives: `$XDG_DATA_HOME/volfefe` or `~/.local/share/volfefe`."""
+    base = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "volfefe"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every tunable of volfefe, validated on construction.
+
+    >>> Settings(workers=0)
+    Traceback (most recent call last):
+    ...
+    volfefe.errors.ConfigError: workers must be >= 1, got 0
+    """
+
+    model: str = DEFAULT_MODEL
+    revision: str | None = None
+    workers: int = field(default_factory=lambda: default_layout()[0])
+    threads: int = 0  # 0 = cores // workers, so children x threads never oversubscribe
+    device: str = "auto"
+    call_timeout: float = 30.0
+    boot_timeout: float = 60.0
+    shutdown_grace: float = 10.0
+    max_restarts: int = 5
+    restart_window: float = 60.0
+    batch_size: int = 32
+    max_chars: int = 20_000
+    worker_cmd: tuple[str, ...] = field(default_factory=default_worker_cmd)
+    worker_env: Mapping[str, str] = field(default_factory=dict)
+    database_url: str | None = None
+    data_dir: Path = field(default_factory=lambda: default_data_dir(os.environ))
+
+    def __post_init__(self) -> None:
+        if self.threads == 0 and self.workers >= 1:
+            object.__setattr__(self, "threads", max(1, (os.cpu_count() or 1) // self.workers))
+        positive = ("call_timeout", "boot_timeout", "restart_window")
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.shutdown_grace < 0:
+            raise ConfigError(f"shutdown_grace must be >= 0, got {self.shutdown_grace}")
+        for name in ("workers", "threads", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_restarts < 0:
+            raise ConfigError(f"max_restarts must be >= 0, got {self.max_restarts}")
+        if self.max_chars < 64:
+            raise ConfigError(f"max_chars must be >= 64, got {self.max_chars}")
+        if self.device not in DEVICES:
+            raise ConfigError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        if not self.model.strip():
+            raise ConfigError("model must name a hub id or a local folder, got ''")
+        if not self.worker_cmd:
+            raise ConfigError("worker_cmd must not be empty")
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], **overrides: Any) -> Settings:
+        """Build settings from `VOLFEFE_*` variables (and `DATABASE_URL`), then `overrides`.
+
+        Overrides whose value is None are ignored, so CLI options can be passed straight in.
+        """
+        values: dict[str, Any] = {}
+        for name, (var, convert) in _ENV_VARS.items():
+            raw = env.get(var)
+            if raw is None or raw == "":
+                continue
+            try:
+                values[name] = convert(raw)
+            except ValueError:
+                raise ConfigError(f"{var} must be {_KIND[convert]}, got {raw!r}") from None
+        values.setdefault("data_dir", default_data_dir(env))
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+_KIND: dict[Callable[[str], Any], str] = {
+    int: "a whole number",
+    float: "a number",
+    str: "text",
+    Path: "a path",
+}
+_ENV_VARS: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "model": ("VOLFEFE_MODEL", str),
+    "revision": ("VOLFEFE_REVISION", str),
+    "workers": ("VOLFEFE_WORKERS", int),
+    "threads": ("VOLFEFE_THREADS", int),
+    "device": ("VOLFEFE_DEVICE", str),
+    "call_timeout": ("VOLFEFE_CALL_TIMEOUT", float),
+    "boot_timeout": ("VOLFEFE_BOOT_TIMEOUT", float),
+    "shutdown_grace": ("VOLFEFE_SHUTDOWN_GRACE", float),
+    "max_restarts": ("VOLFEFE_MAX_RESTARTS", int),
+    "restart_window": ("VOLFEFE_RESTART_WINDOW", float),
+    "batch_size": ("VOLFEFE_BATCH_SIZE", int),
+    "max_chars": ("VOLFEFE_MAX_CHARS", int),
+    "database_url": ("DATABASE_URL", str),
+    "data_dir": ("VOLFEFE_DATA_DIR", Path),
+}

@@ -1,0 +1,217 @@
+"""The exception tree of volfefe. Callers branch on classes, never on message text.
+
+```
+VolfefeError
+├── ConfigError                  bad settings; raised at start-up, never mid-run
+├── ClassifierError
+│   ├── NoTextError              empty or whitespace-only text (permanent)
+│   ├── ClassificationFailed     the child answered with an error for this input (permanent)
+│   ├── WorkerError              transient: the child misbehaved, a retry is sensible
+│   │   ├── WorkerBootError      no ready line before boot_timeout, or exit during boot
+│   │   ├── CallTimeout          call_timeout exceeded; the child was killed
+│   │   ├── WorkerCrashed        EOF or exit during a call
+│   │   └── ProtocolError        undecodable line or wrong reply id from a child
+│   ├── PoolBroken               restart budget spent, or a boot that can never succeed
+│   └── PoolClosed               the classifier was used after close()
+└── StoreError                   database errors that gain meaning here
+    ├── DatabaseUnavailable      cannot connect, or the connection dropped (transient)
+    ├── SchemaOutdated           migrations are pending: run `volfefe db migrate`
+    ├── ContentNotFound          no post with that id (permanent)
+    └── AlreadyClassified        the post already has a classification (permanent)
+```
+
+`VolfefeError.transient` says whether retrying the same input later may succeed; the job
+queue retries only those. `exit_code` is what the CLI exits with when the error reaches it.
+"""
+
+from __future__ import annotations
+
+
+class VolfefeError(Exception):
+    """Base of every error volfefe raises on purpose.
+
+    >>> isinstance(CallTimeout(30.0, pid=1), VolfefeError)
+    True
+    """
+
+    transient: bool = False
+    exit_code: int = 1
+
+
+class ConfigError(VolfefeError):
+    """A setting is invalid (raised when `Settings` is built, never mid-run)."""
+
+    exit_code = 2
+
+
+class ClassifierError(VolfefeError):
+    """Something went wrong while classifying a text."""
+
+
+class NoTextError(ClassifierError):
+    """The text is empty or whitespace only, so there is nothing to classify.
+
+    >>> str(NoTextError())
+    'no text to classify: the text is empty or whitespace only'
+    """
+
+    def __init__(self, message: str = "the text is empty or whitespace only") -> None:
+        super().__init__(f"no text to classify: {message}")
+
+
+class RemoteTraceback(Exception):
+    """Carries a child's traceback text as the `__cause__` of a remote error."""
+
+    def __init__(self, tb: str) -> None:
+        super().__init__(tb)
+        self.tb = tb
+
+    def __str__(self) -> str:
+        return self.tb
+
+
+class ClassificationFailed(ClassifierError):
+    """The child processed the request and reported an error for this input (permanent).
+
+    `remote_type` is the exception name in the child; `remote_traceback` its traceback text.
+    """
+
+    def __init__(self, message: str, remote_type: str = "", remote_traceback: str = "") -> None:
+        super().__init__(f"{remote_type}: {message}" if remote_type else message)
+        self.remote_type = remote_type
+        self.remote_traceback = remote_traceback
+        if remote_traceback:
+            self.__cause__ = RemoteTraceback(remote_traceback)
+
+
+class WorkerError(ClassifierError):
+    """A child process misbehaved (transient: the same input may succeed on a fresh child)."""
+
+    transient = True
+
+    def __init__(self, message: str, *, pid: int | None = None, stderr: str = "") -> None:
+        if stderr:
+            message = f"{message}\n--- last lines of the child's stderr ---\n{stderr}"
+        super().__init__(message)
+        self.pid = pid
+        self.stderr = stderr
+
+
+class WorkerBootError(WorkerError):
+    """A child did not become ready: it exited during boot, or said nothing within the deadline."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        pid: int | None = None,
+        returncode: int | None = None,
+        timed_out: bool = False,
+        stderr: str = "",
+    ) -> None:
+        super().__init__(message, pid=pid, stderr=stderr)
+        self.returncode = returncode
+        self.timed_out = timed_out
+
+
+class CallTimeout(WorkerError):
+    """A call took longer than `call_timeout` seconds; the child was killed and will be replaced."""
+
+    def __init__(self, timeout: float, *, pid: int | None = None, stderr: str = "") -> None:
+        super().__init__(
+            f"the child (pid {pid}) gave no answer within {timeout:g} s and was killed",
+            pid=pid,
+            stderr=stderr,
+        )
+        self.timeout = timeout
+
+
+class WorkerCrashed(WorkerError):
+    """The child exited (or closed its stdout) while it was answering a call."""
+
+    def __init__(self, *, pid: int | None, returncode: int | None, stderr: str = "") -> None:
+        how = describe_exit(returncode)
+        super().__init__(
+            f"the child (pid {pid}) crashed during a call: {how}", pid=pid, stderr=stderr
+        )
+        self.returncode = returncode
+
+
+class ProtocolError(WorkerError):
+    """A child wrote a line that is not a valid reply (bad JSON, wrong id, wrong shape)."""
+
+    def __init__(
+        self, message: str, *, raw: bytes = b"", pid: int | None = None, stderr: str = ""
+    ) -> None:
+        shown = raw[:200].decode("utf-8", "replace")
+        super().__init__(f"{message} (got {shown!r})" if raw else message, pid=pid, stderr=stderr)
+        self.raw = raw[:200]
+
+
+class PoolBroken(ClassifierError):
+    """The pool gave up restarting children; every call fails fast until a new Classifier."""
+
+    exit_code = 3
+
+
+class PoolClosed(ClassifierError):
+    """The classifier was used after `close()`."""
+
+
+class StoreError(VolfefeError):
+    """A database operation failed in a way volfefe can explain."""
+
+
+class DatabaseUnavailable(StoreError):
+    """The database cannot be reached, or the connection dropped mid-operation (transient)."""
+
+    transient = True
+    exit_code = 4
+
+
+class SchemaOutdated(StoreError):
+    """The database schema is behind this version of volfefe."""
+
+    exit_code = 4
+
+    def __init__(self, pending: list[str]) -> None:
+        super().__init__(
+            f"the database schema is behind: {len(pending)} migration(s) pending "
+            f"({', '.join(pending)}); run `python -m volfefe db migrate`"
+        )
+        self.pending = pending
+
+
+class ContentNotFound(StoreError):
+    """No post has this id (permanent)."""
+
+    def __init__(self, content_id: int) -> None:
+        super().__init__(f"content {content_id} not found")
+        self.content_id = content_id
+
+
+class AlreadyClassified(StoreError):
+    """The post already has a classification; use reclassify to replace it (permanent)."""
+
+    def __init__(self, content_id: int) -> None:
+        super().__init__(f"content {content_id} is already classified")
+        self.content_id = content_id
+
+
+def describe_exit(returncode: int | None) -> str:
+    """Say in words how a process ended.
+
+    >>> describe_exit(-9)
+    'killed by signal 9 (SIGKILL)'
+    """
+    import signal
+
+    if returncode is None:
+        return "closed its stdout while still running"
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = "unknown"
+        return f"killed by signal {-returncode} ({name})"
+    return f"exited with status {returncode}"

@@ -1,0 +1,53 @@
+"""An asyncio event loop in a daemon thread, so synchronous code and any event loop can share
+one worker pool (the pool's pipes belong to this loop alone)."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class LoopThread:
+    """Runs coroutines on a private loop; `run()` blocks, `run_async()` awaits from another loop."""
+
+    def __init__(self, name: str = "volfefe-loop") -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name=name, daemon=True)
+        self._thread.start()
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The private event loop."""
+        return self._loop
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Schedule `coro` on the private loop."""
+        return asyncio.run_coroutine_threadsafe(coro, self._loop)
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run `coro` and block until it ends; Ctrl-C cancels it (and so kills a busy child)."""
+        if threading.current_thread() is self._thread:
+            raise RuntimeError("LoopThread.run() called from its own loop: use run_async()")
+        future = self.submit(coro)
+        try:
+            return future.result()
+        except BaseException:
+            future.cancel()
+            raise
+
+    async def run_async(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Await `coro` from another event loop; cancelling the awaiter cancels it."""
+        return await asyncio.wrap_future(self.submit(coro))
+
+    def stop(self) -> None:
+        """Stop the loop and join the thread (call after the pool is closed)."""
+        if self._loop.is_closed():
+            return
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()

@@ -1,0 +1,111 @@
+"""Forward-only schema migrations from `volfefe/migrations/*.sql`.
+
+```
+migrate(conn)
+  for each NNNN_name.sql, in name order:
+    BEGIN
+      pg_advisory_xact_lock(MIGRATION_LOCK)    -- a second process waits here...
+      applied already?  -> COMMIT, next file   -- ...and then finds the work done
+      run the file; record it in volfefe_schema_migrations
+    COMMIT
+```
+
+The version of a migration is its file name without `.sql` (for example `0001_content`).
+
+>>> [version for version, _ in load_migrations()][:1]
+['0001_content']
+"""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+from typing import Any
+
+import psycopg
+from psycopg.pq import TransactionStatus
+from psycopg.rows import tuple_row
+
+from volfefe.errors import SchemaOutdated
+
+MIGRATIONS_PACKAGE = "volfefe.migrations"
+# Any fixed bigint works; this one spells "volfmig" so it is recognisable in pg_locks.
+MIGRATION_LOCK = 0x766F6C666D6967
+_NAME = re.compile(r"^(\d{4}_[a-z0-9_]+)\.sql$")
+
+CREATE_TABLE = """
+CREATE TABLE IF NOT EXISTS volfefe_schema_migrations (
+    version    text        PRIMARY KEY,
+    applied_at timestamptz NOT NULL DEFAULT now()
+)
+"""
+LOCK = "SELECT pg_advisory_xact_lock(%(key)s)"
+TABLE_EXISTS = "SELECT to_regclass('volfefe_schema_migrations') IS NOT NULL AS present"
+APPLIED = "SELECT version FROM volfefe_schema_migrations"
+IS_APPLIED = "SELECT 1 FROM volfefe_schema_migrations WHERE version = %(version)s"
+RECORD = "INSERT INTO volfefe_schema_migrations (version) VALUES (%(version)s)"
+
+
+def load_migrations() -> list[tuple[str, bytes]]:
+    """Every migration shipped with volfefe as `(version, sql)`, oldest first.
+
+    >>> load_migrations()[0][0]
+    '0001_content'
+    """
+    found = []
+    for entry in resources.files(MIGRATIONS_PACKAGE).iterdir():
+        match = _NAME.match(entry.name)
+        if match:
+            found.append((match.group(1), entry.read_bytes()))
+    return sorted(found)
+
+
+def pending_migrations(conn: psycopg.Connection[Any]) -> list[str]:
+    """Versions shipped with this volfefe that the database has not applied yet (read only).
+
+    >>> pending_migrations(conn)  # doctest: +SKIP
+    []
+    """
+    with conn.cursor(row_factory=tuple_row) as cur:
+        present = cur.execute(TABLE_EXISTS).fetchone()
+        applied = {row[0] for row in cur.execute(APPLIED)} if present and present[0] else set()
+    return [version for version, _ in load_migrations() if version not in applied]
+
+
+def require_current_schema(conn: psycopg.Connection[Any]) -> None:
+    """Raise `SchemaOutdated` (with the pending versions) unless every migration is applied.
+
+    >>> require_current_schema(conn)  # doctest: +SKIP
+    """
+    pending = pending_migrations(conn)
+    if pending:
+        raise SchemaOutdated(pending)
+
+
+def migrate(conn: psycopg.Connection[Any]) -> list[str]:
+    """Apply the pending migrations, each in its own transaction; return the versions applied now.
+
+    Safe to call from several processes at once: they queue on an advisory lock and each
+    migration runs exactly once. The connection must not be inside a transaction.
+
+    >>> migrate(conn)  # doctest: +SKIP
+    ['0001_content']
+    >>> migrate(conn)  # doctest: +SKIP
+    []
+    """
+    if conn.info.transaction_status != TransactionStatus.IDLE:
+        raise ValueError("migrate() needs a connection that is not inside a transaction")
+    return [version for version, sql in load_migrations() if _apply(conn, version, sql)]
+
+
+def _apply(conn: psycopg.Connection[Any], version: str, sql: bytes) -> bool:
+    """Run one migration unless it is already recorded; True when it ran now."""
+    with conn.transaction(), conn.cursor(row_factory=tuple_row) as cur:
+        cur.execute(LOCK, {"key": MIGRATION_LOCK})
+        # Under the lock, so two first-ever runs cannot race on creating the table.
+        cur.execute(CREATE_TABLE)
+        if cur.execute(IS_APPLIED, {"version": version}).fetchone():
+            return False
+        cur.execute(sql)
+        cur.execute(RECORD, {"version": version})
+    return True

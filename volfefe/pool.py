@@ -1,0 +1,287 @@
+"""The supervisor: N ports sharing one queue of jobs, with an OTP-style restart budget.
+
+```
+callers ──classify(texts)──> chunks of batch_size ──> priority queue ──> slot 1: Port ─ child
+                                                       (retries first)  slot 2: Port ─ child
+```
+
+- Each slot boots its child, then takes one job at a time. A child that crashes, hangs or
+  writes garbage fails only the job in flight, and is replaced.
+- A failed job of several texts is split and each text retried once, alone, on a fresh child:
+  a poison text then fails alone and the others get their results. A lone text is never retried.
+- More than `max_restarts` replacements within `restart_window` seconds, or a child that exits
+  with the boot-failure status, breaks the pool: every pending and later call raises PoolBroken.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from volfefe.config import Settings
+from volfefe.errors import ClassifierError, PoolBroken, PoolClosed, WorkerBootError, WorkerError
+from volfefe.port import Port
+from volfefe.protocol import EXIT_BOOT_FAILED, ItemError, ItemResult, Ready
+
+logger = logging.getLogger("volfefe.pool")
+
+Item = ItemResult | ItemError | ClassifierError
+RETRY, NORMAL, STOP = 0, 1, 2
+
+
+class RestartBudget:
+    """At most `max_restarts` restarts in any `window` seconds.
+
+    >>> clock = iter([0.0, 1.0, 2.0]).__next__
+    >>> budget = RestartBudget(1, 10.0, clock)
+    >>> budget.record(), budget.record()
+    (True, False)
+    """
+
+    def __init__(
+        self, max_restarts: int, window: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._max = max_restarts
+        self._window = window
+        self._clock = clock
+        self._times: deque[float] = deque()
+
+    def record(self) -> bool:
+        """Count one restart now; False when the budget is exceeded."""
+        now = self._clock()
+        while self._times and now - self._times[0] > self._window:
+            self._times.popleft()
+        self._times.append(now)
+        return len(self._times) <= self._max
+
+
+@dataclass(eq=False)
+class _Job:
+    texts: list[str]
+    splittable: bool = True
+    future: asyncio.Future[list[Item]] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+    def resolve(self, items: list[Item]) -> None:
+        if not self.future.done():
+            self.future.set_result(items)
+
+    def fail(self, exc: BaseException) -> None:
+        if not self.future.done():
+            self.future.set_exception(exc)
+
+
+class _Slot:
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.port: Port | None = None
+        self.failures = 0
+
+
+class Pool:
+    """Supervises `settings.workers` children; `classify` may be awaited by many tasks at once."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._queue: asyncio.PriorityQueue[tuple[int, int, _Job | None]] = asyncio.PriorityQueue()
+        self._seq = itertools.count()
+        self._slots = [_Slot(i) for i in range(settings.workers)]
+        self._budget = RestartBudget(settings.max_restarts, settings.restart_window)
+        self._runners: list[asyncio.Task[None]] = []
+        self._ready: asyncio.Future[Ready] = asyncio.get_running_loop().create_future()
+        self._broken: PoolBroken | None = None
+        self._closing = False
+
+    def start(self) -> None:
+        """Start one runner per slot; children boot concurrently in the background."""
+        if not self._runners:
+            self._runners = [
+                asyncio.create_task(self._run(slot), name=f"volfefe-slot-{slot.index}")
+                for slot in self._slots
+            ]
+
+    async def wait_ready(self) -> Ready:
+        """The first child's ready line (raises PoolBroken when no child can start)."""
+        self.start()
+        return await asyncio.shield(self._ready)
+
+    def pids(self) -> list[int]:
+        """Process ids of the children that are up now."""
+        return [
+            s.port.pid
+            for s in self._slots
+            if s.port is not None and not s.port.dead and s.port.pid is not None
+        ]
+
+    async def classify(self, texts: Sequence[str]) -> list[Item]:
+        """One item per text, in order: a result, the child's error, or a WorkerError."""
+        self._check_open()
+        self.start()
+        size = self._settings.batch_size
+        jobs = [_Job(list(texts[i : i + size])) for i in range(0, len(texts), size)]
+        for job in jobs:
+            self._put(job, NORMAL)
+        try:
+            chunks = await asyncio.gather(*(job.future for job in jobs))
+        except BaseException:
+            for job in jobs:
+                job.future.cancel()
+            raise
+        return [item for chunk in chunks for item in chunk]
+
+    async def close(self) -> None:
+        """Stop taking calls, let queued and in-flight calls finish in the grace, stop children."""
+        if self._closing:
+            return
+        self._closing = True
+        for _ in self._runners:
+            self._queue.put_nowait((STOP, next(self._seq), None))
+        if self._runners:
+            _, late = await asyncio.wait(self._runners, timeout=self._settings.shutdown_grace)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+        self._fail_queued(PoolClosed("the classifier was closed before this call ran"))
+        ports = [s.port for s in self._slots if s.port is not None]
+        await asyncio.gather(*(p.close(grace=2.0) for p in ports), return_exceptions=True)
+        if not self._ready.done():
+            self._ready.set_exception(PoolClosed("the classifier was closed"))
+            self._ready.exception()  # retrieved: nobody may be waiting
+
+    def _check_open(self) -> None:
+        if self._broken is not None:
+            raise self._broken
+        if self._closing:
+            raise PoolClosed("the classifier is closed")
+
+    def _put(self, job: _Job, priority: int) -> None:
+        self._queue.put_nowait((priority, next(self._seq), job))
+
+    async def _run(self, slot: _Slot) -> None:
+        try:
+            while (port := await self._boot(slot)) is not None:
+                _, _, job = await self._queue.get()
+                if job is None:
+                    return
+                if not job.future.done():
+                    await self._serve(slot, port, job)
+        except asyncio.CancelledError:
+            if slot.port is not None:
+                await slot.port.kill()
+            raise
+        except Exception as exc:  # a bug here must not leave callers waiting forever
+            logger.exception("slot %d failed", slot.index)
+            self._break(exc)
+
+    async def _boot(self, slot: _Slot) -> Port | None:
+        while slot.port is None or slot.port.dead:
+            if self._broken is not None or self._closing:
+                return None
+            if slot.failures:
+                delay = min(2.0, 0.05 * 2**slot.failures) * random.uniform(0.5, 1.5)  # noqa: S311
+                await asyncio.sleep(delay)
+            slot.port = Port(self._settings)
+            try:
+                ready = await slot.port.start()
+            except WorkerBootError as exc:
+                slot.port = None
+                slot.failures += 1
+                if exc.returncode == EXIT_BOOT_FAILED or not self._budget.record():
+                    self._break(exc)
+                    return None
+                logger.warning("child failed to boot, restarting: %s", exc)
+                continue
+            slot.failures = 0
+            logger.info(
+                "child %s ready: %s (%s, %d threads)",
+                ready.pid,
+                ready.model_version,
+                ready.device,
+                ready.threads,
+            )
+            if not self._ready.done():
+                self._ready.set_result(ready)
+        return slot.port
+
+    async def _serve(self, slot: _Slot, port: Port, job: _Job) -> None:
+        call = asyncio.create_task(port.call(job.texts))
+        waiters: set[asyncio.Future[object]] = {call, job.future}  # type: ignore[arg-type]
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        if not call.done():  # the caller gave up: the child may still be computing, so burn it
+            call.cancel()
+            with contextlib.suppress(asyncio.CancelledError, WorkerError):
+                await call
+            self._replaced(slot, None)
+            return
+        try:
+            items: list[Item] = list(call.result())
+        except WorkerError as exc:
+            logger.warning("child %s failed: %s", port.pid, exc)
+            if port.dead:
+                self._replaced(slot, exc)
+            if job.splittable and len(job.texts) > 1:
+                self._split(job)
+            else:
+                job.resolve([exc])
+            return
+        job.resolve(items)
+
+    def _replaced(self, slot: _Slot, cause: BaseException | None) -> None:
+        slot.port = None
+        if not self._budget.record():
+            self._break(cause or WorkerError("children keep failing"))
+
+    def _split(self, job: _Job) -> None:
+        """Retry each text of a failed job once, alone, ahead of new work."""
+        parts = [_Job([text], splittable=False) for text in job.texts]
+
+        def collect(_: object) -> None:
+            if all(p.future.done() for p in parts) and not job.future.done():
+                job.resolve([_only_item(p.future) for p in parts])
+
+        def cancel_parts(future: asyncio.Future[list[Item]]) -> None:
+            if future.cancelled():
+                for part in parts:
+                    part.future.cancel()
+
+        job.future.add_done_callback(cancel_parts)
+        for part in parts:
+            part.future.add_done_callback(collect)
+            self._put(part, RETRY)
+
+    def _break(self, cause: BaseException) -> None:
+        if self._broken is not None:
+            return
+        broken = PoolBroken(f"the worker pool stopped restarting children: {cause}")
+        broken.__cause__ = cause
+        self._broken = broken
+        logger.info("%s", broken)  # raised to every caller, so not logged as an error too
+        self._fail_queued(broken)
+        for _ in self._slots:  # wake runners waiting on the queue so they exit
+            self._queue.put_nowait((STOP, next(self._seq), None))
+        if not self._ready.done():
+            self._ready.set_exception(broken)
+            self._ready.exception()
+
+    def _fail_queued(self, exc: ClassifierError) -> None:
+        while not self._queue.empty():
+            _, _, job = self._queue.get_nowait()
+            if job is not None:
+                job.fail(exc)
+
+
+def _only_item(future: asyncio.Future[list[Item]]) -> Item:
+    if future.cancelled():
+        return PoolClosed("cancelled")
+    exc = future.exception()
+    if exc is not None:
+        return exc if isinstance(exc, ClassifierError) else WorkerError(str(exc))
+    return future.result()[0]
