@@ -76,7 +76,8 @@ class Fault:
 
     Modes: `boot-fail` (exit 3 before ready), `boot-hang` (never ready), `slow-start=S`
     (sleep S seconds before loading), `stdout-noise` (print junk through `print` before ready,
-    which must land on stderr), `crash@N` / `hang@N` / `garbage@N` (on the N-th request:
+    which must land on stderr), `delay=S` (sleep S seconds before every reply, so a test can
+    act while a run is under way), `crash@N` / `hang@N` / `garbage@N` (on the N-th request:
     SIGKILL itself, hang forever, write a non-JSON line), `poison=WORD` (SIGKILL itself on any
     request holding a text that contains WORD). With VOLFEFE_WORKER_FAULT_ONCE=PATH the
     request faults fire in one child only: the first to create PATH.
@@ -103,6 +104,9 @@ class Fault:
     def on_request(self, texts: list[str], out: IO[bytes]) -> None:
         """Fire the request-time modes, counting requests from 1."""
         self.requests += 1
+        if self.mode == "delay":
+            time.sleep(float(self.arg))
+            return
         due = self.mode in ("crash", "hang", "garbage") and self.requests == int(self.arg)
         poisoned = self.mode == "poison" and any(self.arg in t for t in texts)
         if not (due or poisoned) or not self._claim():
