@@ -133,8 +133,9 @@ class ClassifyRun:
                     rows = self._claim(batch)
                     if rows:
                         texts = [row.text for row in rows]
-                        pending.append((rows, self._classifier.submit_many(texts),
-                                        time.monotonic()))
+                        pending.append(
+                            (rows, self._classifier.submit_many(texts), time.monotonic())
+                        )
                 if not pending:
                     break
                 rows, future, sent = pending.popleft()
@@ -166,11 +167,13 @@ class ClassifyRun:
                 self._done(row.id, None, 0.0)
         return [row for row in batch if row.id in held]
 
-    def _store(self, rows: list[ContentRow], results: list[Classification | ClassifierError]
-               ) -> dict[int, Outcome | None]:
+    def _store(
+        self, rows: list[ContentRow], results: list[Classification | ClassifierError]
+    ) -> dict[int, Outcome | None]:
         ids = [row.id for row in rows]
         outcomes: dict[int, Outcome | None] = dict(
-            self._retrying(lambda conn: store_results(conn, ids, results)))
+            self._retrying(lambda conn: store_results(conn, ids, results))
+        )
         for content_id, outcome in outcomes.items():
             if isinstance(outcome, AlreadyClassified):  # another run stored it first
                 outcomes[content_id] = None
@@ -199,4 +202,4 @@ class ClassifyRun:
 
 def _chunks(rows: list[ContentRow], size: int) -> Iterator[list[ContentRow]]:
     for start in range(0, len(rows), size):
-        yield rows[start:start + size]
+        yield rows[start : start + size]

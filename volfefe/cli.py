@@ -19,6 +19,7 @@ import orjson
 from volfefe.classifier import Classifier
 from volfefe.cli_classify import classify_command
 from volfefe.cli_db import register as register_db_commands
+from volfefe.cli_jobs import jobs_group
 from volfefe.config import Settings
 from volfefe.errors import ClassifierError, VolfefeError
 
@@ -79,6 +80,7 @@ def predict(settings: Settings, texts: tuple[str, ...]) -> None:
 
 register_db_commands(cli)
 cli.add_command(classify_command)
+cli.add_command(jobs_group)
 
 
 def _stdin_texts(stream: IO[bytes]) -> Iterator[list[str]]:

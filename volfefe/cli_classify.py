@@ -31,28 +31,36 @@ class IdList(click.ParamType):  # type: ignore[type-arg]
 
     name = "IDS"
 
-    def convert(self, value: Any, param: click.Parameter | None,
-                ctx: click.Context | None) -> list[int]:
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> list[int]:
         """Parse `1,2,3`; anything else is a usage error."""
         if isinstance(value, list):
             return value
         parts = [p.strip() for p in str(value).split(",") if p.strip()]
         if not parts or not all(p.isdigit() and int(p) > 0 for p in parts):
-            self.fail(f"expected comma-separated positive ids such as 1,2,3, got {value!r}",
-                      param, ctx)
+            self.fail(
+                f"expected comma-separated positive ids such as 1,2,3, got {value!r}", param, ctx
+            )
         return list(dict.fromkeys(int(p) for p in parts))
 
 
 @click.command("classify")
-@click.option("--limit", type=click.IntRange(min=1), default=10, show_default=True,
-              help="Classify at most N unclassified posts, oldest first.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="Classify at most N unclassified posts, oldest first.",
+)
 @click.option("--all", "all_", is_flag=True, help="Classify every unclassified post.")
 @click.option("--ids", type=IdList(), help="Classify these posts, e.g. 1,2,3.")
 @click.option("--dry-run", is_flag=True, help="List what would be classified; write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_context
-def classify_command(ctx: click.Context, limit: int, all_: bool, ids: list[int] | None,
-                     dry_run: bool, as_json: bool) -> None:
+def classify_command(
+    ctx: click.Context, limit: int, all_: bool, ids: list[int] | None, dry_run: bool, as_json: bool
+) -> None:
     """Classify stored posts in batches and store each result once.
 
     Progress goes to stderr (a bar on a terminal; one line per post otherwise or with -v);
@@ -74,16 +82,21 @@ def classify_command(ctx: click.Context, limit: int, all_: bool, ids: list[int] 
         return
     reporter = _reporter(ctx.meta.get("verbose", 0) > 0)
     with Classifier(settings) as clf:
-        run = ClassifyRun(clf, lambda: connect(url, application_name="volfefe classify"),
-                          reporter, batch_size=settings.batch_size,
-                          in_flight=settings.workers + 1)
+        run = ClassifyRun(
+            clf,
+            lambda: connect(url, application_name="volfefe classify"),
+            reporter,
+            batch_size=settings.batch_size,
+            in_flight=settings.workers + 1,
+        )
         summary = run.run(targets, early)
     _print_summary(summary, as_json)
     sys.exit(summary.exit_code)
 
 
-def _select(conn: Any, ids: list[int] | None, limit: int | None
-            ) -> tuple[list[ContentRow], dict[int, VolfefeError]]:
+def _select(
+    conn: Any, ids: list[int] | None, limit: int | None
+) -> tuple[list[ContentRow], dict[int, VolfefeError]]:
     """The posts to classify, and those that fail before inference (missing, empty, done)."""
     if ids is None:
         return unclassified(conn, limit=limit), {}
@@ -113,9 +126,11 @@ def _print_summary(summary: RunSummary, as_json: bool) -> None:
         return
     rate = summary.succeeded / summary.elapsed_s if summary.elapsed_s else 0.0
     head = "Interrupted" if summary.interrupted else "Done"
-    click.echo(f"{head}: {summary.total} posts, {summary.succeeded} succeeded, "
-               f"{len(summary.failed)} failed, {summary.skipped} skipped "
-               f"in {summary.elapsed_s:.1f} s ({rate:.1f} posts/s)")
+    click.echo(
+        f"{head}: {summary.total} posts, {summary.succeeded} succeeded, "
+        f"{len(summary.failed)} failed, {summary.skipped} skipped "
+        f"in {summary.elapsed_s:.1f} s ({rate:.1f} posts/s)"
+    )
     parts = []
     for sentiment in SENTIMENTS:
         n = summary.distribution.get(sentiment, 0)

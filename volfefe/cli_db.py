@@ -23,6 +23,7 @@ from rich.table import Table
 from volfefe.config import Settings
 from volfefe.db import connect, resolve_database_url
 from volfefe.importer import SUFFIXES, import_posts
+from volfefe.job_queue import enqueue as enqueue_posts
 from volfefe.migrate import migrate, require_current_schema
 from volfefe.result import SENTIMENTS
 from volfefe.store import get_classification_by_content, get_content, stats
@@ -47,7 +48,13 @@ def migrate_command() -> None:
 
 @click.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def import_posts_command(file: Path) -> None:
+@click.option(
+    "--enqueue",
+    is_flag=True,
+    help="Queue a classification job for each new or changed post, in the same "
+    "transaction as the post.",
+)
+def import_posts_command(file: Path, enqueue: bool) -> None:
     """Import posts from FILE (.jsonl, .ndjson, .json or .csv).
 
     Prints the counts; each rejected row goes to stderr as `line N: reason`, and the exit
@@ -55,10 +62,17 @@ def import_posts_command(file: Path) -> None:
     """
     if file.suffix.lower() not in SUFFIXES:
         raise click.BadParameter(f"expected one of {', '.join(SUFFIXES)}", param_hint="FILE")
+    queued: list[int] = []
+
+    def enqueue_jobs(cur: Any, ids: list[int]) -> None:
+        queued.extend(enqueue_posts(cur.connection, ids).queued)
+
     with connect(_settings()) as conn:
         require_current_schema(conn)
-        report = import_posts(conn, file)
+        report = import_posts(conn, file, on_inserted=enqueue_jobs if enqueue else None)
     click.echo(report.summary())
+    if enqueue:
+        click.echo(f"queued {len(queued)} classification jobs")
     for line, reason in report.rejected:
         click.echo(f"line {line}: {reason}", err=True)
     if report.rejected:

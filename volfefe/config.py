@@ -76,17 +76,41 @@ class Settings:
     worker_env: Mapping[str, str] = field(default_factory=dict)
     database_url: str | None = None
     data_dir: Path = field(default_factory=lambda: default_data_dir(os.environ))
+    jobs_concurrency: int = 5
+    jobs_max_attempts: int = 3
+    jobs_backoff: int = 2  # seconds; the wait before retry n is backoff ** n
+    jobs_enqueue_cron: str = "0 * * * *"  # enqueue every unclassified post; "" = off
+    jobs_prune_cron: str = "30 3 * * *"  # delete finished jobs older than jobs_prune_days
+    jobs_rescue_cron: str = "* * * * *"  # re-queue jobs of workers that stopped beating
+    jobs_prune_days: float = 7.0
+    jobs_heartbeat: float = 10.0  # seconds between a job worker's heartbeats
+    jobs_stalled_after: float = 30.0  # seconds without heartbeat before its jobs are rescued
+    jobs_poll_interval: float = 5.0  # seconds between polls when LISTEN/NOTIFY is quiet
 
     def __post_init__(self) -> None:
         if self.threads == 0 and self.workers >= 1:
             object.__setattr__(self, "threads", max(1, (os.cpu_count() or 1) // self.workers))
-        positive = ("call_timeout", "boot_timeout", "restart_window")
+        positive = (
+            "call_timeout",
+            "boot_timeout",
+            "restart_window",
+            "jobs_backoff",
+            "jobs_prune_days",
+            "jobs_heartbeat",
+            "jobs_stalled_after",
+            "jobs_poll_interval",
+        )
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.shutdown_grace < 0:
             raise ConfigError(f"shutdown_grace must be >= 0, got {self.shutdown_grace}")
-        for name in ("workers", "threads", "batch_size"):
+        if self.jobs_stalled_after <= self.jobs_heartbeat:
+            raise ConfigError(
+                f"jobs_stalled_after ({self.jobs_stalled_after}) must exceed jobs_heartbeat "
+                f"({self.jobs_heartbeat}), or live workers would look stalled"
+            )
+        for name in ("workers", "threads", "batch_size", "jobs_concurrency", "jobs_max_attempts"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.max_restarts < 0:
@@ -145,4 +169,14 @@ _ENV_VARS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "max_chars": ("VOLFEFE_MAX_CHARS", int),
     "database_url": ("DATABASE_URL", str),
     "data_dir": ("VOLFEFE_DATA_DIR", Path),
+    "jobs_concurrency": ("VOLFEFE_JOBS_CONCURRENCY", int),
+    "jobs_max_attempts": ("VOLFEFE_JOBS_MAX_ATTEMPTS", int),
+    "jobs_backoff": ("VOLFEFE_JOBS_BACKOFF", int),
+    "jobs_enqueue_cron": ("VOLFEFE_JOBS_ENQUEUE_CRON", str),
+    "jobs_prune_cron": ("VOLFEFE_JOBS_PRUNE_CRON", str),
+    "jobs_rescue_cron": ("VOLFEFE_JOBS_RESCUE_CRON", str),
+    "jobs_prune_days": ("VOLFEFE_JOBS_PRUNE_DAYS", float),
+    "jobs_heartbeat": ("VOLFEFE_JOBS_HEARTBEAT", float),
+    "jobs_stalled_after": ("VOLFEFE_JOBS_STALLED_AFTER", float),
+    "jobs_poll_interval": ("VOLFEFE_JOBS_POLL_INTERVAL", float),
 }

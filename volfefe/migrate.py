@@ -12,6 +12,12 @@ migrate(conn)
 
 The version of a migration is its file name without `.sql` (for example `0001_content`).
 
+procrastinate's job-queue schema is applied first, the same way: on a new database its whole
+schema (recorded as `procrastinate/schema`, with every migration file it ships recorded as
+covered); later, any procrastinate migration file not yet recorded (after a procrastinate
+upgrade) runs and is recorded as `procrastinate/<file name>`. Our own tables are never copied
+from procrastinate's.
+
 >>> [version for version, _ in load_migrations()][:1]
 ['0001_content']
 """
@@ -44,6 +50,10 @@ TABLE_EXISTS = "SELECT to_regclass('volfefe_schema_migrations') IS NOT NULL AS p
 APPLIED = "SELECT version FROM volfefe_schema_migrations"
 IS_APPLIED = "SELECT 1 FROM volfefe_schema_migrations WHERE version = %(version)s"
 RECORD = "INSERT INTO volfefe_schema_migrations (version) VALUES (%(version)s)"
+RECORD_IF_NEW = RECORD + " ON CONFLICT (version) DO NOTHING"
+PROCRASTINATE_PRESENT = "SELECT to_regclass('procrastinate_jobs') IS NOT NULL"
+PROCRASTINATE = "procrastinate/"
+PROCRASTINATE_SCHEMA = PROCRASTINATE + "schema"
 
 
 def load_migrations() -> list[tuple[str, bytes]]:
@@ -60,6 +70,13 @@ def load_migrations() -> list[tuple[str, bytes]]:
     return sorted(found)
 
 
+def procrastinate_migrations() -> list[tuple[str, bytes]]:
+    """procrastinate's own migration files as `(procrastinate/<name>, sql)`, oldest first."""
+    folder = resources.files("procrastinate.sql.migrations")
+    files = [e for e in folder.iterdir() if e.name.endswith(".sql")]
+    return sorted((PROCRASTINATE + e.name.removesuffix(".sql"), e.read_bytes()) for e in files)
+
+
 def pending_migrations(conn: psycopg.Connection[Any]) -> list[str]:
     """Versions shipped with this volfefe that the database has not applied yet (read only).
 
@@ -69,7 +86,11 @@ def pending_migrations(conn: psycopg.Connection[Any]) -> list[str]:
     with conn.cursor(row_factory=tuple_row) as cur:
         present = cur.execute(TABLE_EXISTS).fetchone()
         applied = {row[0] for row in cur.execute(APPLIED)} if present and present[0] else set()
-    return [version for version, _ in load_migrations() if version not in applied]
+    if PROCRASTINATE_SCHEMA not in applied:
+        ours = [PROCRASTINATE_SCHEMA]
+    else:
+        ours = [v for v, _ in procrastinate_migrations() if v not in applied]
+    return ours + [version for version, _ in load_migrations() if version not in applied]
 
 
 def require_current_schema(conn: psycopg.Connection[Any]) -> None:
@@ -95,7 +116,26 @@ def migrate(conn: psycopg.Connection[Any]) -> list[str]:
     """
     if conn.info.transaction_status != TransactionStatus.IDLE:
         raise ValueError("migrate() needs a connection that is not inside a transaction")
-    return [version for version, sql in load_migrations() if _apply(conn, version, sql)]
+    applied = _apply_procrastinate_schema(conn)
+    applied += [v for v, sql in procrastinate_migrations() if _apply(conn, v, sql)]
+    return applied + [version for version, sql in load_migrations() if _apply(conn, version, sql)]
+
+
+def _apply_procrastinate_schema(conn: psycopg.Connection[Any]) -> list[str]:
+    """Install procrastinate's whole schema once; its shipped migrations count as applied."""
+    from procrastinate.schema import SchemaManager
+
+    with conn.transaction(), conn.cursor(row_factory=tuple_row) as cur:
+        cur.execute(LOCK, {"key": MIGRATION_LOCK})
+        cur.execute(CREATE_TABLE)
+        if cur.execute(IS_APPLIED, {"version": PROCRASTINATE_SCHEMA}).fetchone():
+            return []
+        installed = cur.execute(PROCRASTINATE_PRESENT).fetchone()
+        if not (installed and installed[0]):  # else someone installed it: take it as current
+            cur.execute(SchemaManager.get_schema())
+        for version in [PROCRASTINATE_SCHEMA] + [v for v, _ in procrastinate_migrations()]:
+            cur.execute(RECORD_IF_NEW, {"version": version})
+    return [PROCRASTINATE_SCHEMA]
 
 
 def _apply(conn: psycopg.Connection[Any], version: str, sql: bytes) -> bool:

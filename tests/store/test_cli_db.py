@@ -16,6 +16,7 @@ from volfefe.cli_db import register
 from volfefe.config import Settings
 from volfefe.db import connect
 from volfefe.errors import ContentNotFound, SchemaOutdated
+from volfefe.migrate import pending_migrations
 from volfefe.store import save_classification
 
 Run = Callable[..., Result]
@@ -41,9 +42,12 @@ def run(database_url: str, tmp_path: Path) -> Run:
 
 def test_db_migrate_twice(empty_database_url: str, tmp_path: Path) -> None:
     run = make_runner(empty_database_url, tmp_path / "data")
+    with connect(empty_database_url) as conn:
+        pending = pending_migrations(conn)
+    assert "0001_content" in pending
     first = run("db", "migrate")
     assert first.exit_code == 0, first.output
-    assert first.stdout == "applied 0001_content\n"
+    assert first.stdout == "".join(f"applied {v}\n" for v in pending)
     second = run("db", "migrate")
     assert (second.exit_code, second.stdout) == (0, "database schema is up to date\n")
 

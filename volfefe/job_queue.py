@@ -1,0 +1,223 @@
+"""The classification job queue, seen from SQL: enqueue without duplicates, status, retry, prune.
+
+Jobs are procrastinate jobs (task `volfefe.classify_post`, queue `ml_classification`, args
+`{"content_id": N}`). procrastinate's `queueing_lock` is not used: it only covers waiting
+jobs and makes a retry fail when a duplicate was queued meanwhile. Instead `enqueue` takes a
+transaction-level advisory lock and skips posts that already have a waiting or running job,
+so it can run inside the caller's transaction (an import inserts posts and their jobs
+together). The unique constraint on classifications stays the last guard.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+
+QUEUE = "ml_classification"
+TASK = "volfefe.classify_post"
+ENQUEUE_LOCK = 0x766F6C656E71  # "volenq": serialises enqueues so the duplicate check holds
+ENQUEUE_CHUNK = 5000
+
+LOCK = "SELECT pg_advisory_xact_lock(%(key)s)"
+ACTIVE = """
+SELECT DISTINCT (args ->> 'content_id')::bigint AS content_id
+FROM procrastinate_jobs
+WHERE status IN ('todo', 'doing') AND task_name = %(task)s
+  AND (args ->> 'content_id')::bigint = ANY(%(ids)s)
+"""
+DEFER = """
+SELECT unnest(procrastinate_defer_jobs_v1(ARRAY(
+    SELECT ROW(%(queue)s, %(task)s, 0, NULL, NULL, jsonb_build_object('content_id', id),
+               %(scheduled_at)s)::procrastinate_job_to_defer_v1
+    FROM unnest(%(ids)s::bigint[]) WITH ORDINALITY AS t(id, n)
+    ORDER BY n
+))) AS job_id
+"""
+UNCLASSIFIED_IDS = """
+SELECT id FROM contents WHERE NOT classified AND has_text ORDER BY id
+"""
+COUNTS = """
+SELECT queue_name, status::text AS status, count(*) AS n
+FROM procrastinate_jobs GROUP BY queue_name, status ORDER BY queue_name, status
+"""
+OLDEST_WAITING = """
+SELECT extract(epoch FROM now() - min(coalesce(j.scheduled_at, e.at))) AS age
+FROM procrastinate_jobs j
+JOIN procrastinate_events e ON e.job_id = j.id AND e.type = 'deferred'
+WHERE j.status = 'todo' AND (j.scheduled_at IS NULL OR j.scheduled_at <= now())
+"""
+RECENT_FAILURES = """
+SELECT a.job_id, a.content_id, a.attempt, a.outcome, a.error_type, a.message, a.at
+FROM volfefe_job_attempts a
+WHERE a.outcome IN ('failed', 'retrying', 'rescued')
+ORDER BY a.at DESC, a.id DESC LIMIT %(limit)s
+"""
+RECORD_ATTEMPT = """
+INSERT INTO volfefe_job_attempts (job_id, content_id, attempt, outcome, error_type, message)
+VALUES (%(job_id)s, %(content_id)s, %(attempt)s, %(outcome)s, %(error_type)s, %(message)s)
+"""
+JOB = "SELECT id, status::text AS status, args, attempts FROM procrastinate_jobs WHERE id = %(id)s"
+FAILED_JOBS = """
+SELECT id, args FROM procrastinate_jobs
+WHERE status = 'failed' AND queue_name = %(queue)s ORDER BY id
+"""
+RETRY = "SELECT procrastinate_retry_job_v2(%(id)s, now(), NULL, NULL, NULL)"
+PRUNE_ATTEMPTS = """
+DELETE FROM volfefe_job_attempts a
+WHERE NOT EXISTS (SELECT 1 FROM procrastinate_jobs j WHERE j.id = a.job_id)
+"""
+PRUNE_JOBS = """
+DELETE FROM procrastinate_jobs
+WHERE id IN (
+    SELECT j.id FROM procrastinate_jobs j
+    JOIN LATERAL (SELECT max(at) AS last_at FROM procrastinate_events e WHERE e.job_id = j.id)
+         ev ON true
+    WHERE j.status IN ('succeeded', 'failed', 'cancelled', 'aborted')
+      AND ev.last_at < now() - %(age)s
+)
+"""
+
+
+@dataclass
+class EnqueueReport:
+    """Which posts got a new job (with its id), and which already had one waiting or running."""
+
+    queued: dict[int, int] = field(default_factory=dict)
+    already_queued: list[int] = field(default_factory=list)
+
+
+def enqueue(
+    conn: psycopg.Connection[Any], content_ids: Sequence[int], *, schedule_in: float | None = None
+) -> EnqueueReport:
+    """Queue one classification job per post, skipping posts with a waiting or running job.
+
+    Runs in the caller's transaction when there is one (a savepoint otherwise commits at
+    once). 10,000 ids take one statement per 5,000.
+    """
+    report = EnqueueReport()
+    scheduled_at = datetime.now(UTC) + timedelta(seconds=schedule_in) if schedule_in else None
+    ids = list(dict.fromkeys(content_ids))
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(LOCK, {"key": ENQUEUE_LOCK})
+        for start in range(0, len(ids), ENQUEUE_CHUNK):
+            chunk = ids[start : start + ENQUEUE_CHUNK]
+            active = {_first(row) for row in cur.execute(ACTIVE, {"task": TASK, "ids": chunk})}
+            fresh = [i for i in chunk if i not in active]
+            report.already_queued += [i for i in chunk if i in active]
+            if fresh:
+                job_ids = [
+                    _first(row)
+                    for row in cur.execute(
+                        DEFER,
+                        {"queue": QUEUE, "task": TASK, "ids": fresh, "scheduled_at": scheduled_at},
+                    )
+                ]
+                report.queued.update(zip(fresh, job_ids, strict=True))
+    return report
+
+
+def unclassified_ids(conn: psycopg.Connection[Any], limit: int | None = None) -> list[int]:
+    """Ids of posts with text and no classification, oldest first."""
+    rows = conn.execute(UNCLASSIFIED_IDS).fetchall()
+    ids = [_first(row) for row in rows]
+    return ids if limit is None else ids[:limit]
+
+
+def record_attempt(
+    conn: psycopg.Connection[Any],
+    job_id: int,
+    content_id: int | None,
+    attempt: int,
+    outcome: str,
+    error: BaseException | None = None,
+) -> None:
+    """Keep what one attempt of a job did (procrastinate stores no error text)."""
+    conn.execute(
+        RECORD_ATTEMPT,
+        {
+            "job_id": job_id,
+            "content_id": content_id,
+            "attempt": attempt,
+            "outcome": outcome,
+            "error_type": type(error).__name__ if error else None,
+            "message": str(error)[:2000] if error else None,
+        },
+    )
+
+
+def status(conn: psycopg.Connection[Any], failures: int = 10) -> dict[str, Any]:
+    """Counts by queue and state, the oldest waiting job's age, and recent failures."""
+    queues: dict[str, dict[str, int]] = {QUEUE: {}}
+    for row in conn.execute(COUNTS):
+        queues.setdefault(_get(row, "queue_name", 0), {})[_get(row, "status", 1)] = int(
+            _get(row, "n", 2)
+        )
+    age_row = conn.execute(OLDEST_WAITING).fetchone()
+    age = _first(age_row) if age_row else None
+    recent = []
+    for row in conn.execute(RECENT_FAILURES, {"limit": failures}):
+        values = row.values() if isinstance(row, dict) else row
+        job_id, content_id, attempt, outcome, error_type, message, at = values
+        recent.append(
+            {
+                "job_id": job_id,
+                "content_id": content_id,
+                "attempt": attempt,
+                "outcome": outcome,
+                "error": f"{error_type}: {message}",
+                "at": at.isoformat(),
+            }
+        )
+    return {
+        "queues": queues,
+        "oldest_waiting_s": float(age) if age is not None else None,
+        "failures": recent,
+    }
+
+
+def retry(conn: psycopg.Connection[Any], job_ids: Sequence[int]) -> dict[int, str]:
+    """Queue failed jobs again; returns an outcome per job id (`retried` or why not)."""
+    outcomes: dict[int, str] = {}
+    for job_id in job_ids:
+        with conn.transaction():
+            conn.execute(LOCK, {"key": ENQUEUE_LOCK})
+            row = conn.execute(JOB, {"id": job_id}).fetchone()
+            if row is None:
+                outcomes[job_id] = "not found"
+                continue
+            state, args = _get(row, "status", 1), _get(row, "args", 2)
+            if state != "failed":
+                outcomes[job_id] = f"not failed (status {state})"
+                continue
+            active = conn.execute(ACTIVE, {"task": TASK, "ids": [args.get("content_id")]})
+            if active.fetchone():
+                outcomes[job_id] = "already queued"
+                continue
+            conn.execute(RETRY, {"id": job_id})
+            outcomes[job_id] = "retried"
+    return outcomes
+
+
+def failed_job_ids(conn: psycopg.Connection[Any]) -> list[int]:
+    """Ids of failed classification jobs, oldest first."""
+    return [_first(row) for row in conn.execute(FAILED_JOBS, {"queue": QUEUE})]
+
+
+def prune(conn: psycopg.Connection[Any], older_than: timedelta) -> int:
+    """Delete finished jobs (and their attempt records) older than `older_than`."""
+    with conn.transaction():
+        deleted = conn.execute(PRUNE_JOBS, {"age": older_than}).rowcount
+        conn.execute(PRUNE_ATTEMPTS)
+    return deleted
+
+
+def _first(row: Any) -> Any:
+    return next(iter(row.values())) if isinstance(row, dict) else row[0]
+
+
+def _get(row: Any, key: str, index: int) -> Any:
+    return row[key] if isinstance(row, dict) else row[index]
