@@ -14,10 +14,11 @@ import threading
 from collections.abc import Sequence
 from typing import Any, Literal, overload
 
+from volfefe.batcher import Item
 from volfefe.config import Settings
 from volfefe.errors import ClassificationFailed, ClassifierError, NoTextError, PoolClosed
 from volfefe.loop_thread import LoopThread
-from volfefe.pool import Item, Pool
+from volfefe.pool import Pool
 from volfefe.protocol import ItemError, Ready, clean_text, is_blank
 from volfefe.result import Classification
 
@@ -52,6 +53,11 @@ class Classifier:
         """Process ids of the running children."""
         pool = self._pool
         return pool.pids() if pool is not None else []
+
+    def stats(self) -> dict[str, int]:
+        """Counters since start: calls sent to children, texts in them, children replaced."""
+        pool = self._pool
+        return dict(pool.stats) if pool is not None else {"calls": 0, "texts": 0, "restarts": 0}
 
     def close(self) -> None:
         """Stop taking calls, finish in-flight ones within the grace, then stop every child."""

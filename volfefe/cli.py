@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import IO, Any
 
 import click
@@ -39,6 +40,11 @@ PREDICT_CHUNK = 256
     "--device",
     type=click.Choice(["auto", "cpu", "cuda", "mps"]),
     help="Inference device [env VOLFEFE_DEVICE].",
+)
+@click.option(
+    "--quantize",
+    type=click.Choice(["none", "int8"]),
+    help="int8: dynamic int8 Linear layers, faster on CPU [env VOLFEFE_QUANTIZE].",
 )
 @click.option("--call-timeout", type=float, help="Seconds per call [env VOLFEFE_CALL_TIMEOUT].")
 @click.option(
@@ -76,6 +82,57 @@ def predict(settings: Settings, texts: tuple[str, ...]) -> None:
                     _echo_json(result.to_dict())
     if failed:
         sys.exit(1)
+
+
+@cli.command("eval")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--compare",
+    type=click.Choice(["int8"]),
+    help="Also run the int8 model and report how often it agrees.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def eval_command(settings: Settings, file: Path, compare: str | None, as_json: bool) -> None:
+    """Score the configured model on FILE, a CSV with columns text,label.
+
+    Prints accuracy, per-class precision/recall/F1 and the confusion matrix; with
+    `--compare int8`, the label agreement and largest probability difference between the
+    configured model and its int8 quantisation. Empty texts are skipped.
+    """
+    from volfefe.evaluate import agreement, read_labelled_csv, score
+
+    texts, gold = read_labelled_csv(file)
+    kept = [(t, g) for t, g in zip(texts, gold, strict=True) if t.strip()]
+    with Classifier(settings) as clf:
+        results = clf.classify_many([t for t, _ in kept])
+        report = score([g for _, g in kept], [r.sentiment for r in results])
+        report["model_version"] = clf.model_version
+    if compare:
+        with Classifier(settings.replace(quantize=compare)) as other:
+            report["compare"] = {
+                "model_version": other.model_version,
+                **agreement(results, other.classify_many([t for t, _ in kept])),
+            }
+    if as_json:
+        _echo_json(report)
+        return
+    click.echo(f"{report['model_version']}: accuracy {report['accuracy']:.3f} on {report['n']}")
+    click.echo(f"{'':10} {'precision':>9} {'recall':>7} {'f1':>6} {'support':>8}")
+    for label, m in report["per_class"].items():
+        click.echo(
+            f"{label:10} {m['precision']:9.3f} {m['recall']:7.3f} {m['f1']:6.3f} {m['support']:8d}"
+        )
+    click.echo("confusion (rows: label, columns: predicted)")
+    click.echo(f"{'':10} " + " ".join(f"{p:>8}" for p in report["confusion"]))
+    for label, row in report["confusion"].items():
+        click.echo(f"{label:10} " + " ".join(f"{n:8d}" for n in row.values()))
+    if compare:
+        c = report["compare"]
+        click.echo(
+            f"{c['model_version']}: label agreement {c['label_agreement']:.3f}, "
+            f"max |dp| {c['max_abs_dp']:.4f}"
+        )
 
 
 register_db_commands(cli)

@@ -80,6 +80,9 @@ def classify_command(
         for content_id, exc in early.items():
             click.echo(f"{content_id}\t(skipped: {exc})")
         return
+    # Which posts is decided above; in what order does not matter, so similar lengths go
+    # together and batches carry little padding.
+    targets.sort(key=lambda row: len(row.text))
     reporter = _reporter(ctx.meta.get("verbose", 0) > 0)
     with Classifier(settings) as clf:
         run = ClassifyRun(

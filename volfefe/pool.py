@@ -1,14 +1,16 @@
 """The supervisor: N ports sharing one queue of jobs, with an OTP-style restart budget.
 
 ```
-callers ──classify(texts)──> chunks of batch_size ──> priority queue ──> slot 1: Port ─ child
-                                                       (retries first)  slot 2: Port ─ child
+callers ──classify(texts)──> jobs of <= batch_size ──> JobQueue ──batch──> slot 1: Port ─ child
+                                                      (batcher.py)          slot 2: Port ─ child
 ```
 
-- Each slot boots its child, then takes one job at a time. A child that crashes, hangs or
-  writes garbage fails only the job in flight, and is replaced.
-- A failed job of several texts is split and each text retried once, alone, on a fresh child:
-  a poison text then fails alone and the others get their results. A lone text is never retried.
+- Each slot boots its child, then takes one batch at a time: the waiting jobs that fit
+  the token budget (dynamic batching, see batcher.py). A child that crashes, hangs or writes
+  garbage fails only the call in flight, and is replaced.
+- When a call of several texts fails, each of its texts is retried once, alone, on a fresh
+  child: a poison text then fails alone and the others get their results. A call of one text
+  is never retried.
 - More than `max_restarts` replacements within `restart_window` seconds, or a child that exits
   with the boot-failure status, breaks the pool: every pending and later call raises PoolBroken.
 """
@@ -17,23 +19,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import random
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
+from volfefe.batcher import Item, Job, JobQueue
 from volfefe.config import Settings
 from volfefe.errors import ClassifierError, PoolBroken, PoolClosed, WorkerBootError, WorkerError
 from volfefe.port import Port
-from volfefe.protocol import EXIT_BOOT_FAILED, ItemError, ItemResult, Ready
+from volfefe.protocol import EXIT_BOOT_FAILED, Ready
 
 logger = logging.getLogger("volfefe.pool")
-
-Item = ItemResult | ItemError | ClassifierError
-RETRY, NORMAL, STOP = 0, 1, 2
 
 
 class RestartBudget:
@@ -62,23 +60,6 @@ class RestartBudget:
         return len(self._times) <= self._max
 
 
-@dataclass(eq=False)
-class _Job:
-    texts: list[str]
-    splittable: bool = True
-    future: asyncio.Future[list[Item]] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
-
-    def resolve(self, items: list[Item]) -> None:
-        if not self.future.done():
-            self.future.set_result(items)
-
-    def fail(self, exc: BaseException) -> None:
-        if not self.future.done():
-            self.future.set_exception(exc)
-
-
 class _Slot:
     def __init__(self, index: int) -> None:
         self.index = index
@@ -91,14 +72,14 @@ class Pool:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._queue: asyncio.PriorityQueue[tuple[int, int, _Job | None]] = asyncio.PriorityQueue()
-        self._seq = itertools.count()
+        self._queue = JobQueue(settings.batch_tokens, settings.batch_size, settings.batch_wait)
         self._slots = [_Slot(i) for i in range(settings.workers)]
         self._budget = RestartBudget(settings.max_restarts, settings.restart_window)
         self._runners: list[asyncio.Task[None]] = []
         self._ready: asyncio.Future[Ready] = asyncio.get_running_loop().create_future()
         self._broken: PoolBroken | None = None
         self._closing = False
+        self.stats = {"calls": 0, "texts": 0, "restarts": 0}
 
     def start(self) -> None:
         """Start one runner per slot; children boot concurrently in the background."""
@@ -126,9 +107,9 @@ class Pool:
         self._check_open()
         self.start()
         size = self._settings.batch_size
-        jobs = [_Job(list(texts[i : i + size])) for i in range(0, len(texts), size)]
+        jobs = [Job(list(texts[i : i + size])) for i in range(0, len(texts), size)]
         for job in jobs:
-            self._put(job, NORMAL)
+            self._queue.put(job)
         try:
             chunks = await asyncio.gather(*(job.future for job in jobs))
         except BaseException:
@@ -142,8 +123,7 @@ class Pool:
         if self._closing:
             return
         self._closing = True
-        for _ in self._runners:
-            self._queue.put_nowait((STOP, next(self._seq), None))
+        self._queue.stop()
         if self._runners:
             _, late = await asyncio.wait(self._runners, timeout=self._settings.shutdown_grace)
             for task in late:
@@ -162,17 +142,15 @@ class Pool:
         if self._closing:
             raise PoolClosed("the classifier is closed")
 
-    def _put(self, job: _Job, priority: int) -> None:
-        self._queue.put_nowait((priority, next(self._seq), job))
-
     async def _run(self, slot: _Slot) -> None:
         try:
             while (port := await self._boot(slot)) is not None:
-                _, _, job = await self._queue.get()
-                if job is None:
+                batch = await self._queue.take()
+                if batch is None:
                     return
-                if not job.future.done():
-                    await self._serve(slot, port, job)
+                batch = [job for job in batch if not job.future.done()]
+                if batch:
+                    await self._serve(slot, port, batch)
         except asyncio.CancelledError:
             if slot.port is not None:
                 await slot.port.kill()
@@ -211,37 +189,51 @@ class Pool:
                 self._ready.set_result(ready)
         return slot.port
 
-    async def _serve(self, slot: _Slot, port: Port, job: _Job) -> None:
-        call = asyncio.create_task(port.call(job.texts))
-        waiters: set[asyncio.Future[object]] = {call, job.future}  # type: ignore[arg-type]
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        if not call.done():  # the caller gave up: the child may still be computing, so burn it
-            call.cancel()
-            with contextlib.suppress(asyncio.CancelledError, WorkerError):
-                await call
-            self._replaced(slot, None)
-            return
+    async def _serve(self, slot: _Slot, port: Port, batch: list[Job]) -> None:
+        texts = [text for job in batch for text in job.texts]
+        self.stats["calls"] += 1
+        self.stats["texts"] += len(texts)
+        call = asyncio.create_task(port.call(texts))
+        futures = [job.future for job in batch]
+        while not call.done():
+            waiting = [f for f in futures if not f.done()]
+            if not waiting:  # every caller gave up: the child may still compute, so burn it
+                call.cancel()
+                with contextlib.suppress(asyncio.CancelledError, WorkerError):
+                    await call
+                self._replaced(slot, None)
+                return
+            waiters: list[asyncio.Future[object]] = [call, *waiting]  # type: ignore[list-item]
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         try:
             items: list[Item] = list(call.result())
         except WorkerError as exc:
             logger.warning("child %s failed: %s", port.pid, exc)
             if port.dead:
                 self._replaced(slot, exc)
-            if job.splittable and len(job.texts) > 1:
-                self._split(job)
-            else:
-                job.resolve([exc])
+            for job in batch:
+                if len(texts) > 1 and job.retryable:
+                    self._retry_alone(job)
+                else:
+                    job.resolve([exc] * len(job.texts))
             return
-        job.resolve(items)
+        start = 0
+        for job in batch:
+            job.resolve(items[start : start + len(job.texts)])
+            start += len(job.texts)
 
     def _replaced(self, slot: _Slot, cause: BaseException | None) -> None:
         slot.port = None
+        self.stats["restarts"] += 1
         if not self._budget.record():
             self._break(cause or WorkerError("children keep failing"))
 
-    def _split(self, job: _Job) -> None:
-        """Retry each text of a failed job once, alone, ahead of new work."""
-        parts = [_Job([text], splittable=False) for text in job.texts]
+    def _retry_alone(self, job: Job) -> None:
+        """Retry each text of a job from a failed call once, alone, ahead of new work."""
+        if self._broken is not None:
+            job.resolve([self._broken] * len(job.texts))
+            return
+        parts = [Job([text], retryable=False) for text in job.texts]
 
         def collect(_: object) -> None:
             if all(p.future.done() for p in parts) and not job.future.done():
@@ -255,7 +247,7 @@ class Pool:
         job.future.add_done_callback(cancel_parts)
         for part in parts:
             part.future.add_done_callback(collect)
-            self._put(part, RETRY)
+            self._queue.put(part, retry=True)
 
     def _break(self, cause: BaseException) -> None:
         if self._broken is not None:
@@ -265,17 +257,14 @@ class Pool:
         self._broken = broken
         logger.info("%s", broken)  # raised to every caller, so not logged as an error too
         self._fail_queued(broken)
-        for _ in self._slots:  # wake runners waiting on the queue so they exit
-            self._queue.put_nowait((STOP, next(self._seq), None))
+        self._queue.stop()  # runners waiting on the queue wake up and exit
         if not self._ready.done():
             self._ready.set_exception(broken)
             self._ready.exception()
 
     def _fail_queued(self, exc: ClassifierError) -> None:
-        while not self._queue.empty():
-            _, _, job = self._queue.get_nowait()
-            if job is not None:
-                job.fail(exc)
+        for job in self._queue.drain():
+            job.fail(exc)
 
 
 def _only_item(future: asyncio.Future[list[Item]]) -> Item:

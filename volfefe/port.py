@@ -56,6 +56,10 @@ def worker_argv(settings: Settings) -> list[str]:
         settings.device,
         "--max-chars",
         str(settings.max_chars),
+        "--quantize",
+        settings.quantize,
+        "--batch-tokens",
+        str(settings.forward_tokens),
     ]
     if settings.revision:
         argv += ["--revision", settings.revision]

@@ -68,7 +68,7 @@ DEFAULT_MODEL = "yiyanghkust/finbert-tone"
 FINBERT_ORDER = ("neutral", "positive", "negative")
 SENTIMENTS = frozenset(FINBERT_ORDER)
 DEFAULT_MAX_CHARS = 20_000
-DEFAULT_BATCH_TOKENS = 2048
+DEFAULT_BATCH_TOKENS = 1024
 
 
 class Fault:
@@ -258,6 +258,18 @@ def _token_budget_batches(
         yield batch
 
 
+def quantize_int8(model: Any) -> Any:
+    """Dynamic int8 quantisation of every Linear layer (weights int8, activations per batch)."""
+    import warnings
+
+    import torch
+    from torch.ao.quantization import quantize_dynamic
+
+    with warnings.catch_warnings():  # deprecated in favour of torchao, still the CPU fast path
+        warnings.simplefilter("ignore")
+        return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)  # type: ignore[no-untyped-call]
+
+
 def pick_device(wanted: str) -> str:
     """`auto` means cuda when present, then mps, else cpu."""
     import torch
@@ -308,6 +320,8 @@ def load_engine(args: argparse.Namespace) -> Engine:
     device = pick_device(args.device)
     model.to(device)
     model.eval()
+    if args.quantize == "int8":
+        model = quantize_int8(model)
     max_length = min(
         int(getattr(model.config, "max_position_embeddings", 512)),
         int(tokenizer.model_max_length or 512),
@@ -316,6 +330,8 @@ def load_engine(args: argparse.Namespace) -> Engine:
     version = model_version_of(
         args.model, args.revision, getattr(model.config, "_commit_hash", None)
     )
+    if args.quantize == "int8":
+        version += "+int8"  # other numerics: never mixed up with fp32 results
     ready = Ready(
         model=args.model,
         model_version=version,
@@ -415,6 +431,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=max(1, os.cpu_count() or 1))
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     parser.add_argument("--max-chars", type=int, default=DEFAULT_MAX_CHARS)
+    parser.add_argument(
+        "--quantize",
+        default=os.environ.get("VOLFEFE_QUANTIZE") or "none",
+        choices=["none", "int8"],
+        help="int8: dynamic int8 quantisation of the Linear layers (CPU)",
+    )
     parser.add_argument(
         "--batch-tokens",
         type=int,

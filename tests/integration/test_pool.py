@@ -239,7 +239,9 @@ def test_close_stops_every_child_and_refuses_later_calls(make_classifier: MakeCl
 def test_close_lets_the_call_in_flight_finish(
     make_classifier: MakeClassifier, tmp_path: Path
 ) -> None:
-    clf = make_classifier(fault="slow-start=1")  # boot is slow; the call queues behind it
+    clf = make_classifier(
+        fault="slow-start=1", shutdown_grace=60.0
+    )  # the call queues behind a slow boot
     results: list[object] = []
     caller = threading.Thread(target=lambda: results.append(clf.classify("stocks")))
     caller.start()
@@ -247,3 +249,24 @@ def test_close_lets_the_call_in_flight_finish(
     clf.close()
     caller.join()
     assert isinstance(results[0], Classification)
+
+
+async def test_concurrent_callers_share_calls_and_get_their_own_results(
+    make_classifier: MakeClassifier,
+) -> None:
+    clf = make_classifier(batch_wait=0.2)
+    texts = [f"stocks rally {i} " + "tariffs " * (i % 7) * 20 for i in range(24)]
+    alone = [await clf.aclassify(t) for t in texts]
+    before = clf.stats()["calls"]
+    together = await asyncio.gather(*(clf.aclassify(t) for t in texts))
+    calls = clf.stats()["calls"] - before
+    assert calls < len(texts)  # gathered into shared calls
+    assert all(close_enough(a, b) for a, b in zip(alone, together, strict=True))
+    await clf.aclose()
+
+
+def test_int8_is_recorded_in_model_version(make_classifier: MakeClassifier) -> None:
+    fp32 = make_classifier().classify("stocks rally")
+    int8 = make_classifier(quantize="int8").classify("stocks rally")
+    assert int8.model_version == fp32.model_version + "+int8"
+    assert int8.sentiment in TINY_LABELS
