@@ -239,9 +239,7 @@ def test_close_stops_every_child_and_refuses_later_calls(make_classifier: MakeCl
 def test_close_lets_the_call_in_flight_finish(
     make_classifier: MakeClassifier, tmp_path: Path
 ) -> None:
-    clf = make_classifier(
-        fault="slow-start=1", shutdown_grace=60.0
-    )  # the call queues behind a slow boot
+    clf = make_classifier(fault="slow-start=1", shutdown_grace=60.0)  # queues behind the boot
     results: list[object] = []
     caller = threading.Thread(target=lambda: results.append(clf.classify("stocks")))
     caller.start()
