@@ -93,8 +93,6 @@ class Settings:
     jobs_poll_interval: float = 5.0  # seconds between polls when LISTEN/NOTIFY is quiet
 
     def __post_init__(self) -> None:
-        if self.threads == 0 and self.workers >= 1:
-            object.__setattr__(self, "threads", max(1, (os.cpu_count() or 1) // self.workers))
         positive = (
             "call_timeout",
             "boot_timeout",
@@ -117,9 +115,10 @@ class Settings:
                 f"jobs_stalled_after ({self.jobs_stalled_after}) must exceed jobs_heartbeat "
                 f"({self.jobs_heartbeat}), or live workers would look stalled"
             )
+        if self.threads < 0:
+            raise ConfigError(f"threads must be >= 0 (0 = cores // workers), got {self.threads}")
         for name in (
             "workers",
-            "threads",
             "batch_size",
             "batch_tokens",
             "forward_tokens",
@@ -142,6 +141,11 @@ class Settings:
             raise ConfigError("model must name a hub id or a local folder, got ''")
         if not self.worker_cmd:
             raise ConfigError("worker_cmd must not be empty")
+
+    @property
+    def child_threads(self) -> int:
+        """Torch threads per child: `threads`, or (when 0) cores // workers, at least 1."""
+        return self.threads or max(1, (os.cpu_count() or 1) // self.workers)
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some fields changed (validated again)."""

@@ -51,7 +51,7 @@ def worker_argv(settings: Settings) -> list[str]:
         "--model",
         settings.model,
         "--threads",
-        str(settings.threads),
+        str(settings.child_threads),
         "--device",
         settings.device,
         "--max-chars",

@@ -50,7 +50,10 @@ def test_threads_follow_workers_so_cores_are_not_oversubscribed() -> None:
 
     cores = os.cpu_count() or 1
     s = Settings(workers=cores)
-    assert s.workers * s.threads <= max(cores, s.workers)
+    assert s.workers * s.child_threads <= max(cores, s.workers)
+    more = Settings().replace(workers=2 * cores)  # threads follow a changed worker count
+    assert more.child_threads == 1
+    assert Settings(workers=1, threads=3).child_threads == 3
 
 
 @pytest.mark.parametrize("cores, layout", [(1, (1, 1)), (2, (1, 2)), (4, (2, 2)), (16, (8, 2))])
