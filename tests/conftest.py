@@ -23,14 +23,16 @@ TINY_LABELS = {"positive", "negative", "neutral"}
 
 
 @pytest.fixture(scope="session", autouse=True)
-def clean_environment() -> Iterator[None]:
-    """No VOLFEFE_* setting from the developer's shell; never reach a model hub."""
+def clean_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """No VOLFEFE_* setting from the developer's shell; never reach a model hub; ONNX exports
+    go to a folder of this test session (subprocesses inherit all of this)."""
     saved = dict(os.environ)
     for name in list(os.environ):
         if name.startswith("VOLFEFE_"):
             del os.environ[name]
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    os.environ["VOLFEFE_ONNX_CACHE"] = str(tmp_path_factory.mktemp("onnx-cache"))
     yield
     os.environ.clear()
     os.environ.update(saved)
@@ -61,6 +63,8 @@ def make_settings(tiny_model: Path, tmp_path: Path) -> Callable[..., Settings]:
                 env["VOLFEFE_WORKER_FAULT_ONCE"] = str(tmp_path / "fault-fired")
         values: dict[str, Any] = {
             "model": str(tiny_model),
+            "backend": "torch",
+            "onnx_cache": Path(os.environ["VOLFEFE_ONNX_CACHE"]),
             "workers": 1,
             "threads": 1,
             "boot_timeout": 30.0,

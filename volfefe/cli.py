@@ -46,6 +46,11 @@ PREDICT_CHUNK = 256
     type=click.Choice(["none", "int8"]),
     help="int8: dynamic int8 Linear layers, faster on CPU [env VOLFEFE_QUANTIZE].",
 )
+@click.option(
+    "--backend",
+    type=click.Choice(["auto", "torch", "onnx"]),
+    help="Inference backend; auto = onnx when installed [env VOLFEFE_BACKEND].",
+)
 @click.option("--call-timeout", type=float, help="Seconds per call [env VOLFEFE_CALL_TIMEOUT].")
 @click.option(
     "--boot-timeout",
@@ -97,8 +102,9 @@ def eval_command(settings: Settings, file: Path, compare: str | None, as_json: b
     """Score the configured model on FILE, a CSV with columns text,label.
 
     Prints accuracy, per-class precision/recall/F1 and the confusion matrix; with
-    `--compare int8`, the label agreement and largest probability difference between the
-    configured model and its int8 quantisation. Empty texts are skipped.
+    `--compare int8` (or `torch`/`onnx`), the label agreement and largest probability
+    difference between the configured model and its int8 quantisation (or the other
+    backend: the parity check). Empty texts are skipped.
     """
     from volfefe.evaluate import agreement, read_labelled_csv, score
 
@@ -109,7 +115,8 @@ def eval_command(settings: Settings, file: Path, compare: str | None, as_json: b
         report = score([g for _, g in kept], [r.sentiment for r in results])
         report["model_version"] = clf.model_version
     if compare:
-        with Classifier(settings.replace(quantize=compare)) as other:
+        change = {"quantize": "int8"} if compare == "int8" else {"backend": compare}
+        with Classifier(settings.replace(**change)) as other:
             report["compare"] = {
                 "model_version": other.model_version,
                 **agreement(results, other.classify_many([t for t, _ in kept])),

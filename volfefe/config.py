@@ -10,6 +10,7 @@ Everything below the CLI receives a `Settings` object explicitly. Deadlines are 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -23,6 +24,7 @@ DEFAULT_MODEL = "yiyanghkust/finbert-tone"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 WORKER_SCRIPT = REPO_ROOT / "worker" / "classify.py"
 DEVICES = ("auto", "cpu", "cuda", "mps")
+BACKENDS = ("auto", "torch", "onnx")
 QUANTIZE = ("none", "int8")
 
 
@@ -43,6 +45,12 @@ def default_layout(cores: int | None = None) -> tuple[int, int]:
     cores = cores or os.cpu_count() or 1
     workers = max(1, cores // 2)
     return workers, max(1, cores // workers)
+
+
+def default_onnx_cache(env: Mapping[str, str]) -> Path:
+    """ONNX exports live next to the Hugging Face cache: `$HF_HOME/volfefe-onnx`."""
+    hf_home = env.get("HF_HOME") or str(Path.home() / ".cache" / "huggingface")
+    return Path(hf_home) / "volfefe-onnx"
 
 
 def default_data_dir(env: Mapping[str, str]) -> Path:
@@ -67,6 +75,9 @@ class Settings:
     threads: int = 0  # 0 = cores // workers, so children x threads never oversubscribe
     device: str = "auto"
     quantize: str = "none"  # "int8": dynamic int8 Linear layers (faster on CPU, less exact)
+    backend: str = "auto"  # auto: onnx when onnxruntime and the exporter are installed
+    onnx_cache: Path = field(default_factory=lambda: default_onnx_cache(os.environ))
+    export_timeout: float = 900.0  # seconds for a first-use ONNX export
     call_timeout: float = 30.0
     boot_timeout: float = 60.0
     shutdown_grace: float = 10.0
@@ -135,12 +146,25 @@ class Settings:
             raise ConfigError(
                 f"quantize must be one of {', '.join(QUANTIZE)}, got {self.quantize!r}"
             )
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         if self.device not in DEVICES:
             raise ConfigError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
         if not self.model.strip():
             raise ConfigError("model must name a hub id or a local folder, got ''")
         if not self.worker_cmd:
             raise ConfigError("worker_cmd must not be empty")
+
+    @property
+    def resolved_backend(self) -> str:
+        """`torch` or `onnx`: auto picks onnx when onnxruntime and the exporter are installed
+        and the device is the CPU (the ONNX backend runs on the CPU only)."""
+        if self.backend != "auto":
+            return self.backend
+        if self.device not in ("auto", "cpu"):
+            return "torch"
+        needed = ("onnxruntime", "onnx", "onnxscript")
+        return "onnx" if all(importlib.util.find_spec(m) for m in needed) else "torch"
 
     @property
     def child_threads(self) -> int:
@@ -167,6 +191,7 @@ class Settings:
             except ValueError:
                 raise ConfigError(f"{var} must be {_KIND[convert]}, got {raw!r}") from None
         values.setdefault("data_dir", default_data_dir(env))
+        values.setdefault("onnx_cache", default_onnx_cache(env))
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
@@ -184,6 +209,9 @@ _ENV_VARS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "threads": ("VOLFEFE_THREADS", int),
     "device": ("VOLFEFE_DEVICE", str),
     "quantize": ("VOLFEFE_QUANTIZE", str),
+    "backend": ("VOLFEFE_BACKEND", str),
+    "onnx_cache": ("VOLFEFE_ONNX_CACHE", Path),
+    "export_timeout": ("VOLFEFE_EXPORT_TIMEOUT", float),
     "call_timeout": ("VOLFEFE_CALL_TIMEOUT", float),
     "boot_timeout": ("VOLFEFE_BOOT_TIMEOUT", float),
     "shutdown_grace": ("VOLFEFE_SHUTDOWN_GRACE", float),

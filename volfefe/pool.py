@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from volfefe.batcher import Item, Job, JobQueue
 from volfefe.config import Settings
 from volfefe.errors import ClassifierError, PoolBroken, PoolClosed, WorkerBootError, WorkerError
+from volfefe.model_files import backend_args
 from volfefe.port import Port
 from volfefe.protocol import EXIT_BOOT_FAILED, Ready
 
@@ -80,6 +81,8 @@ class Pool:
         self._broken: PoolBroken | None = None
         self._closing = False
         self.stats = {"calls": 0, "texts": 0, "restarts": 0}
+        self._backend_args: list[str] | None = None
+        self._preparing = asyncio.Lock()
 
     def start(self) -> None:
         """Start one runner per slot; children boot concurrently in the background."""
@@ -166,8 +169,8 @@ class Pool:
             if slot.failures:
                 delay = min(2.0, 0.05 * 2**slot.failures) * random.uniform(0.5, 1.5)  # noqa: S311
                 await asyncio.sleep(delay)
-            slot.port = Port(self._settings)
             try:
+                slot.port = Port(self._settings, await self._children_backend())
                 ready = await slot.port.start()
             except WorkerBootError as exc:
                 slot.port = None
@@ -188,6 +191,12 @@ class Pool:
             if not self._ready.done():
                 self._ready.set_result(ready)
         return slot.port
+
+    async def _children_backend(self) -> list[str]:
+        async with self._preparing:  # one export however many slots boot at once
+            if self._backend_args is None:
+                self._backend_args = await backend_args(self._settings)
+            return self._backend_args
 
     async def _serve(self, slot: _Slot, port: Port, batch: list[Job]) -> None:
         texts = [text for job in batch for text in job.texts]

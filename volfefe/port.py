@@ -43,7 +43,7 @@ LINE_LIMIT = 64 * 1024 * 1024  # a reply to a large batch is one long line
 KILL_WAIT = 2.0
 
 
-def worker_argv(settings: Settings) -> list[str]:
+def worker_argv(settings: Settings, extra: Sequence[str] = ()) -> list[str]:
     """The child's argument list (never a shell string)."""
     argv = [
         *settings.worker_cmd,
@@ -60,6 +60,7 @@ def worker_argv(settings: Settings) -> list[str]:
         settings.quantize,
         "--batch-tokens",
         str(settings.forward_tokens),
+        *extra,
     ]
     if settings.revision:
         argv += ["--revision", settings.revision]
@@ -71,8 +72,9 @@ class Port:
 
     _ids = itertools.count(1)
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, extra_args: Sequence[str] = ()) -> None:
         self._settings = settings
+        self._extra_args = list(extra_args)
         self._proc: asyncio.subprocess.Process | None = None
         self._stderr: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
         self._stderr_task: asyncio.Task[None] | None = None
@@ -92,7 +94,7 @@ class Port:
         """Spawn the child and wait up to `boot_timeout` for its ready line (WorkerBootError)."""
         env = {**os.environ, **self._settings.worker_env}
         self._proc = await asyncio.create_subprocess_exec(
-            *worker_argv(self._settings),
+            *worker_argv(self._settings, self._extra_args),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,

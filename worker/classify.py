@@ -23,46 +23,31 @@ VOLFEFE_WORKER_FAULT (tests only, off unless set) injects one failure; see `Faul
 from __future__ import annotations
 
 import argparse
-import contextlib
-import hashlib
 import os
 import sys
 import time
-import traceback
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
 try:
-    from volfefe.protocol import (
-        EXIT_BOOT_FAILED,
-        DecodeError,
-        ItemError,
-        ItemResult,
-        Ready,
-        Reply,
-        clean_text,
-        decode_request,
-        encode,
-        is_blank,
-    )
+    import volfefe  # noqa: F401
 except ModuleNotFoundError:  # run from a checkout without the package installed
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from volfefe.protocol import (
-        EXIT_BOOT_FAILED,
-        DecodeError,
-        ItemError,
-        ItemResult,
-        Ready,
-        Reply,
-        clean_text,
-        decode_request,
-        encode,
-        is_blank,
-    )
 
 import orjson
+
+from volfefe.inference import Engine, ModelLoadError
+from volfefe.protocol import (
+    EXIT_BOOT_FAILED,
+    DecodeError,
+    ItemError,
+    Reply,
+    clean_text,
+    decode_request,
+    encode,
+    is_blank,
+)
 
 DEFAULT_MODEL = "yiyanghkust/finbert-tone"
 FINBERT_ORDER = ("neutral", "positive", "negative")
@@ -134,215 +119,29 @@ def _hang() -> None:
         time.sleep(3600)
 
 
-class ModelLoadError(Exception):
-    """The model cannot be loaded or its labels cannot be mapped to sentiments."""
-
-
-def resolve_labels(id2label: dict[int, str]) -> list[str]:
-    """Sentiment names in class-id order, from the model's `id2label`.
-
-    Names that already say positive/negative/neutral are used (any case); generic names
-    (LABEL_0, LABEL_1, LABEL_2) follow finbert-tone's order: neutral, positive, negative.
-
-    >>> resolve_labels({0: "Neutral", 1: "Positive", 2: "Negative"})
-    ['neutral', 'positive', 'negative']
-    >>> resolve_labels({0: "LABEL_0", 1: "LABEL_1", 2: "LABEL_2"})
-    ['neutral', 'positive', 'negative']
-    """
-    names = [str(id2label[i]).strip().lower() for i in sorted(id2label)]
-    if sorted(names) == sorted(SENTIMENTS):
-        return names
-    if len(names) == 3 and names == [f"label_{i}" for i in range(3)]:
-        return list(FINBERT_ORDER)
-    raise ModelLoadError(
-        f"cannot map the model's labels {names} to positive/negative/neutral: "
-        "use a 3-class sentiment model whose id2label names them, or LABEL_0..2 in "
-        "finbert-tone's order (neutral, positive, negative)"
-    )
-
-
-def model_version_of(model: str, revision: str | None, commit: str | None) -> str:
-    """Identify model and revision: `hub/id@commit` or, for a folder, `name@content-hash`."""
-    path = Path(model)
-    if not path.is_dir():
-        return f"{model}@{(commit or revision or 'main')[:12]}"
-    digest = hashlib.sha256()
-    for file in sorted(path.iterdir()):
-        if file.suffix in (".json", ".txt") and file.stat().st_size < 10_000_000:
-            digest.update(file.name.encode() + file.read_bytes())
-        elif file.suffix in (".safetensors", ".bin"):
-            size = file.stat().st_size
-            digest.update(f"{file.name}:{size}".encode())
-            with file.open("rb") as fh:  # ends of the weights: cheap and distinctive
-                digest.update(fh.read(1 << 20))
-                fh.seek(max(0, size - (1 << 20)))
-                digest.update(fh.read(1 << 20))
-    return f"{path.resolve().name}@{digest.hexdigest()[:12]}"
-
-
-@dataclass
-class Engine:
-    """A loaded model and tokenizer that classify batches of texts."""
-
-    model: Any
-    tokenizer: Any
-    labels: list[str]
-    device: str
-    max_length: int
-    max_chars: int
-    batch_tokens: int
-    ready: Ready
-
-    def classify(self, texts: list[str]) -> list[ItemResult | ItemError]:
-        """Classify `texts`; a blank text or a failed sub-batch gives an ItemError in its place."""
-        results: list[ItemResult | ItemError | None] = [None] * len(texts)
-        todo: list[tuple[int, list[int], bool]] = []  # (index, input ids, truncated)
-        for i, text in enumerate(texts):
-            if is_blank(text):
-                results[i] = ItemError("EmptyText", "the text is empty or whitespace only")
-                continue
-            cut = len(text) > self.max_chars
-            todo.append((i, *self._encode(text[: self.max_chars], cut)))
-        todo.sort(key=lambda item: len(item[1]))
-        for batch in _token_budget_batches(todo, self.batch_tokens):
-            try:
-                scores = self._forward([ids for _, ids, _ in batch])
-            except Exception as exc:  # one failed batch must not end the child
-                error = ItemError(type(exc).__name__, str(exc), traceback.format_exc())
-                for index, _, _ in batch:
-                    results[index] = error
-                continue
-            for (index, ids, truncated), row in zip(batch, scores, strict=True):
-                results[index] = self._result(row, truncated, len(ids))
-        return [r for r in results if r is not None]
-
-    def _encode(self, text: str, cut: bool) -> tuple[list[int], bool]:
-        ids: list[int] = self.tokenizer(text, truncation=True, max_length=self.max_length)[
-            "input_ids"
-        ]
-        truncated = cut
-        if not cut and len(ids) >= self.max_length:
-            full = self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
-            truncated = len(full) + 2 > self.max_length
-        return ids, truncated
-
-    def _forward(self, batch: list[list[int]]) -> list[list[float]]:
-        import torch
-
-        padded = self.tokenizer.pad({"input_ids": batch}, return_tensors="pt")
-        with torch.inference_mode():
-            logits = self.model(
-                input_ids=padded["input_ids"].to(self.device),
-                attention_mask=padded["attention_mask"].to(self.device),
-            ).logits
-            probs: list[list[float]] = torch.softmax(logits.float(), dim=-1).cpu().tolist()
-        return probs
-
-    def _result(self, row: list[float], truncated: bool, tokens: int) -> ItemResult:
-        scores = {label: round(p, 6) for label, p in zip(self.labels, row, strict=True)}
-        best = max(range(len(row)), key=row.__getitem__)
-        return ItemResult(self.labels[best], round(row[best], 6), scores, truncated, tokens)
-
-
-def _token_budget_batches(
-    items: list[tuple[int, list[int], bool]], budget: int
-) -> Iterator[list[tuple[int, list[int], bool]]]:
-    """Split length-sorted items so each batch's padded size (rows x longest) stays in budget."""
-    batch: list[tuple[int, list[int], bool]] = []
-    for item in items:
-        if batch and (len(batch) + 1) * len(item[1]) > budget:
-            yield batch
-            batch = []
-        batch.append(item)
-    if batch:
-        yield batch
-
-
-def quantize_int8(model: Any) -> Any:
-    """Dynamic int8 quantisation of every Linear layer (weights int8, activations per batch)."""
-    import warnings
-
-    import torch
-    from torch.ao.quantization import quantize_dynamic
-
-    with warnings.catch_warnings():  # deprecated in favour of torchao, still the CPU fast path
-        warnings.simplefilter("ignore")
-        return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)  # type: ignore[no-untyped-call]
-
-
-def pick_device(wanted: str) -> str:
-    """`auto` means cuda when present, then mps, else cpu."""
-    import torch
-
-    if wanted != "auto":
-        return wanted
-    if torch.cuda.is_available():
-        return "cuda"
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return "mps"
-    return "cpu"
-
-
 def load_engine(args: argparse.Namespace) -> Engine:
-    """Import torch/transformers, load model and tokenizer, and map labels (ModelLoadError)."""
-    import torch
+    """Load the model with the chosen backend (ModelLoadError when it cannot be used)."""
+    if args.backend == "onnx":
+        from volfefe.backends.onnx_backend import load_engine as load_onnx
 
-    torch.set_num_threads(args.threads)
-    with contextlib.suppress(RuntimeError):  # already set only when embedded in a larger process
-        torch.set_num_interop_threads(1)
-    import transformers
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        folder = args.onnx_dir
+        if folder is None:  # by hand: export (or reuse) like the orchestrator does
+            from volfefe.onnx_export import ensure_export
 
-    if (
-        args.model.startswith(("/", "./", "../", "~"))
-        and not Path(args.model).expanduser().is_dir()
-    ):
-        raise ModelLoadError(f"model folder {args.model!r} does not exist")
-    transformers.utils.logging.set_verbosity_error()  # type: ignore[no-untyped-call]
-    transformers.utils.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(
-            args.model, revision=args.revision, trust_remote_code=False
+            folder = ensure_export(args.onnx_cache, args.model, args.revision, args.quantize)
+        return load_onnx(
+            folder, threads=args.threads, max_chars=args.max_chars, forward_tokens=args.batch_tokens
         )
-        model = AutoModelForSequenceClassification.from_pretrained(
-            args.model, revision=args.revision, trust_remote_code=False
-        )
-    except (OSError, ValueError) as exc:
-        hint = ""
-        if not Path(args.model).is_dir():
-            hint = (
-                " (is the model hub reachable? Without network, set VOLFEFE_MODEL or "
-                "--model to a local folder holding the model)"
-            )
-        raise ModelLoadError(f"cannot load model {args.model!r}: {exc}{hint}") from exc
-    labels = resolve_labels({int(k): v for k, v in model.config.id2label.items()})
-    device = pick_device(args.device)
-    model.to(device)
-    model.eval()
-    if args.quantize == "int8":
-        model = quantize_int8(model)
-    max_length = min(
-        int(getattr(model.config, "max_position_embeddings", 512)),
-        int(tokenizer.model_max_length or 512),
-        512,
-    )
-    version = model_version_of(
-        args.model, args.revision, getattr(model.config, "_commit_hash", None)
-    )
-    if args.quantize == "int8":
-        version += "+int8"  # other numerics: never mixed up with fp32 results
-    ready = Ready(
-        model=args.model,
-        model_version=version,
-        labels=labels,
-        device=device,
-        threads=torch.get_num_threads(),
-        pid=os.getpid(),
-        max_length=max_length,
-    )
-    return Engine(
-        model, tokenizer, labels, device, max_length, args.max_chars, args.batch_tokens, ready
+    from volfefe.backends.torch_backend import load_engine as load_torch
+
+    return load_torch(
+        args.model,
+        args.revision,
+        threads=args.threads,
+        device=args.device,
+        quantize=args.quantize,
+        max_chars=args.max_chars,
+        forward_tokens=args.batch_tokens,
     )
 
 
@@ -416,6 +215,12 @@ def _die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
+def default_onnx_cache() -> Path:
+    """Next to the Hugging Face cache: $HF_HOME/volfefe-onnx or ~/.cache/huggingface/..."""
+    hf_home = os.environ.get("HF_HOME") or str(Path.home() / ".cache" / "huggingface")
+    return Path(hf_home) / "volfefe-onnx"
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command-line options; the model defaults to VOLFEFE_MODEL, then finbert-tone."""
     parser = argparse.ArgumentParser(description="Classify financial sentiment (volfefe child).")
@@ -430,6 +235,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--revision", default=os.environ.get("VOLFEFE_REVISION") or None)
     parser.add_argument("--threads", type=int, default=max(1, os.cpu_count() or 1))
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    parser.add_argument(
+        "--backend",
+        default=os.environ.get("VOLFEFE_BACKEND") or "torch",
+        choices=["torch", "onnx"],
+        help="torch (reference) or onnx (ONNX Runtime, never imports torch)",
+    )
+    parser.add_argument("--onnx-dir", type=Path, help="an exported model folder (onnx backend)")
+    parser.add_argument(
+        "--onnx-cache",
+        type=Path,
+        default=Path(os.environ.get("VOLFEFE_ONNX_CACHE") or default_onnx_cache()),
+        help="where exports are cached when --onnx-dir is not given",
+    )
     parser.add_argument("--max-chars", type=int, default=DEFAULT_MAX_CHARS)
     parser.add_argument(
         "--quantize",

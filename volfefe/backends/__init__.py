@@ -1,0 +1,1 @@
+"""Inference backends for the child: torch (reference) and ONNX Runtime (no torch)."""
