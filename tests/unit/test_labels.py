@@ -1,25 +1,18 @@
-"""Label mapping and model versions in the child (pure functions, no model loaded)."""
+"""Label mapping and model versions used by the child (pure functions, no model loaded)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
+import importlib
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture(scope="module")
 def worker() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("volfefe_worker", ROOT / "worker/classify.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["volfefe_worker"] = module
-    spec.loader.exec_module(module)
-    return module
+    """The pure helpers the child uses (volfefe.inference imports no torch)."""
+    return importlib.import_module("volfefe.inference")
 
 
 @pytest.mark.parametrize(
