@@ -142,6 +142,26 @@ def eval_command(settings: Settings, file: Path, compare: str | None, as_json: b
         )
 
 
+@cli.group("model")
+def model_group() -> None:
+    """The model files the children load."""
+
+
+@model_group.command("export")
+@click.pass_obj
+def export_command(settings: Settings) -> None:
+    """Export the configured model to ONNX (cached; a second run reuses it) and print where.
+
+    The orchestrator does the same on first use of the onnx backend.
+    """
+    import asyncio
+
+    from volfefe.model_files import backend_args
+
+    args = asyncio.run(backend_args(settings.replace(backend="onnx")))
+    click.echo(args[args.index("--onnx-dir") + 1])
+
+
 register_db_commands(cli)
 cli.add_command(classify_command)
 cli.add_command(jobs_group)

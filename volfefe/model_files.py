@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import sys
 
@@ -16,12 +17,27 @@ from volfefe.errors import WorkerBootError
 from volfefe.protocol import EXIT_BOOT_FAILED
 
 STDERR_TAIL = 4000
+logger = logging.getLogger("volfefe.pool")
 
 
 async def backend_args(settings: Settings) -> list[str]:
-    """The children's backend options, exporting the model to ONNX first if needed."""
+    """The children's backend options, exporting the model to ONNX first if needed.
+
+    With `backend=auto`, a model that cannot be exported runs on torch (the reference) with
+    a warning; with `backend=onnx` the export error is raised.
+    """
     if settings.resolved_backend != "onnx":
         return ["--backend", "torch"]
+    try:
+        return await _onnx_args(settings)
+    except WorkerBootError as exc:
+        if settings.backend != "auto":
+            raise
+        logger.warning("ONNX export failed, using the torch backend: %s", exc)
+        return ["--backend", "torch"]
+
+
+async def _onnx_args(settings: Settings) -> list[str]:
     argv = [
         sys.executable,
         "-m",

@@ -14,22 +14,36 @@ from volfefe import Classifier, Settings
 from volfefe.onnx_export import cache_folder, ensure_export, is_complete
 
 ROOT = Path(__file__).resolve().parents[2]
-TEXTS = ["stocks rally", "tariffs crash the market", "oil", "jobs report strong " * 3,
-         "fed " * 700, "bonds " + "yield " * 2000, "🚀 $TSLA", "Die Börse bricht ein"]
+TEXTS = [
+    "stocks rally",
+    "tariffs crash the market",
+    "oil",
+    "jobs report strong " * 3,
+    "fed " * 700,
+    "bonds " + "yield " * 2000,
+    "🚀 $TSLA",
+    "Die Börse bricht ein",
+]
 
 
 def test_onnx_matches_torch_on_short_and_truncated_texts(
-        make_settings: Callable[..., Settings]) -> None:
-    with Classifier(make_settings(backend="torch")) as ref, \
-            Classifier(make_settings(backend="onnx")) as onnx:
+    make_settings: Callable[..., Settings],
+) -> None:
+    with (
+        Classifier(make_settings(backend="torch")) as ref,
+        Classifier(make_settings(backend="onnx")) as onnx,
+    ):
         expected = ref.classify_many(TEXTS)
         got = onnx.classify_many(TEXTS)
     assert [r.truncated for r in got] == [r.truncated for r in expected]
     assert any(r.truncated for r in got)
     assert [r.tokens for r in got] == [r.tokens for r in expected]
     assert [r.sentiment for r in got] == [r.sentiment for r in expected]
-    worst = max(abs(a.raw_scores[k] - b.raw_scores[k])
-                for a, b in zip(got, expected, strict=True) for k in a.raw_scores)
+    worst = max(
+        abs(a.raw_scores[k] - b.raw_scores[k])
+        for a, b in zip(got, expected, strict=True)
+        for k in a.raw_scores
+    )
     assert worst <= 1e-4
     assert got[0].model_version == expected[0].model_version + "+onnx"
 
@@ -65,15 +79,62 @@ def test_int8_export_is_its_own_cache_entry(tiny_model: Path, tmp_path: Path) ->
 def test_the_onnx_child_never_imports_torch(tiny_model: Path, tmp_path: Path) -> None:
     folder = ensure_export(tmp_path, str(tiny_model), None, "none")
     proc = subprocess.run(
-        [sys.executable, "-X", "importtime", str(ROOT / "worker" / "classify.py"), "--serve",
-         "--backend", "onnx", "--onnx-dir", str(folder), "--threads", "1"],
-        input=b'{"id": 1, "texts": ["stocks rally"]}\n', capture_output=True, timeout=120,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        [
+            sys.executable,
+            "-X",
+            "importtime",
+            str(ROOT / "worker" / "classify.py"),
+            "--serve",
+            "--backend",
+            "onnx",
+            "--onnx-dir",
+            str(folder),
+            "--threads",
+            "1",
+        ],
+        input=b'{"id": 1, "texts": ["stocks rally"]}\n',
+        capture_output=True,
+        timeout=120,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     replies = [orjson.loads(line) for line in proc.stdout.splitlines()]
     assert [r["type"] for r in replies] == ["ready", "result"]
-    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.decode().splitlines()
-                if line.startswith("import time:")}
+    imported = {
+        line.rsplit("|", 1)[-1].strip()
+        for line in proc.stderr.decode().splitlines()
+        if line.startswith("import time:")
+    }
     assert "onnxruntime" in imported
     assert not {m for m in imported if m == "torch" or m.startswith("torch.")}
     assert "transformers" not in imported
+
+
+def test_model_export_command_exports_once(tiny_model: Path, tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "VOLFEFE_MODEL": str(tiny_model),
+        "VOLFEFE_ONNX_CACHE": str(tmp_path),
+    }
+    runs = [
+        subprocess.run(
+            [sys.executable, "-m", "volfefe", "model", "export"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env,
+        )
+        for _ in range(2)
+    ]
+    assert [r.returncode for r in runs] == [0, 0], runs[0].stderr
+    assert runs[0].stdout == runs[1].stdout
+    assert is_complete(Path(runs[0].stdout.strip()))
+    missing = subprocess.run(
+        [sys.executable, "-m", "volfefe", "--model", str(tmp_path / "nope"), "model", "export"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert missing.returncode == 1 and "does not exist" in missing.stderr
