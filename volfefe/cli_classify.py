@@ -85,6 +85,8 @@ def classify_command(
     targets.sort(key=lambda row: len(row.text))
     reporter = _reporter(ctx.meta.get("verbose", 0) > 0)
     with Classifier(settings) as clf:
+        if targets:
+            clf.start()  # boot (and any first-use export) is not part of the run's rate
         run = ClassifyRun(
             clf,
             lambda: connect(url, application_name="volfefe classify"),
