@@ -46,6 +46,8 @@ CREATE TABLE IF NOT EXISTS volfefe_schema_migrations (
 )
 """
 LOCK = "SELECT pg_advisory_xact_lock(%(key)s)"
+SESSION_LOCK = "SELECT pg_advisory_lock(%(key)s)"
+SESSION_UNLOCK = "SELECT pg_advisory_unlock(%(key)s)"
 TABLE_EXISTS = "SELECT to_regclass('volfefe_schema_migrations') IS NOT NULL AS present"
 APPLIED = "SELECT version FROM volfefe_schema_migrations"
 IS_APPLIED = "SELECT 1 FROM volfefe_schema_migrations WHERE version = %(version)s"
@@ -116,9 +118,17 @@ def migrate(conn: psycopg.Connection[Any]) -> list[str]:
     """
     if conn.info.transaction_status != TransactionStatus.IDLE:
         raise ValueError("migrate() needs a connection that is not inside a transaction")
-    applied = _apply_procrastinate_schema(conn)
-    applied += [v for v, sql in procrastinate_migrations() if _apply(conn, v, sql)]
-    return applied + [version for version, sql in load_migrations() if _apply(conn, version, sql)]
+    # One run at a time from start to end (each file still in its own transaction), so a
+    # second process waits and then finds nothing to do instead of sharing the work.
+    with conn.transaction():  # commits at once, also on a connection without autocommit
+        conn.execute(SESSION_LOCK, {"key": MIGRATION_LOCK})
+    try:
+        applied = _apply_procrastinate_schema(conn)
+        applied += [v for v, sql in procrastinate_migrations() if _apply(conn, v, sql)]
+        return applied + [v for v, sql in load_migrations() if _apply(conn, v, sql)]
+    finally:
+        with conn.transaction():
+            conn.execute(SESSION_UNLOCK, {"key": MIGRATION_LOCK})
 
 
 def _apply_procrastinate_schema(conn: psycopg.Connection[Any]) -> list[str]:

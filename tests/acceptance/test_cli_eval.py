@@ -40,7 +40,7 @@ def test_eval_reports_metrics_and_int8_agreement(tiny_model: Path, tmp_path: Pat
     assert sum(sum(row.values()) for row in report["confusion"].values()) == 4
     assert report["per_class"]["positive"]["support"] == 2
     compare = report["compare"]
-    assert compare["model_version"].endswith("+int8")
+    assert compare["model_version"].endswith("int8")
     assert 0.0 <= compare["label_agreement"] <= 1.0 and compare["max_abs_dp"] >= 0.0
     human = run_eval(tiny_model, labelled)
     assert human.returncode == 0 and "confusion" in human.stdout
