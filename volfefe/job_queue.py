@@ -65,7 +65,12 @@ FAILED_JOBS = """
 SELECT id, args FROM procrastinate_jobs
 WHERE status = 'failed' AND queue_name = %(queue)s ORDER BY id
 """
-RETRY = "SELECT procrastinate_retry_job_v2(%(id)s, now(), NULL, NULL, NULL)"
+# Not procrastinate_retry_job_v2: it counts one more attempt, and the failed one was counted
+# when the job finished. A manual retry is one more attempt, numbered after the last.
+RETRY = """
+UPDATE procrastinate_jobs SET status = 'todo', scheduled_at = now(), worker_id = NULL
+WHERE id = %(id)s AND status = 'failed'
+"""
 PRUNE_ATTEMPTS = """
 DELETE FROM volfefe_job_attempts a
 WHERE NOT EXISTS (SELECT 1 FROM procrastinate_jobs j WHERE j.id = a.job_id)

@@ -19,7 +19,9 @@ it as succeeded. Each attempt's outcome and error text go to `volfefe_job_attemp
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -45,6 +47,7 @@ from volfefe.job_queue import QUEUE, TASK, enqueue, prune, record_attempt, uncla
 logger = logging.getLogger("volfefe.jobs")
 
 MAINTENANCE_QUEUE = "volfefe_maintenance"
+SIGNALS = (signal.SIGTERM, signal.SIGINT)
 TRANSIENT: tuple[type[Exception], ...] = (
     WorkerError,
     DatabaseUnavailable,
@@ -180,34 +183,66 @@ def open_db_pool(url: str, size: int) -> ConnectionPool[Any]:
 
 
 async def run_worker(settings: Settings, url: str, concurrency: int) -> None:
-    """Run a job worker until SIGTERM/SIGINT (procrastinate owns the signal handlers).
+    """Run a job worker until SIGTERM/SIGINT.
 
-    The first signal stops fetching and gives running jobs `shutdown_grace` seconds; a
-    second one ends the process at once (jobs left running are rescued later elsewhere).
-    When the database goes away the worker starts again once it is back.
+    The first signal stops fetching and gives running jobs `shutdown_grace` seconds, then the
+    children stop; a second one ends the process at once (jobs left running are rescued later
+    elsewhere). Any other end of procrastinate's worker (it stops itself when its listener or
+    heartbeat loses the database) starts it again, so a database restart is survived. The
+    signal handlers are ours alone: procrastinate's are turned off.
     """
     app = make_app(settings, url)
     classifier = Classifier(settings)
     db = open_db_pool(url, concurrency + 2)
     deps = JobDeps(classifier, db, settings)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    current: asyncio.Task[None] | None = None
+
+    def on_signal() -> None:
+        stopping.set()
+        for sig in SIGNALS:  # a second signal now gets the default: stop at once
+            loop.remove_signal_handler(sig)
+        if current is not None:
+            current.cancel()  # procrastinate then stops gracefully within the grace
+
+    for sig in SIGNALS:
+        loop.add_signal_handler(sig, on_signal)
     try:
         await asyncio.to_thread(classifier.start)  # fail fast when the model cannot load
-        while True:
+        while not stopping.is_set():
+            current = asyncio.create_task(_run_procrastinate(app, deps, concurrency))
             try:
-                async with app.open_async():
-                    await app.run_worker_async(
-                        queues=[QUEUE, MAINTENANCE_QUEUE],
-                        concurrency=concurrency,
-                        additional_context={"volfefe": deps},
-                        shutdown_graceful_timeout=settings.shutdown_grace,
-                        update_heartbeat_interval=settings.jobs_heartbeat,
-                        stalled_worker_timeout=settings.jobs_stalled_after,
-                        fetch_job_polling_interval=settings.jobs_poll_interval,
-                    )
-                return
+                await current
+            except asyncio.CancelledError:
+                if not stopping.is_set():
+                    raise
             except (psycopg.OperationalError, procrastinate.exceptions.ConnectorException) as exc:
                 logger.warning("job worker lost the database (%s); starting again", exc)
-                await asyncio.sleep(min(settings.jobs_heartbeat, 2.0))
+            if stopping.is_set():
+                break
+            logger.warning("job worker stopped by itself (it lost the database?); starting again")
+            await asyncio.to_thread(db.check)  # drop pooled connections that died meanwhile
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(settings.jobs_heartbeat, 2.0)):
+                    await stopping.wait()
     finally:
+        for sig in SIGNALS:
+            loop.remove_signal_handler(sig)
         db.close()
         await classifier.aclose()
+
+
+async def _run_procrastinate(app: procrastinate.App, deps: JobDeps, concurrency: int) -> None:
+    settings = deps.settings
+    async with app.open_async():
+        await app.run_worker_async(
+            queues=[QUEUE, MAINTENANCE_QUEUE],
+            concurrency=concurrency,
+            additional_context={"volfefe": deps},
+            shutdown_graceful_timeout=settings.shutdown_grace,
+            update_heartbeat_interval=settings.jobs_heartbeat,
+            stalled_worker_timeout=settings.jobs_stalled_after,
+            fetch_job_polling_interval=settings.jobs_poll_interval,
+            install_signal_handlers=False,
+        )

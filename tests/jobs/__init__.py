@@ -1,0 +1,1 @@
+"""Background classification jobs against real PostgreSQL and real worker processes."""
