@@ -7,9 +7,8 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -23,7 +22,6 @@ from volfefe import (
     PoolBroken,
     PoolClosed,
     ProtocolError,
-    Settings,
     WorkerBootError,
     WorkerCrashed,
 )
@@ -33,20 +31,10 @@ MakeClassifier = Callable[..., Classifier]
 
 @pytest.fixture(params=["torch", "onnx"])
 def make_classifier(
-    request: pytest.FixtureRequest, make_settings: Callable[..., Settings]
-) -> Iterator[MakeClassifier]:
+    request: pytest.FixtureRequest, make_classifier: MakeClassifier
+) -> MakeClassifier:
     """Every pool test runs with both backends: the supervision must not depend on them."""
-    made: list[Classifier] = []
-
-    def make(**kwargs: Any) -> Classifier:
-        kwargs.setdefault("backend", request.param)
-        clf = Classifier(make_settings(**kwargs))
-        made.append(clf)
-        return clf
-
-    yield make
-    for clf in made:
-        clf.close()
+    return lambda **kwargs: make_classifier(**{"backend": request.param, **kwargs})
 
 
 def close_enough(a: Classification, b: Classification, tol: float = 1e-5) -> bool:

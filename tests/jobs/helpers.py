@@ -123,18 +123,6 @@ def registered_workers(conn: psycopg.Connection[Any]) -> int:
     return int(row["n"]) if row else 0
 
 
-def post_record(external_id: str, text: str) -> dict[str, Any]:
-    """One import record with every field."""
-    return {
-        "source": "truth_social",
-        "external_id": external_id,
-        "author": "someone",
-        "text": text,
-        "published_at": "2025-01-01T12:00:00Z",
-        "url": f"https://example.test/{external_id}",
-    }
-
-
 def write_jsonl(path: Path, records: Sequence[dict[str, Any]]) -> Path:
     """Write import records as JSON Lines."""
     path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")

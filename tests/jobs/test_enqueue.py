@@ -22,12 +22,12 @@ from tests.jobs.helpers import (
     insert_posts,
     job,
     jobs_per_post,
-    post_record,
     status_of,
     volfefe,
     volfefe_json,
     write_jsonl,
 )
+from tests.store.helpers import post as post_record
 
 DEADLINE = 120.0
 
