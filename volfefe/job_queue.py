@@ -38,7 +38,7 @@ SELECT unnest(procrastinate_defer_jobs_v1(ARRAY(
 ))) AS job_id
 """
 UNCLASSIFIED_IDS = """
-SELECT id FROM contents WHERE NOT classified AND has_text ORDER BY id
+SELECT id FROM contents WHERE NOT classified AND has_text ORDER BY id LIMIT %(limit)s
 """
 COUNTS = """
 SELECT queue_name, status::text AS status, count(*) AS n
@@ -127,9 +127,8 @@ def enqueue(
 
 def unclassified_ids(conn: psycopg.Connection[Any], limit: int | None = None) -> list[int]:
     """Ids of posts with text and no classification, oldest first."""
-    rows = conn.execute(UNCLASSIFIED_IDS).fetchall()
-    ids = [_first(row) for row in rows]
-    return ids if limit is None else ids[:limit]
+    rows = conn.execute(UNCLASSIFIED_IDS, {"limit": limit}).fetchall()  # LIMIT NULL = all
+    return [_first(row) for row in rows]
 
 
 def record_attempt(

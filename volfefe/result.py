@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 SENTIMENTS = ("positive", "negative", "neutral")
@@ -50,7 +50,3 @@ class Classification:
             truncated=bool(meta.get("truncated", False)),
             tokens=int(meta.get("tokens", 0)),
         )
-
-    def as_flat_dict(self) -> dict[str, Any]:
-        """All fields as one flat dict."""
-        return asdict(self)
