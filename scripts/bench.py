@@ -551,8 +551,8 @@ def onnx_pool_figures(plan: Plan, texts: list[str], results: Results, settings: 
 
 def bench_onnx_ceiling(plan: Plan, texts: list[str], results: Results, quantize: str) -> None:
     """The bare in-process loop on ONNX Runtime: the exported model, no pool, no pipes."""
-    from volfefe.backends.onnx_backend import load_engine
-    from volfefe.onnx_export import ensure_export
+    from volfefe.child.backends.onnx_backend import load_engine
+    from volfefe.child.export import ensure_export
 
     folder = ensure_export(Path(os.environ["VOLFEFE_ONNX_CACHE"]), str(plan.model), None, quantize)
     engine = load_engine(
@@ -626,10 +626,10 @@ def cold_start_once(argv: Sequence[str], timeout: float) -> float:
 def child_argv(settings: Any) -> list[str]:
     """The child's argument list as the pool builds it, backend options included (for the
     ONNX backend this finds, or makes, the cached export first: not part of a cold start)."""
-    from volfefe.port import worker_argv
+    from volfefe.supervisor.port import worker_argv
 
     try:
-        from volfefe.model_files import backend_args
+        from volfefe.supervisor.provision import backend_args
     except ImportError:  # a checkout without backends: the child takes no backend options
         return list(worker_argv(settings))
     return list(worker_argv(settings, asyncio.run(backend_args(settings))))
@@ -725,7 +725,7 @@ def stop_embedded(pgdata: Path) -> None:
 def database_url(db_env: Mapping[str, str]) -> str:
     """The URL the CLI uses with this environment (attaches to the embedded server)."""
     from volfefe import Settings
-    from volfefe.db import resolve_database_url
+    from volfefe.store.connect import resolve_database_url
 
     settings = Settings.from_env(db_env, model="unused")
     return resolve_database_url(settings, auto_migrate=False)
@@ -753,7 +753,7 @@ def quantize_support() -> str | None:
     """Why VOLFEFE_QUANTIZE=int8 cannot run on this checkout, or None when it can."""
     from volfefe import Settings
     from volfefe.errors import ConfigError
-    from volfefe.port import worker_argv
+    from volfefe.supervisor.port import worker_argv
 
     if "quantize" not in {f.name for f in dataclasses.fields(Settings)}:
         return "Settings has no `quantize` field yet"
@@ -810,8 +810,8 @@ def bench_classify(plan: Plan, texts: list[str], results: Results, row: str) -> 
 
 def bench_jobs(plan: Plan, texts: list[str], results: Results) -> None:
     """Enqueue every post, start `jobs worker`, time until no job is waiting or running."""
-    from volfefe.db import connect
-    from volfefe.job_queue import QUEUE, status
+    from volfefe.jobs.queue import QUEUE, status
+    from volfefe.store.connect import connect
 
     with fresh_database(plan, "jobs") as db_env:
         env = {**os.environ, **db_env, "VOLFEFE_MODEL": str(plan.model), "VOLFEFE_BACKEND": "torch"}

@@ -32,8 +32,8 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from volfefe.config import Settings
-from volfefe.db import connect
-from volfefe.migrate import migrate
+from volfefe.store.connect import connect
+from volfefe.store.migrate import migrate
 
 BACKENDS = ("embedded", "server")
 DB_FIXTURES = frozenset({"database_url", "empty_database_url", "embedded_server_url", "server_url"})

@@ -43,4 +43,4 @@ def alive(pid: int) -> bool:
     except (FileNotFoundError, ProcessLookupError):
         return False
     state = stat.rsplit(")", 1)[1].split()[0]
-    return state not in ("Z", "X") and b"classify.py" in cmdline
+    return state not in ("Z", "X") and b"volfefe.child" in cmdline

@@ -7,7 +7,6 @@
 Imports nothing heavy: the child imports `volfefe.protocol` before torch.
 """
 
-from volfefe.classifier import Classifier
 from volfefe.config import Settings
 from volfefe.errors import (
     AlreadyClassified,
@@ -29,6 +28,7 @@ from volfefe.errors import (
     WorkerError,
 )
 from volfefe.result import Classification
+from volfefe.supervisor.classifier import Classifier
 
 __all__ = [
     "AlreadyClassified",

@@ -1,5 +1,5 @@
 """`python -m volfefe` runs the command-line interface."""
 
-from volfefe.cli import main
+from volfefe.cli.main import main
 
 main()

@@ -19,18 +19,18 @@ from pathlib import Path
 from typing import Any
 
 from volfefe.errors import ConfigError
+from volfefe.protocol import DEFAULT_MODEL, default_onnx_cache
 
-DEFAULT_MODEL = "yiyanghkust/finbert-tone"
-REPO_ROOT = Path(__file__).resolve().parent.parent
-WORKER_SCRIPT = REPO_ROOT / "worker" / "classify.py"
+CHILD_MODULE = "volfefe.child"
 DEVICES = ("auto", "cpu", "cuda", "mps")
 BACKENDS = ("auto", "torch", "onnx")
 QUANTIZE = ("none", "int8")
 
 
 def default_worker_cmd() -> tuple[str, ...]:
-    """The child command: this interpreter running `worker/classify.py` (no shell)."""
-    return (sys.executable, str(WORKER_SCRIPT))
+    """The child command: this interpreter running the installed child module (no shell), so
+    a wheel, an sdist, an editable install and a checkout all start the same code."""
+    return (sys.executable, "-m", CHILD_MODULE)
 
 
 def default_layout(cores: int | None = None) -> tuple[int, int]:
@@ -45,12 +45,6 @@ def default_layout(cores: int | None = None) -> tuple[int, int]:
     cores = cores or os.cpu_count() or 1
     workers = max(1, cores // 2)
     return workers, max(1, cores // workers)
-
-
-def default_onnx_cache(env: Mapping[str, str]) -> Path:
-    """ONNX exports live next to the Hugging Face cache: `$HF_HOME/volfefe-onnx`."""
-    hf_home = env.get("HF_HOME") or str(Path.home() / ".cache" / "huggingface")
-    return Path(hf_home) / "volfefe-onnx"
 
 
 def default_data_dir(env: Mapping[str, str]) -> Path:

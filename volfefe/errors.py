@@ -155,7 +155,13 @@ class PoolBroken(ClassifierError):
 
 
 class PoolClosed(ClassifierError):
-    """The classifier was used after `close()`."""
+    """The classifier was used after `close()`, or closed while the call waited.
+
+    Transient: in a job worker it means the worker is shutting down, and the job belongs to
+    a later attempt (on this worker after a restart, or on another one).
+    """
+
+    transient = True
 
 
 class StoreError(VolfefeError):

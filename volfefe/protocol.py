@@ -20,13 +20,33 @@ module is stdlib + orjson only: the child imports it before torch.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
 
 EXIT_BOOT_FAILED = 3
 """A child that exits with this status cannot start (bad model, bad labels): do not restart it."""
+
+DEFAULT_MODEL = "yiyanghkust/finbert-tone"
+"""The model used when none is configured (a hub id)."""
+
+SENTIMENTS = ("positive", "negative", "neutral")
+"""The only sentiment names, always lower-case, in display order."""
+
+FINBERT_ORDER = ("neutral", "positive", "negative")
+"""finbert-tone's class order, used for models whose labels are generic (LABEL_0..2)."""
+
+
+def default_onnx_cache(env: Mapping[str, str]) -> Path:
+    """Where ONNX exports are cached: `$VOLFEFE_ONNX_CACHE`, else `$HF_HOME/volfefe-onnx`
+    (`~/.cache/huggingface/volfefe-onnx`), next to the Hugging Face cache."""
+    if env.get("VOLFEFE_ONNX_CACHE"):
+        return Path(env["VOLFEFE_ONNX_CACHE"])
+    hf_home = env.get("HF_HOME") or str(Path.home() / ".cache" / "huggingface")
+    return Path(hf_home) / "volfefe-onnx"
 
 
 @dataclass(frozen=True, slots=True)

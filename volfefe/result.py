@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-SENTIMENTS = ("positive", "negative", "neutral")
+from volfefe.protocol import SENTIMENTS
+
+__all__ = ["SENTIMENTS", "Classification"]
 
 
 @dataclass(frozen=True, slots=True)

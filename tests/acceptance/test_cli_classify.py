@@ -24,7 +24,7 @@ import pytest
 
 from tests.helpers import alive, eventually
 from tests.store.helpers import post, write_jsonl
-from volfefe.db import connect
+from volfefe.store.connect import connect
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "data" / "sample_posts.jsonl"

@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 
 from volfefe import Classifier, Settings
-from volfefe.onnx_export import cache_folder, ensure_export, is_complete
+from volfefe.child.export import cache_folder, ensure_export, is_complete
 
 ROOT = Path(__file__).resolve().parents[2]
 TEXTS = [

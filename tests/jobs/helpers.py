@@ -13,7 +13,7 @@ from typing import Any
 
 import psycopg
 
-from volfefe.job_queue import TASK, enqueue
+from volfefe.jobs.queue import TASK, enqueue
 
 ENQUEUE_TASK = "volfefe.enqueue_unclassified"
 

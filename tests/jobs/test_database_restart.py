@@ -33,8 +33,8 @@ from tests.jobs.helpers import (
     enqueue_posts,
     insert_posts,
 )
-from volfefe.db import connect
-from volfefe.migrate import migrate
+from volfefe.store.connect import connect
+from volfefe.store.migrate import migrate
 
 POSTS = 40
 DEADLINE = 120.0

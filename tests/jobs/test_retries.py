@@ -22,8 +22,8 @@ from tests.jobs.helpers import (
     status_of,
 )
 from tests.store.helpers import result
-from volfefe.job_queue import enqueue
-from volfefe.store import save_classification
+from volfefe.jobs.queue import enqueue
+from volfefe.store.posts import save_classification
 
 DEADLINE = 120.0
 

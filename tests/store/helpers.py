@@ -11,8 +11,8 @@ from typing import Any
 
 import psycopg
 
-from volfefe.importer import ImportReport, import_posts
 from volfefe.result import Classification
+from volfefe.store.importer import ImportReport, import_posts
 
 
 def post(external_id: str, text: str = "Stocks rally", **fields: Any) -> dict[str, Any]:

@@ -12,12 +12,13 @@ import pytest
 from click.testing import CliRunner, Result
 
 from tests.store.helpers import ids, post, result, write_jsonl
-from volfefe.cli_db import register
+from volfefe.cli.db import db_group
+from volfefe.cli.posts import import_command, show_command, stats_command
 from volfefe.config import Settings
-from volfefe.db import connect
 from volfefe.errors import ContentNotFound, SchemaOutdated
-from volfefe.migrate import pending_migrations
-from volfefe.store import save_classification
+from volfefe.store.connect import connect
+from volfefe.store.migrate import pending_migrations
+from volfefe.store.posts import save_classification
 
 Run = Callable[..., Result]
 
@@ -30,7 +31,8 @@ def make_runner(database_url: str, data_dir: Path) -> Run:
     def cli(ctx: click.Context) -> None:
         ctx.obj = Settings.from_env(os.environ, database_url=database_url, data_dir=data_dir)
 
-    register(cli)
+    for command in (db_group, import_command, show_command, stats_command):
+        cli.add_command(command)
     runner = CliRunner()
     return lambda *args: runner.invoke(cli, [str(arg) for arg in args])
 

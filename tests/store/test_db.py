@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import ROOT as REPO_ROOT
 from tests.fixtures_db import stop_embedded
-from volfefe.config import REPO_ROOT, Settings
-from volfefe.db import connect, describe_target, resolve_database_url
+from volfefe.config import Settings
 from volfefe.errors import ConfigError, DatabaseUnavailable
-from volfefe.migrate import pending_migrations
+from volfefe.store.connect import connect, describe_target, resolve_database_url
+from volfefe.store.migrate import pending_migrations
 
 # A volfefe process: connect through Settings (embedded server in argv[1]), report, wait for a
 # line on stdin, then query again. The test decides when each process moves on.
@@ -26,7 +27,7 @@ CHILD = """
 import json, sys
 from pathlib import Path
 from volfefe.config import Settings
-from volfefe.db import connect
+from volfefe.store.connect import connect
 with connect(Settings(data_dir=Path(sys.argv[1]))) as conn:
     q = "SELECT pg_postmaster_start_time()::text AS started, count(*) AS posts FROM contents"
     print(json.dumps(conn.execute(q).fetchone()), flush=True)

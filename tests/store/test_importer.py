@@ -10,10 +10,10 @@ from typing import Any
 import psycopg
 import pytest
 
+from tests.conftest import ROOT as REPO_ROOT
 from tests.store.helpers import ids, load, post, result, write_csv, write_jsonl
-from volfefe.config import REPO_ROOT
-from volfefe.importer import import_posts
-from volfefe.store import (
+from volfefe.store.importer import import_posts
+from volfefe.store.posts import (
     get_classification_by_content,
     get_content,
     save_classification,

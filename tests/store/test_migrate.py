@@ -7,9 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from volfefe.db import connect
 from volfefe.errors import SchemaOutdated
-from volfefe.migrate import (
+from volfefe.store.connect import connect
+from volfefe.store.migrate import (
     load_migrations,
     migrate,
     pending_migrations,

@@ -12,10 +12,10 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from tests.store.helpers import eventually, ids, load, post, result, write_csv
-from volfefe.db import connect
 from volfefe.errors import AlreadyClassified, ContentNotFound
-from volfefe.importer import import_posts
-from volfefe.store import (
+from volfefe.store.connect import connect
+from volfefe.store.importer import import_posts
+from volfefe.store.posts import (
     contents_by_ids,
     get_classification_by_content,
     get_content,

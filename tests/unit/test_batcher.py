@@ -1,62 +1,62 @@
-"""The pool's job queue: dynamic batching by budget and max wait, retries first."""
+"""The pool's request queue: dynamic batching by budget and max wait, retries first."""
 
 from __future__ import annotations
 
 import asyncio
 
-from volfefe.batcher import Job, JobQueue, estimate_tokens
+from volfefe.supervisor.batching import Request, RequestQueue, estimate_tokens
 
 
 async def test_waiting_jobs_are_gathered_into_one_batch() -> None:
-    queue = JobQueue(token_budget=10_000, max_texts=64, max_wait=0.0)
-    jobs = [Job([f"text {i}"]) for i in range(5)]
-    for job in jobs:
-        queue.put(job)
-    assert await queue.take() == jobs
+    queue = RequestQueue(token_budget=10_000, max_texts=64, max_wait=0.0)
+    requests = [Request([f"text {i}"]) for i in range(5)]
+    for request in requests:
+        queue.put(request)
+    assert await queue.take() == requests
 
 
 async def test_batches_respect_the_text_cap_and_the_token_budget() -> None:
-    queue = JobQueue(token_budget=500, max_texts=3, max_wait=0.0)
-    small = [Job(["a b c"]) for _ in range(4)]
-    long = Job(["x" * 4000])  # estimated at the 512-token maximum
-    for job in [*small, long]:
-        queue.put(job)
+    queue = RequestQueue(token_budget=500, max_texts=3, max_wait=0.0)
+    small = [Request(["a b c"]) for _ in range(4)]
+    long = Request(["x" * 4000])  # estimated at the 512-token maximum
+    for request in [*small, long]:
+        queue.put(request)
     assert await queue.take() == small[:3]  # text cap
     assert await queue.take() == [small[3]]  # the long one would pass the budget
-    assert await queue.take() == [long]  # a job larger than the budget still goes, alone
+    assert await queue.take() == [long]  # a request larger than the budget still goes, alone
 
 
 async def test_a_short_batch_waits_for_more_until_it_is_full() -> None:
-    queue = JobQueue(token_budget=10_000, max_texts=2, max_wait=30.0)
-    first, second = Job(["first"]), Job(["second"])
+    queue = RequestQueue(token_budget=10_000, max_texts=2, max_wait=30.0)
+    first, second = Request(["first"]), Request(["second"])
     queue.put(first)
     taking = asyncio.create_task(queue.take())
-    await asyncio.sleep(0)  # take() has the first job and waits (up to 30 s) for more
+    await asyncio.sleep(0)  # take() has the first request and waits (up to 30 s) for more
     assert not taking.done()
     queue.put(second)  # the batch is now full: no more waiting
     assert await asyncio.wait_for(taking, 5) == [first, second]
 
 
 async def test_max_wait_zero_sends_a_lone_job_at_once() -> None:
-    queue = JobQueue(token_budget=10_000, max_texts=64, max_wait=0.0)
-    job = Job(["alone"])
-    queue.put(job)
-    assert await asyncio.wait_for(queue.take(), 5) == [job]
+    queue = RequestQueue(token_budget=10_000, max_texts=64, max_wait=0.0)
+    request = Request(["alone"])
+    queue.put(request)
+    assert await asyncio.wait_for(queue.take(), 5) == [request]
 
 
 async def test_retries_go_first_and_alone() -> None:
-    queue = JobQueue(token_budget=10_000, max_texts=64, max_wait=0.0)
-    normal = [Job(["n1"]), Job(["n2"])]
-    retry = Job(["r"], retryable=False)
-    for job in normal:
-        queue.put(job)
+    queue = RequestQueue(token_budget=10_000, max_texts=64, max_wait=0.0)
+    normal = [Request(["n1"]), Request(["n2"])]
+    retry = Request(["r"], retryable=False)
+    for request in normal:
+        queue.put(request)
     queue.put(retry, retry=True)
     assert await queue.take() == [retry]
     assert await queue.take() == normal
 
 
 async def test_stop_ends_takers_once_the_queue_is_empty() -> None:
-    queue = JobQueue(token_budget=10_000, max_texts=64, max_wait=0.0)
+    queue = RequestQueue(token_budget=10_000, max_texts=64, max_wait=0.0)
     waiting = asyncio.create_task(queue.take())
     await asyncio.sleep(0)
     queue.stop()

@@ -6,9 +6,9 @@ import inspect
 
 import volfefe
 from volfefe import errors
-from volfefe.classifier import _to_result
-from volfefe.pool import RestartBudget
 from volfefe.protocol import ItemError
+from volfefe.supervisor.classifier import _to_result
+from volfefe.supervisor.pool import RestartBudget
 
 
 def test_public_names_match_all() -> None:
@@ -36,6 +36,7 @@ def test_transient_and_permanent_are_told_apart_by_class() -> None:
         errors.WorkerCrashed(pid=1, returncode=-9),
         errors.ProtocolError("x"),
         errors.DatabaseUnavailable("x"),
+        errors.PoolClosed("x"),
     ]
     permanent = [
         errors.NoTextError(),

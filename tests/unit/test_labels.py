@@ -11,8 +11,8 @@ import pytest
 
 @pytest.fixture(scope="module")
 def worker() -> ModuleType:
-    """The pure helpers the child uses (volfefe.inference imports no torch)."""
-    return importlib.import_module("volfefe.inference")
+    """The pure helpers the child uses (volfefe.child.engine imports no torch)."""
+    return importlib.import_module("volfefe.child.engine")
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,66 @@
+"""The ONNX Runtime backend: loads an exported folder; imports onnxruntime, tokenizers, numpy.
+
+The folder (made by volfefe.child.export) holds `model.onnx`, `tokenizer.json` and
+`volfefe-onnx.json` (labels, max length, pad id, model_version).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from volfefe.child.engine import Engine, ModelLoadError, plain_tokenizer
+from volfefe.protocol import Ready
+
+META_FILE = "volfefe-onnx.json"
+MODEL_FILE = "model.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+
+
+def load_engine(folder: Path, *, threads: int, max_chars: int, forward_tokens: int) -> Engine:
+    """Open an exported model with ONNX Runtime on the CPU (ModelLoadError when unusable)."""
+    import onnxruntime as ort
+    from tokenizers import Tokenizer
+
+    try:
+        meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        session = ort.InferenceSession(
+            str(folder / MODEL_FILE), options, providers=["CPUExecutionProvider"]
+        )
+        tokenizer = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
+    except Exception as exc:  # onnxruntime raises its own exception types
+        raise ModelLoadError(f"cannot load the ONNX export in {folder}: {exc}") from exc
+    inputs = {i.name for i in session.get_inputs()}
+
+    def predict(input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        feeds = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if "token_type_ids" in inputs:
+            feeds["token_type_ids"] = np.zeros_like(input_ids)
+        logits: np.ndarray = session.run(["logits"], feeds)[0]
+        return logits
+
+    ready = Ready(
+        model=str(meta["model"]),
+        model_version=str(meta["model_version"]),
+        labels=list(meta["labels"]),
+        device="cpu",
+        threads=threads,
+        pid=os.getpid(),
+        max_length=int(meta["max_length"]),
+    )
+    return Engine(
+        predict=predict,
+        tokenizer=plain_tokenizer(tokenizer),
+        pad_id=int(meta["pad_id"]),
+        labels=list(meta["labels"]),
+        max_length=int(meta["max_length"]),
+        max_chars=max_chars,
+        forward_tokens=forward_tokens,
+        ready=ready,
+    )

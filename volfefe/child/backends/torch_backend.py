@@ -1,0 +1,141 @@
+"""The torch backend: a transformers model, optionally with dynamic int8 Linear layers."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from volfefe.child.engine import (
+    Engine,
+    ModelLoadError,
+    model_version_of,
+    plain_tokenizer,
+    resolve_labels,
+)
+from volfefe.protocol import Ready
+
+MAX_LENGTH = 512
+
+
+def load_hf(model: str, revision: str | None, **model_options: Any) -> tuple[Any, Any]:
+    """Load tokenizer and model with transformers (`trust_remote_code=False`), or ModelLoadError."""
+    if model.startswith(("/", "./", "../", "~")) and not Path(model).expanduser().is_dir():
+        raise ModelLoadError(f"model folder {model!r} does not exist")
+    import transformers
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    transformers.utils.logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+    transformers.utils.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model, revision=revision, trust_remote_code=False)
+        hf_model = AutoModelForSequenceClassification.from_pretrained(
+            model, revision=revision, trust_remote_code=False, **model_options
+        )
+    except (OSError, ValueError) as exc:
+        hint = ""
+        if not Path(model).is_dir():
+            hint = (
+                " (is the model hub reachable? Without network, set VOLFEFE_MODEL or "
+                "--model to a local folder holding the model)"
+            )
+        raise ModelLoadError(f"cannot load model {model!r}: {exc}{hint}") from exc
+    if not getattr(tokenizer, "is_fast", False):
+        raise ModelLoadError(f"model {model!r} has no fast tokenizer")
+    hf_model.eval()
+    return tokenizer, hf_model
+
+
+def max_length_of(tokenizer: Any, model: Any) -> int:
+    """The longest input the model takes, capped at 512."""
+    return min(
+        int(getattr(model.config, "max_position_embeddings", MAX_LENGTH)),
+        int(tokenizer.model_max_length or MAX_LENGTH),
+        MAX_LENGTH,
+    )
+
+
+def quantize_int8(model: Any) -> Any:
+    """Dynamic int8 quantisation of every Linear layer (weights int8, activations per batch)."""
+    import torch
+    from torch.ao.quantization import quantize_dynamic
+
+    with warnings.catch_warnings():  # deprecated in favour of torchao, still the CPU fast path
+        warnings.simplefilter("ignore")
+        return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)  # type: ignore[no-untyped-call]
+
+
+def pick_device(wanted: str) -> str:
+    """`auto` means cuda when present, then mps, else cpu."""
+    import torch
+
+    if wanted != "auto":
+        return wanted
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def load_engine(
+    model: str,
+    revision: str | None,
+    *,
+    threads: int,
+    device: str,
+    quantize: str,
+    max_chars: int,
+    forward_tokens: int,
+) -> Engine:
+    """Import torch/transformers, load the model and map its labels (ModelLoadError)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    with contextlib.suppress(RuntimeError):  # already set only when embedded in a process
+        torch.set_num_interop_threads(1)
+    tokenizer, hf_model = load_hf(model, revision)
+    labels = resolve_labels({int(k): v for k, v in hf_model.config.id2label.items()})
+    device = pick_device(device)
+    hf_model.to(device)
+    if quantize == "int8":
+        hf_model = quantize_int8(hf_model)
+    version = model_version_of(model, revision, getattr(hf_model.config, "_commit_hash", None))
+    if quantize == "int8":
+        version += "+int8"  # other numerics: never mixed up with fp32 results
+
+    def predict(input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            logits = hf_model(
+                input_ids=torch.from_numpy(input_ids).to(device),
+                attention_mask=torch.from_numpy(attention_mask).to(device),
+                token_type_ids=torch.zeros_like(torch.from_numpy(input_ids)).to(device),
+            ).logits
+        result: np.ndarray = logits.float().cpu().numpy()
+        return result
+
+    max_length = max_length_of(tokenizer, hf_model)
+    ready = Ready(
+        model=model,
+        model_version=version,
+        labels=labels,
+        device=device,
+        threads=torch.get_num_threads(),
+        pid=os.getpid(),
+        max_length=max_length,
+    )
+    return Engine(
+        predict=predict,
+        tokenizer=plain_tokenizer(tokenizer.backend_tokenizer),
+        pad_id=int(tokenizer.pad_token_id or 0),
+        labels=labels,
+        max_length=max_length,
+        max_chars=max_chars,
+        forward_tokens=forward_tokens,
+        ready=ready,
+    )

@@ -1,0 +1,155 @@
+"""Backend-neutral inference in the child: text in, sentiment out.
+
+```
+texts ──blank? -> EmptyText──cut to max_chars──tokenize (tokenizers, no torch)──truncate to
+max_length──sort by length──forward passes of <= forward_tokens padded tokens──softmax──labels
+```
+
+A backend supplies only `predict(input_ids, attention_mask) -> logits` (numpy arrays), so
+torch and ONNX Runtime give the same pre- and post-processing. Imports numpy, tokenizers and
+volfefe.protocol only: the ONNX child never imports torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from volfefe.protocol import FINBERT_ORDER, SENTIMENTS, ItemError, ItemResult, Ready, is_blank
+
+Predict = Callable[[np.ndarray, np.ndarray], np.ndarray]
+_Item = tuple[int, list[int], bool]  # (index in the request, token ids, truncated)
+
+
+class ModelLoadError(Exception):
+    """The model cannot be loaded or its labels cannot be mapped to sentiments."""
+
+
+def resolve_labels(id2label: dict[int, str]) -> list[str]:
+    """Sentiment names in class-id order, from the model's `id2label`.
+
+    Names that already say positive/negative/neutral are used (any case); generic names
+    (LABEL_0, LABEL_1, LABEL_2) follow finbert-tone's order: neutral, positive, negative.
+
+    >>> resolve_labels({0: "Neutral", 1: "Positive", 2: "Negative"})
+    ['neutral', 'positive', 'negative']
+    >>> resolve_labels({0: "LABEL_0", 1: "LABEL_1", 2: "LABEL_2"})
+    ['neutral', 'positive', 'negative']
+    """
+    names = [str(id2label[i]).strip().lower() for i in sorted(id2label)]
+    if sorted(names) == sorted(SENTIMENTS):
+        return names
+    if len(names) == 3 and names == [f"label_{i}" for i in range(3)]:
+        return list(FINBERT_ORDER)
+    raise ModelLoadError(
+        f"cannot map the model's labels {names} to positive/negative/neutral: "
+        "use a 3-class sentiment model whose id2label names them, or LABEL_0..2 in "
+        "finbert-tone's order (neutral, positive, negative)"
+    )
+
+
+def model_version_of(model: str, revision: str | None, commit: str | None) -> str:
+    """Identify model and revision: `hub/id@commit` or, for a folder, `name@content-hash`."""
+    path = Path(model)
+    if not path.is_dir():
+        return f"{model}@{(commit or revision or 'main')[:12]}"
+    digest = hashlib.sha256()
+    for file in sorted(path.iterdir()):
+        if file.suffix in (".json", ".txt") and file.stat().st_size < 10_000_000:
+            digest.update(file.name.encode() + file.read_bytes())
+        elif file.suffix in (".safetensors", ".bin", ".onnx"):
+            size = file.stat().st_size
+            digest.update(f"{file.name}:{size}".encode())
+            with file.open("rb") as fh:  # ends of the weights: cheap and distinctive
+                digest.update(fh.read(1 << 20))
+                fh.seek(max(0, size - (1 << 20)))
+                digest.update(fh.read(1 << 20))
+    return f"{path.resolve().name}@{digest.hexdigest()[:12]}"
+
+
+@dataclass
+class Engine:
+    """A tokenizer and a backend's `predict` that classify batches of texts."""
+
+    predict: Predict
+    tokenizer: Any  # tokenizers.Tokenizer, without truncation or padding
+    pad_id: int
+    labels: list[str]
+    max_length: int
+    max_chars: int
+    forward_tokens: int
+    ready: Ready
+
+    def classify(self, texts: list[str]) -> list[ItemResult | ItemError]:
+        """Classify `texts`; a blank text or a failed forward pass gives an ItemError instead."""
+        results: list[ItemResult | ItemError | None] = [None] * len(texts)
+        todo: list[_Item] = []
+        for i, text in enumerate(texts):
+            if is_blank(text):
+                results[i] = ItemError("EmptyText", "the text is empty or whitespace only")
+        kept = [i for i in range(len(texts)) if results[i] is None]
+        cut = [texts[i][: self.max_chars] for i in kept]
+        for i, encoding in zip(kept, self.tokenizer.encode_batch(cut), strict=True):
+            ids = list(encoding.ids)
+            truncated = len(texts[i]) > self.max_chars or len(ids) > self.max_length
+            if len(ids) > self.max_length:  # keep the closing special token ([SEP])
+                ids = ids[: self.max_length - 1] + ids[-1:]
+            todo.append((i, ids, truncated))
+        todo.sort(key=lambda item: len(item[1]))
+        for batch in token_budget_batches(todo, self.forward_tokens):
+            try:
+                probs = self._forward([ids for _, ids, _ in batch])
+            except Exception as exc:  # one failed forward pass must not end the child
+                error = ItemError(type(exc).__name__, str(exc), traceback.format_exc())
+                for index, _, _ in batch:
+                    results[index] = error
+                continue
+            for (index, ids, truncated), row in zip(batch, probs, strict=True):
+                results[index] = self._result(row, truncated, len(ids))
+        return [r for r in results if r is not None]
+
+    def _forward(self, batch: list[list[int]]) -> list[list[float]]:
+        longest = max(len(ids) for ids in batch)
+        input_ids = np.full((len(batch), longest), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(batch), longest), dtype=np.int64)
+        for row, ids in enumerate(batch):
+            input_ids[row, : len(ids)] = ids
+            mask[row, : len(ids)] = 1
+        logits = np.asarray(self.predict(input_ids, mask), dtype=np.float64)
+        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probs: list[list[float]] = (shifted / shifted.sum(axis=1, keepdims=True)).tolist()
+        return probs
+
+    def _result(self, row: list[float], truncated: bool, tokens: int) -> ItemResult:
+        scores = {label: round(p, 6) for label, p in zip(self.labels, row, strict=True)}
+        best = max(range(len(row)), key=row.__getitem__)
+        return ItemResult(self.labels[best], round(row[best], 6), scores, truncated, tokens)
+
+
+def token_budget_batches(items: list[_Item], budget: int) -> Iterator[list[_Item]]:
+    """Split length-sorted items so each batch's padded size (rows x longest) stays in budget.
+
+    >>> [len(b) for b in token_budget_batches([(0, [1] * 4, False)] * 5, 8)]
+    [2, 2, 1]
+    """
+    batch: list[_Item] = []
+    for item in items:
+        if batch and (len(batch) + 1) * len(item[1]) > budget:
+            yield batch
+            batch = []
+        batch.append(item)
+    if batch:
+        yield batch
+
+
+def plain_tokenizer(tokenizer: Any) -> Any:
+    """The tokenizers.Tokenizer with truncation and padding off (we truncate and pad)."""
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    return tokenizer

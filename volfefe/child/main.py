@@ -1,0 +1,215 @@
+"""The volfefe child: classify financial sentiment with a BERT model (FinBERT by default).
+
+One-shot, for people debugging a model by hand (all of stdin is one text):
+
+    echo "Stocks rally on good news" | python -m volfefe.child [--model M]
+    echo "Stocks rally on good news" | python worker/classify.py [--model M]   # the same
+    {"sentiment":"positive","confidence":0.95,"model_version":"...","meta":{...}}
+
+Serve mode, for the orchestrator: `python -m volfefe.child --serve` loads the model once,
+prints one ready line, then answers newline-delimited JSON requests (see volfefe/protocol.py)
+until EOF on stdin. Stdout carries the protocol and nothing else: anything else that writes
+to stdout (libraries, warnings, progress bars) is redirected to stderr.
+
+Text handling (documented in the README): invalid UTF-8 on stdin becomes U+FFFD; NUL and
+control characters are dropped by the tokenizer; text longer than --max-chars characters is cut
+before tokenising, and anything over the model's maximum length is truncated, both reported as
+`meta.truncated`. Exit codes: 0 ok, 1 the text could not be classified, 2 usage, 3 the model
+could not be loaded.
+
+VOLFEFE_WORKER_FAULT (tests only, off unless set) injects one failure; see
+`volfefe.child.faults`. This module imports the protocol and the child's own modules only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from volfefe.child.engine import Engine, ModelLoadError
+from volfefe.child.faults import Fault, fault_from_env
+from volfefe.protocol import (
+    DEFAULT_MODEL,
+    EXIT_BOOT_FAILED,
+    DecodeError,
+    ItemError,
+    Reply,
+    clean_text,
+    decode_request,
+    default_onnx_cache,
+    encode,
+    is_blank,
+)
+
+DEFAULT_MAX_CHARS = 20_000
+DEFAULT_BATCH_TOKENS = 1024
+
+
+def load_engine(args: argparse.Namespace) -> Engine:
+    """Load the model with the chosen backend (ModelLoadError when it cannot be used)."""
+    if args.backend == "onnx":
+        from volfefe.child.backends.onnx_backend import load_engine as load_onnx
+
+        folder = args.onnx_dir
+        if folder is None:  # by hand: export (or reuse) like the orchestrator does
+            from volfefe.child.export import ensure_export
+
+            folder = ensure_export(args.onnx_cache, args.model, args.revision, args.quantize)
+        return load_onnx(
+            folder, threads=args.threads, max_chars=args.max_chars, forward_tokens=args.batch_tokens
+        )
+    from volfefe.child.backends.torch_backend import load_engine as load_torch
+
+    return load_torch(
+        args.model,
+        args.revision,
+        threads=args.threads,
+        device=args.device,
+        quantize=args.quantize,
+        max_chars=args.max_chars,
+        forward_tokens=args.batch_tokens,
+    )
+
+
+def serve(engine: Engine, proto_in: IO[bytes], proto_out: IO[bytes], fault: Fault | None) -> None:
+    """Answer request lines until EOF, one reply line each, flushed at once."""
+    proto_out.write(encode(engine.ready))
+    proto_out.flush()
+    for line in proto_in:
+        try:
+            request = decode_request(line)
+        except DecodeError as exc:
+            reply = Reply(_guess_id(line), error=ItemError("BadRequest", str(exc)))
+        else:
+            if fault is not None:
+                fault.on_request(request.texts, proto_out)
+            reply = Reply(request.id, engine.classify([clean_text(t) for t in request.texts]))
+        proto_out.write(encode(reply))
+        proto_out.flush()
+
+
+def _guess_id(line: bytes) -> int | None:
+    try:
+        value = orjson.loads(line).get("id")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    return value if isinstance(value, int) else None
+
+
+def one_shot(engine_factory: Callable[[], Engine], data: bytes, out: IO[bytes]) -> int:
+    """Classify all of `data` as one text and print one JSON object; return the exit code."""
+    text = data.decode("utf-8", "replace").strip()
+    if is_blank(text):
+        _print_json(
+            out, {"error": {"type": "EmptyText", "message": "no text to classify: stdin was empty"}}
+        )
+        return 1
+    engine = engine_factory()
+    item = engine.classify([text])[0]
+    if isinstance(item, ItemError):
+        _print_json(out, {"error": {"type": item.type, "message": item.message}})
+        return 1
+    _print_json(
+        out,
+        {
+            "sentiment": item.sentiment,
+            "confidence": item.confidence,
+            "model_version": engine.ready.model_version,
+            "meta": {
+                "raw_scores": item.raw_scores,
+                "truncated": item.truncated,
+                "tokens": item.tokens,
+            },
+        },
+    )
+    return 0
+
+
+def _print_json(out: IO[bytes], obj: dict[str, Any]) -> None:
+    out.write(orjson.dumps(obj) + b"\n")
+    out.flush()
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL us when the parent dies, so a hung child never outlives it."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Command-line options; the model defaults to VOLFEFE_MODEL, then finbert-tone."""
+    parser = argparse.ArgumentParser(description="Classify financial sentiment (volfefe child).")
+    parser.add_argument(
+        "--serve", action="store_true", help="answer NDJSON requests on stdin until EOF"
+    )
+    parser.add_argument(
+        "--model",
+        default=os.environ.get("VOLFEFE_MODEL") or DEFAULT_MODEL,
+        help="hub id or local folder",
+    )
+    parser.add_argument("--revision", default=os.environ.get("VOLFEFE_REVISION") or None)
+    parser.add_argument("--threads", type=int, default=max(1, os.cpu_count() or 1))
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    parser.add_argument(
+        "--backend",
+        default=os.environ.get("VOLFEFE_BACKEND") or "torch",
+        choices=["torch", "onnx"],
+        help="torch (reference) or onnx (ONNX Runtime, never imports torch)",
+    )
+    parser.add_argument("--onnx-dir", type=Path, help="an exported model folder (onnx backend)")
+    parser.add_argument(
+        "--onnx-cache",
+        type=Path,
+        default=default_onnx_cache(os.environ),
+        help="where exports are cached when --onnx-dir is not given",
+    )
+    parser.add_argument("--max-chars", type=int, default=DEFAULT_MAX_CHARS)
+    parser.add_argument(
+        "--quantize",
+        default=os.environ.get("VOLFEFE_QUANTIZE") or "none",
+        choices=["none", "int8"],
+        help="int8: dynamic int8 quantisation of the Linear layers (CPU)",
+    )
+    parser.add_argument(
+        "--batch-tokens",
+        type=int,
+        default=DEFAULT_BATCH_TOKENS,
+        help="padded tokens per forward pass",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: returns the process exit code."""
+    args = parse_args(argv)
+    fault = fault_from_env(os.environ)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    proto_out = os.fdopen(os.dup(1), "wb")  # keep the real stdout for the protocol only
+    os.dup2(2, 1)  # every stray print or library progress bar now lands on stderr
+    if args.serve:
+        _die_with_parent()
+        if fault is not None:
+            fault.on_boot()
+    try:
+        if not args.serve:
+            return one_shot(lambda: load_engine(args), sys.stdin.buffer.read(), proto_out)
+        engine = load_engine(args)
+    except ModelLoadError as exc:
+        print(f"volfefe worker: {exc}", file=sys.stderr)
+        if not args.serve:
+            _print_json(proto_out, {"error": {"type": "ModelLoadError", "message": str(exc)}})
+        return EXIT_BOOT_FAILED
+    serve(engine, sys.stdin.buffer, proto_out, fault)
+    return 0

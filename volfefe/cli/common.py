@@ -1,0 +1,23 @@
+"""What the command modules share: the Settings of this run, and JSON output."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+import orjson
+
+from volfefe.config import Settings
+
+
+def current_settings() -> Settings:
+    """The `Settings` the main group stored in the click context."""
+    settings = click.get_current_context().find_object(Settings)
+    if settings is None:
+        raise RuntimeError("the volfefe CLI group must set ctx.obj to a Settings")
+    return settings
+
+
+def echo_json(obj: dict[str, Any]) -> None:
+    """Print one JSON object on a line of stdout."""
+    click.echo(orjson.dumps(obj).decode())

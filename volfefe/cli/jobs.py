@@ -1,0 +1,134 @@
+"""`volfefe jobs ...`: background classification (enqueue, worker, status, retry, prune)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import click
+import orjson
+
+from volfefe.cli.params import Age, IdList
+from volfefe.config import Settings
+from volfefe.jobs.queue import enqueue, failed_job_ids, prune, retry, status, unclassified_ids
+from volfefe.store.connect import connect, resolve_database_url
+from volfefe.store.migrate import require_current_schema
+
+
+@click.group("jobs")
+def jobs_group() -> None:
+    """Background classification jobs (queue ml_classification)."""
+
+
+@jobs_group.command("enqueue")
+@click.option("--all", "all_", is_flag=True, help="Every unclassified post.")
+@click.option("--ids", type=IdList(), help="These posts, e.g. 1,2,3.")
+@click.option("--limit", type=click.IntRange(min=1), help="The N oldest unclassified posts.")
+@click.option("--schedule-in", type=click.FloatRange(min=0), help="Run in SECONDS from now.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_obj
+def enqueue_command(
+    settings: Settings,
+    all_: bool,
+    ids: list[int] | None,
+    limit: int | None,
+    schedule_in: float | None,
+    as_json: bool,
+) -> None:
+    """Queue one classification job per post; posts with a waiting or running job are
+    reported as already queued."""
+    if sum(bool(x) for x in (all_, ids, limit)) != 1:
+        raise click.UsageError("give exactly one of --all, --ids or --limit")
+    with connect(resolve_database_url(settings)) as conn:
+        require_current_schema(conn)
+        targets = ids if ids else unclassified_ids(conn, limit)
+        report = enqueue(conn, targets, schedule_in=schedule_in)
+    if as_json:
+        click.echo(
+            orjson.dumps(
+                {"queued": len(report.queued), "already_queued": report.already_queued}
+            ).decode()
+        )
+    else:
+        click.echo(f"queued {len(report.queued)}, already queued {len(report.already_queued)}")
+
+
+@jobs_group.command("worker")
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    help="Jobs run at once [env VOLFEFE_JOBS_CONCURRENCY, default 5].",
+)
+@click.pass_obj
+def worker_command(settings: Settings, concurrency: int | None) -> None:
+    """Run jobs until SIGTERM or Ctrl-C (a second signal stops at once)."""
+    from volfefe.jobs.runner import run_worker  # procrastinate is only needed here
+
+    url = resolve_database_url(settings)
+    with connect(url) as conn:
+        require_current_schema(conn)
+    asyncio.run(run_worker(settings, url, concurrency or settings.jobs_concurrency))
+
+
+@jobs_group.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option(
+    "--failures",
+    type=click.IntRange(min=0),
+    default=10,
+    show_default=True,
+    help="How many recent failures to list.",
+)
+@click.pass_obj
+def status_command(settings: Settings, as_json: bool, failures: int) -> None:
+    """Counts by queue and state, the oldest waiting job's age, recent failures."""
+    with connect(resolve_database_url(settings)) as conn:
+        require_current_schema(conn)
+        report = status(conn, failures)
+    if as_json:
+        click.echo(orjson.dumps(report).decode())
+        return
+    for queue, states in sorted(report["queues"].items()):
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(states.items())) or "empty"
+        click.echo(f"{queue}: {counts}")
+    age = report["oldest_waiting_s"]
+    click.echo(f"oldest waiting job: {age:.1f} s" if age is not None else "no job waiting")
+    for failure in report["failures"]:
+        click.echo(
+            f"  job {failure['job_id']} post {failure['content_id']} attempt "
+            f"{failure['attempt']} {failure['outcome']}: {failure['error']}"
+        )
+
+
+@jobs_group.command("retry")
+@click.argument("job_id", type=int, required=False)
+@click.option("--failed", "all_failed", is_flag=True, help="Every failed job.")
+@click.pass_obj
+def retry_command(settings: Settings, job_id: int | None, all_failed: bool) -> None:
+    """Queue failed job JOB_ID (or every failed job) again."""
+    if (job_id is None) == (not all_failed):
+        raise click.UsageError("give a JOB_ID or --failed")
+    with connect(resolve_database_url(settings)) as conn:
+        require_current_schema(conn)
+        outcomes = retry(conn, failed_job_ids(conn) if all_failed else [job_id or 0])
+    for jid, outcome in outcomes.items():
+        click.echo(f"job {jid}: {outcome}")
+    if job_id is not None and outcomes.get(job_id) != "retried":
+        raise SystemExit(1)
+
+
+@jobs_group.command("prune")
+@click.option(
+    "--older-than",
+    type=Age(),
+    default="7d",
+    show_default=True,
+    help="Age of finished jobs to delete.",
+)
+@click.pass_obj
+def prune_command(settings: Settings, older_than: timedelta) -> None:
+    """Delete finished jobs (succeeded, failed, cancelled) older than --older-than."""
+    with connect(resolve_database_url(settings)) as conn:
+        require_current_schema(conn)
+        deleted = prune(conn, older_than)
+    click.echo(f"deleted {deleted} finished jobs")

@@ -1,0 +1,84 @@
+"""`volfefe eval` and `volfefe model export`: how good the model is, and its files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from volfefe.cli.common import echo_json
+from volfefe.config import Settings
+from volfefe.supervisor.classifier import Classifier
+
+
+@click.command("eval")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--compare",
+    type=click.Choice(["int8"]),
+    help="Also run the int8 model and report how often it agrees.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def eval_command(settings: Settings, file: Path, compare: str | None, as_json: bool) -> None:
+    """Score the configured model on FILE, a CSV with columns text,label.
+
+    Prints accuracy, per-class precision/recall/F1 and the confusion matrix; with
+    `--compare int8` (or `torch`/`onnx`), the label agreement and largest probability
+    difference between the configured model and its int8 quantisation (or the other
+    backend: the parity check). Empty texts are skipped.
+    """
+    from volfefe.cli.metrics import agreement, read_labelled_csv, score
+
+    texts, gold = read_labelled_csv(file)
+    kept = [(t, g) for t, g in zip(texts, gold, strict=True) if t.strip()]
+    with Classifier(settings) as clf:
+        results = clf.classify_many([t for t, _ in kept])
+        report = score([g for _, g in kept], [r.sentiment for r in results])
+        report["model_version"] = clf.model_version
+    if compare:
+        change = {"quantize": "int8"} if compare == "int8" else {"backend": compare}
+        with Classifier(settings.replace(**change)) as other:
+            report["compare"] = {
+                "model_version": other.model_version,
+                **agreement(results, other.classify_many([t for t, _ in kept])),
+            }
+    if as_json:
+        echo_json(report)
+        return
+    click.echo(f"{report['model_version']}: accuracy {report['accuracy']:.3f} on {report['n']}")
+    click.echo(f"{'':10} {'precision':>9} {'recall':>7} {'f1':>6} {'support':>8}")
+    for label, m in report["per_class"].items():
+        click.echo(
+            f"{label:10} {m['precision']:9.3f} {m['recall']:7.3f} {m['f1']:6.3f} {m['support']:8d}"
+        )
+    click.echo("confusion (rows: label, columns: predicted)")
+    click.echo(f"{'':10} " + " ".join(f"{p:>8}" for p in report["confusion"]))
+    for label, row in report["confusion"].items():
+        click.echo(f"{label:10} " + " ".join(f"{n:8d}" for n in row.values()))
+    if compare:
+        c = report["compare"]
+        click.echo(
+            f"{c['model_version']}: label agreement {c['label_agreement']:.3f}, "
+            f"max |dp| {c['max_abs_dp']:.4f}"
+        )
+
+
+@click.group("model")
+def model_group() -> None:
+    """The model files the children load."""
+
+
+@model_group.command("export")
+@click.pass_obj
+def export_command(settings: Settings) -> None:
+    """Export the configured model to ONNX (cached; a second run reuses it) and print where.
+
+    The orchestrator does the same on first use of the onnx backend.
+    """
+    import asyncio
+
+    from volfefe.supervisor.provision import backend_args
+
+    args = asyncio.run(backend_args(settings.replace(backend="onnx")))
+    click.echo(args[args.index("--onnx-dir") + 1])

@@ -1,0 +1,41 @@
+"""The one retry policy of background jobs: which failures come back, and when.
+
+A failure is retried when it is transient (`VolfefeError.transient`, or a psycopg error that
+says the connection or server failed); anything else fails the job at once. A job gets
+`jobs_max_attempts` attempts in all, with `backoff ** attempt` seconds between them.
+"""
+
+from __future__ import annotations
+
+import psycopg
+from procrastinate import BaseRetryStrategy, RetryDecision
+from procrastinate.jobs import Job
+
+from volfefe.errors import VolfefeError
+
+
+def is_transient(exc: BaseException) -> bool:
+    """May the same job succeed later? The only place that answers this for jobs.
+
+    >>> from volfefe.errors import CallTimeout, NoTextError
+    >>> is_transient(CallTimeout(1.0, pid=1)), is_transient(NoTextError())
+    (True, False)
+    """
+    if isinstance(exc, VolfefeError):
+        return exc.transient
+    return isinstance(exc, psycopg.OperationalError)
+
+
+class TransientRetry(BaseRetryStrategy):
+    """`total_attempts` attempts in all (1 = no retry), only for transient failures."""
+
+    def __init__(self, total_attempts: int, backoff: float) -> None:
+        self.total_attempts = total_attempts
+        self.backoff = backoff
+
+    def get_retry_decision(self, *, exception: BaseException, job: Job) -> RetryDecision | None:
+        """Retry after `backoff ** (attempts so far)` seconds, or None to fail the job."""
+        done = job.attempts + 1  # procrastinate counts the attempts before this one
+        if done >= self.total_attempts or not is_transient(exception):
+            return None
+        return RetryDecision(retry_in={"seconds": round(self.backoff**done)})

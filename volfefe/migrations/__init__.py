@@ -1,5 +1,0 @@
-"""Forward-only SQL migrations, applied in name order by `volfefe.migrate.migrate`.
-
-Each file is named `NNNN_description.sql`, runs in its own transaction and must not contain
-BEGIN or COMMIT. Never edit a file that has shipped: add the next number instead.
-"""

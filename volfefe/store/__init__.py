@@ -1,0 +1,7 @@
+"""PostgreSQL: connections, the embedded server, migrations, posts and their results.
+
+`connect` / `embedded` find and open the database, `migrate` + `migrations/` own the schema,
+`posts` the SQL over contents and classifications, `importer` reads files of posts, `claims`
+splits work between concurrent runs, `intelligence` joins the classifier and the store, and
+`classify_run` drives a whole `classify` run.
+"""

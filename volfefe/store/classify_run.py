@@ -1,0 +1,205 @@
+"""`volfefe classify`: feed stored posts to the pool in batches and write results as they land.
+
+```
+targets ──chunks──> claim ──submit_many──> pool (up to workers+1 batches in flight)
+                                               │ results, in order
+                               write batch (one transaction) ──> release claims ──> report
+```
+
+Ctrl-C or a kill loses at most the batches in flight; a re-run resumes with what is left.
+A dropped database connection is reopened and the batch written again; when the database
+stays away the run stops with DatabaseUnavailable and the summary of what was done.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import psycopg
+
+from volfefe.errors import AlreadyClassified, ClassifierError, DatabaseUnavailable, VolfefeError
+from volfefe.result import SENTIMENTS, Classification
+from volfefe.store.claims import claim, release
+from volfefe.store.intelligence import Outcome, store_results
+from volfefe.store.posts import ContentRow
+from volfefe.supervisor.classifier import Classifier
+
+logger = logging.getLogger(__name__)
+
+RECONNECT_ATTEMPTS = 3
+RECONNECT_BACKOFF = 0.5  # seconds, doubled each attempt
+
+Connection = psycopg.Connection[Any]
+Pending = concurrent.futures.Future[list[Classification | ClassifierError]]
+
+
+class Reporter(Protocol):
+    """Shows progress; called once per post as its result is stored."""
+
+    def start(self, total: int) -> None:
+        """The run begins with `total` posts."""
+
+    def post(self, content_id: int, outcome: Outcome | None, ms: float) -> None:
+        """One post is done (`None`: skipped, another process has it)."""
+
+    def stop(self) -> None:
+        """The run ended (normally or not)."""
+
+
+@dataclass
+class RunSummary:
+    """What a run did: counts, the distribution of new results, and why posts failed."""
+
+    total: int = 0
+    succeeded: int = 0
+    skipped: int = 0
+    failed: dict[int, str] = field(default_factory=dict)
+    distribution: Counter[str] = field(default_factory=Counter)
+    elapsed_s: float = 0.0
+    interrupted: bool = False
+    error: str | None = None
+
+    def record(self, content_id: int, outcome: Outcome | None) -> None:
+        """Count one post's outcome."""
+        if outcome is None:
+            self.skipped += 1
+        elif isinstance(outcome, Classification):
+            self.succeeded += 1
+            self.distribution[outcome.sentiment] += 1
+        else:
+            self.failed[content_id] = f"{type(outcome).__name__}: {outcome}"
+
+    @property
+    def exit_code(self) -> int:
+        """0 all succeeded, 1 some failed or the run stopped early, 130 interrupted."""
+        if self.interrupted:
+            return 130
+        return 1 if self.failed or self.error else 0
+
+    def to_json(self) -> dict[str, Any]:
+        """The machine-readable summary printed by `--json`."""
+        return {
+            "total": self.total,
+            "succeeded": self.succeeded,
+            "failed": len(self.failed),
+            "skipped": self.skipped,
+            "distribution": {s: self.distribution.get(s, 0) for s in SENTIMENTS},
+            "failures": [{"content_id": k, "reason": v} for k, v in sorted(self.failed.items())],
+            "elapsed_s": round(self.elapsed_s, 3),
+            "posts_per_s": round(self.succeeded / self.elapsed_s, 3) if self.elapsed_s else 0.0,
+            "interrupted": self.interrupted,
+            "error": self.error,
+        }
+
+
+class ClassifyRun:
+    """Classify `targets` with `classifier`, storing through connections from `connect`."""
+
+    def __init__(
+        self,
+        classifier: Classifier,
+        connect: Callable[[], Connection],
+        reporter: Reporter,
+        *,
+        batch_size: int,
+        in_flight: int,
+    ) -> None:
+        self._classifier = classifier
+        self._connect = connect
+        self._conn = connect()
+        self._reporter = reporter
+        self._batch_size = batch_size
+        self._in_flight = in_flight
+        self.summary = RunSummary()
+
+    def run(self, targets: Sequence[ContentRow], early: dict[int, VolfefeError]) -> RunSummary:
+        """Classify `targets`; `early` are posts that failed before inference (e.g. not found)."""
+        started = time.monotonic()
+        self.summary.total = len(targets) + len(early)
+        self._reporter.start(self.summary.total)
+        for content_id, exc in early.items():
+            self._done(content_id, exc, 0.0)
+        pending: deque[tuple[list[ContentRow], Pending, float]] = deque()
+        batches = _chunks(list(targets), self._batch_size)
+        try:
+            while True:
+                while len(pending) < self._in_flight and (batch := next(batches, None)):
+                    rows = self._claim(batch)
+                    if rows:
+                        texts = [row.text for row in rows]
+                        pending.append(
+                            (rows, self._classifier.submit_many(texts), time.monotonic())
+                        )
+                if not pending:
+                    break
+                rows, future, sent = pending.popleft()
+                results = future.result()
+                per_post_ms = (time.monotonic() - sent) * 1000 / len(rows)
+                outcomes = self._store(rows, results)
+                for row in rows:
+                    self._done(row.id, outcomes[row.id], per_post_ms)
+        except KeyboardInterrupt:
+            self.summary.interrupted = True
+        except DatabaseUnavailable as exc:
+            self.summary.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            for _, future, _ in pending:
+                future.cancel()
+            self.summary.elapsed_s = time.monotonic() - started
+            self._reporter.stop()
+            self._conn.close()
+        return self.summary
+
+    def _done(self, content_id: int, outcome: Outcome | None, ms: float) -> None:
+        self.summary.record(content_id, outcome)
+        self._reporter.post(content_id, outcome, ms)
+
+    def _claim(self, batch: list[ContentRow]) -> list[ContentRow]:
+        held = self._retrying(lambda conn: claim(conn, [row.id for row in batch]))
+        for row in batch:
+            if row.id not in held:
+                self._done(row.id, None, 0.0)
+        return [row for row in batch if row.id in held]
+
+    def _store(
+        self, rows: list[ContentRow], results: list[Classification | ClassifierError]
+    ) -> dict[int, Outcome | None]:
+        ids = [row.id for row in rows]
+        outcomes: dict[int, Outcome | None] = dict(
+            self._retrying(lambda conn: store_results(conn, ids, results))
+        )
+        for content_id, outcome in outcomes.items():
+            if isinstance(outcome, AlreadyClassified):  # another run stored it first
+                outcomes[content_id] = None
+        self._retrying(lambda conn: release(conn, ids))
+        return outcomes
+
+    def _retrying(self, action: Callable[[Connection], Any]) -> Any:
+        """Run `action`; when the connection drops, reopen it and run it again."""
+        for attempt in range(RECONNECT_ATTEMPTS + 1):
+            try:
+                if self._conn.closed:
+                    self._conn = self._connect()
+                return action(self._conn)
+            except psycopg.OperationalError as exc:
+                if attempt == RECONNECT_ATTEMPTS:
+                    raise DatabaseUnavailable(f"the database connection dropped: {exc}") from exc
+                logger.warning("database connection lost (%s); reconnecting", exc)
+                self._conn.close()
+                time.sleep(RECONNECT_BACKOFF * 2**attempt)
+            except DatabaseUnavailable:
+                if attempt == RECONNECT_ATTEMPTS:
+                    raise
+                time.sleep(RECONNECT_BACKOFF * 2**attempt)
+        raise AssertionError("unreachable")
+
+
+def _chunks(rows: list[ContentRow], size: int) -> Iterator[list[ContentRow]]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]

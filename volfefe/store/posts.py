@@ -1,0 +1,379 @@
+"""Posts and their classifications in PostgreSQL: plain functions over a psycopg connection.
+
+Every function takes a `psycopg.Connection` of any row factory (it opens its own dict-row
+cursor). Writes run in `conn.transaction()`: on an autocommit connection (what
+`volfefe.store.connect.connect` gives) that is a transaction of its own; inside a caller's
+transaction it becomes a savepoint, so a job can save a result and enqueue follow-up work
+atomically.
+
+>>> save_classification(conn, 1, Classification("positive", 0.97, "finbert@abc"))  # doctest: +SKIP
+StoredClassification(id=1, content_id=1, sentiment='positive', confidence=0.97, ...)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.rows import class_row, dict_row
+from psycopg.types.json import Jsonb
+
+from volfefe.errors import AlreadyClassified, ContentNotFound
+from volfefe.result import SENTIMENTS, Classification
+
+
+@dataclass(frozen=True, slots=True)
+class ContentRow:
+    """One post as stored; `source` is the source's name.
+
+    >>> ContentRow(1, "truth_social", "ts-1", "someone", "Tariffs!", None, None, False,
+    ...            datetime(2025, 1, 1), datetime(2025, 1, 1)).has_text
+    True
+    """
+
+    id: int
+    source: str
+    external_id: str
+    author: str | None
+    text: str
+    url: str | None
+    published_at: datetime | None
+    classified: bool
+    inserted_at: datetime
+    updated_at: datetime
+
+    @property
+    def has_text(self) -> bool:
+        """False for empty or whitespace-only text, which is stored but never classified."""
+        return bool(self.text.strip())
+
+
+@dataclass(frozen=True, slots=True)
+class StoredClassification:
+    """A classification as stored for one post (`meta` holds raw scores, truncation, tokens).
+
+    >>> StoredClassification(1, 7, "neutral", 0.5, "m@1", {"raw_scores": {}}, datetime(2025, 1, 1),
+    ...                      datetime(2025, 1, 1)).to_classification().sentiment
+    'neutral'
+    """
+
+    id: int
+    content_id: int
+    sentiment: str
+    confidence: float
+    model_version: str
+    meta: dict[str, Any]
+    inserted_at: datetime
+    updated_at: datetime
+
+    def to_classification(self) -> Classification:
+        """The stored result as a `Classification`."""
+        return Classification.from_dict(
+            {
+                "sentiment": self.sentiment,
+                "confidence": self.confidence,
+                "model_version": self.model_version,
+                "meta": self.meta,
+            }
+        )
+
+
+GET_CONTENT = """
+SELECT c.id, s.name AS source, c.external_id, c.author, c.text, c.url, c.published_at,
+       c.classified, c.inserted_at, c.updated_at
+FROM contents AS c
+JOIN sources AS s ON s.id = c.source_id
+WHERE c.id = %(id)s
+"""
+CONTENTS_BY_IDS = """
+SELECT c.id, s.name AS source, c.external_id, c.author, c.text, c.url, c.published_at,
+       c.classified, c.inserted_at, c.updated_at
+FROM contents AS c
+JOIN sources AS s ON s.id = c.source_id
+WHERE c.id = ANY(%(ids)s::bigint[])
+ORDER BY c.id
+"""
+# `NOT classified AND has_text` matches the partial index; NOT EXISTS keeps the answer right
+# even if someone deleted a classification by hand without resetting the flag.
+UNCLASSIFIED = """
+SELECT c.id, s.name AS source, c.external_id, c.author, c.text, c.url, c.published_at,
+       c.classified, c.inserted_at, c.updated_at
+FROM contents AS c
+JOIN sources AS s ON s.id = c.source_id
+WHERE NOT c.classified AND c.has_text
+  AND NOT EXISTS (SELECT 1 FROM classifications AS k WHERE k.content_id = c.id)
+ORDER BY c.id
+LIMIT %(limit)s
+"""
+OUTDATED = """
+SELECT c.id, s.name AS source, c.external_id, c.author, c.text, c.url, c.published_at,
+       c.classified, c.inserted_at, c.updated_at
+FROM contents AS c
+JOIN sources AS s ON s.id = c.source_id
+JOIN classifications AS k ON k.content_id = c.id
+WHERE k.model_version <> %(model_version)s
+ORDER BY c.id
+LIMIT %(limit)s
+"""
+INSERT_CLASSIFICATION = """
+INSERT INTO classifications (content_id, sentiment, confidence, model_version, meta)
+VALUES (%(content_id)s, %(sentiment)s, %(confidence)s, %(model_version)s, %(meta)s)
+ON CONFLICT (content_id) DO NOTHING
+RETURNING id, content_id, sentiment, confidence, model_version, meta, inserted_at, updated_at
+"""
+UPSERT_CLASSIFICATION = """
+INSERT INTO classifications (content_id, sentiment, confidence, model_version, meta)
+VALUES (%(content_id)s, %(sentiment)s, %(confidence)s, %(model_version)s, %(meta)s)
+ON CONFLICT (content_id) DO UPDATE
+SET sentiment = excluded.sentiment, confidence = excluded.confidence,
+    model_version = excluded.model_version, meta = excluded.meta, updated_at = now()
+RETURNING id, content_id, sentiment, confidence, model_version, meta, inserted_at, updated_at
+"""
+MARK_CLASSIFIED = "UPDATE contents SET classified = true WHERE id = %(content_id)s"
+BY_CONTENT = """
+SELECT id, content_id, sentiment, confidence, model_version, meta, inserted_at, updated_at
+FROM classifications
+WHERE content_id = %(content_id)s
+"""
+LIST = """
+SELECT id, content_id, sentiment, confidence, model_version, meta, inserted_at, updated_at
+FROM classifications
+ORDER BY id DESC
+LIMIT %(limit)s OFFSET %(offset)s
+"""
+BY_SENTIMENT = """
+SELECT id, content_id, sentiment, confidence, model_version, meta, inserted_at, updated_at
+FROM classifications
+WHERE sentiment = %(sentiment)s
+ORDER BY confidence DESC, id
+LIMIT %(limit)s
+"""
+HIGH_CONFIDENCE = """
+SELECT id, content_id, sentiment, confidence, model_version, meta, inserted_at, updated_at
+FROM classifications
+WHERE confidence >= %(threshold)s
+ORDER BY confidence DESC, id
+LIMIT %(limit)s
+"""
+DISTRIBUTION = "SELECT sentiment, count(*) AS n FROM classifications GROUP BY sentiment"
+STATS = """
+SELECT count(*) AS total,
+       count(k.id) AS classified,
+       count(*) FILTER (WHERE k.id IS NULL AND c.has_text) AS unclassified,
+       count(*) FILTER (WHERE NOT c.has_text) AS empty_text,
+       count(*) FILTER (WHERE k.confidence >= %(threshold)s) AS high_confidence,
+       count(*) FILTER (WHERE k.sentiment = 'positive') AS positive,
+       count(*) FILTER (WHERE k.sentiment = 'negative') AS negative,
+       count(*) FILTER (WHERE k.sentiment = 'neutral') AS neutral
+FROM contents AS c
+LEFT JOIN classifications AS k ON k.content_id = c.id
+"""
+
+
+def get_content(conn: psycopg.Connection[Any], content_id: int) -> ContentRow:
+    """The post with this id, or `ContentNotFound`.
+
+    >>> get_content(conn, 1).external_id  # doctest: +SKIP
+    'ts-000263'
+    """
+    with conn.cursor(row_factory=class_row(ContentRow)) as cur:
+        row = cur.execute(GET_CONTENT, {"id": content_id}).fetchone()
+    if row is None:
+        raise ContentNotFound(content_id)
+    return row
+
+
+def contents_by_ids(conn: psycopg.Connection[Any], ids: Iterable[int]) -> list[ContentRow]:
+    """The posts with these ids, by id; unknown ids are left out.
+
+    >>> [row.id for row in contents_by_ids(conn, [3, 1, 99])]  # doctest: +SKIP
+    [1, 3]
+    """
+    with conn.cursor(row_factory=class_row(ContentRow)) as cur:
+        return cur.execute(CONTENTS_BY_IDS, {"ids": list(ids)}).fetchall()
+
+
+def unclassified(conn: psycopg.Connection[Any], *, limit: int | None = None) -> list[ContentRow]:
+    """Posts with text (not just whitespace) and no classification, oldest id first.
+
+    >>> [row.id for row in unclassified(conn, limit=2)]  # doctest: +SKIP
+    [1, 2]
+    """
+    with conn.cursor(row_factory=class_row(ContentRow)) as cur:
+        return cur.execute(UNCLASSIFIED, {"limit": _check_limit(limit)}).fetchall()
+
+
+def outdated(
+    conn: psycopg.Connection[Any], model_version: str, *, limit: int | None = None
+) -> list[ContentRow]:
+    """Classified posts whose classification came from another model version, oldest id first.
+
+    >>> outdated(conn, "finbert@new", limit=10)  # doctest: +SKIP
+    [ContentRow(id=1, ...)]
+    """
+    params = {"model_version": model_version, "limit": _check_limit(limit)}
+    with conn.cursor(row_factory=class_row(ContentRow)) as cur:
+        return cur.execute(OUTDATED, params).fetchall()
+
+
+def save_classification(
+    conn: psycopg.Connection[Any], content_id: int, c: Classification
+) -> StoredClassification:
+    """Store the first classification of a post and mark it classified, in one transaction.
+
+    Raises `AlreadyClassified` if the post has one already, also when another process saved
+    it a moment earlier (the unique index decides), and `ContentNotFound` for an unknown id.
+
+    >>> save_classification(conn, 1, Classification("negative", 0.8, "m@1"))  # doctest: +SKIP
+    StoredClassification(id=1, content_id=1, sentiment='negative', ...)
+    >>> save_classification(conn, 1, Classification("negative", 0.8, "m@1"))  # doctest: +SKIP
+    Traceback (most recent call last):
+    volfefe.errors.AlreadyClassified: content 1 is already classified
+    """
+    return _write(conn, INSERT_CLASSIFICATION, content_id, c)
+
+
+def replace_classification(
+    conn: psycopg.Connection[Any], content_id: int, c: Classification
+) -> StoredClassification:
+    """Store a classification whether or not the post has one (reclassify); mark it classified.
+
+    >>> again = Classification("neutral", 0.6, "m@2")
+    >>> replace_classification(conn, 1, again).model_version  # doctest: +SKIP
+    'm@2'
+    """
+    return _write(conn, UPSERT_CLASSIFICATION, content_id, c)
+
+
+def get_classification_by_content(
+    conn: psycopg.Connection[Any], content_id: int
+) -> StoredClassification | None:
+    """The classification of a post, or None when it has none (or the post does not exist).
+
+    >>> get_classification_by_content(conn, 1).sentiment  # doctest: +SKIP
+    'negative'
+    """
+    with conn.cursor(row_factory=class_row(StoredClassification)) as cur:
+        return cur.execute(BY_CONTENT, {"content_id": content_id}).fetchone()
+
+
+def list_classifications(
+    conn: psycopg.Connection[Any], *, limit: int = 100, offset: int = 0
+) -> list[StoredClassification]:
+    """Classifications, newest first, one page at a time.
+
+    >>> len(list_classifications(conn, limit=10, offset=10))  # doctest: +SKIP
+    10
+    """
+    if offset < 0:
+        raise ValueError(f"offset must be >= 0, got {offset}")
+    params = {"limit": _check_limit(limit), "offset": offset}
+    with conn.cursor(row_factory=class_row(StoredClassification)) as cur:
+        return cur.execute(LIST, params).fetchall()
+
+
+def list_by_sentiment(
+    conn: psycopg.Connection[Any], sentiment: str, *, limit: int = 100
+) -> list[StoredClassification]:
+    """Classifications with this sentiment, most confident first.
+
+    >>> {c.sentiment for c in list_by_sentiment(conn, "negative")}  # doctest: +SKIP
+    {'negative'}
+    """
+    if sentiment not in SENTIMENTS:
+        raise ValueError(f"sentiment must be one of {', '.join(SENTIMENTS)}, got {sentiment!r}")
+    params = {"sentiment": sentiment, "limit": _check_limit(limit)}
+    with conn.cursor(row_factory=class_row(StoredClassification)) as cur:
+        return cur.execute(BY_SENTIMENT, params).fetchall()
+
+
+def list_high_confidence(
+    conn: psycopg.Connection[Any], threshold: float = 0.9, *, limit: int = 100
+) -> list[StoredClassification]:
+    """Classifications with confidence >= threshold, most confident first.
+
+    >>> all(c.confidence >= 0.9 for c in list_high_confidence(conn))  # doctest: +SKIP
+    True
+    """
+    params = {"threshold": _check_threshold(threshold), "limit": _check_limit(limit)}
+    with conn.cursor(row_factory=class_row(StoredClassification)) as cur:
+        return cur.execute(HIGH_CONFIDENCE, params).fetchall()
+
+
+def sentiment_distribution(conn: psycopg.Connection[Any]) -> dict[str, int]:
+    """How many classifications have each sentiment; all three keys are always present.
+
+    >>> sentiment_distribution(conn)  # doctest: +SKIP
+    {'positive': 2, 'negative': 1, 'neutral': 0}
+    """
+    counts = dict.fromkeys(SENTIMENTS, 0)
+    with conn.cursor(row_factory=dict_row) as cur:
+        for row in cur.execute(DISTRIBUTION):
+            counts[row["sentiment"]] = row["n"]
+    return counts
+
+
+def stats(conn: psycopg.Connection[Any], threshold: float = 0.9) -> dict[str, Any]:
+    """Counts over all posts, from one consistent snapshot.
+
+    `unclassified` counts posts with text and no classification; `empty_text` counts posts
+    whose text is empty or whitespace (they are never classified).
+
+    >>> stats(conn, 0.9)  # doctest: +SKIP
+    {'total': 5, 'classified': 3, 'unclassified': 1, 'empty_text': 1, 'distribution':
+     {'positive': 2, 'negative': 1, 'neutral': 0}, 'high_confidence': 2, 'threshold': 0.9}
+    """
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(STATS, {"threshold": _check_threshold(threshold)}).fetchone()
+    assert row is not None  # an aggregate without GROUP BY always returns one row
+    return {
+        "total": row["total"],
+        "classified": row["classified"],
+        "unclassified": row["unclassified"],
+        "empty_text": row["empty_text"],
+        "distribution": {name: row[name] for name in SENTIMENTS},
+        "high_confidence": row["high_confidence"],
+        "threshold": threshold,
+    }
+
+
+def _write(
+    conn: psycopg.Connection[Any], query: str, content_id: int, c: Classification
+) -> StoredClassification:
+    """Run an insert/upsert of a classification and set `contents.classified`, atomically."""
+    params = {
+        "content_id": content_id,
+        "sentiment": c.sentiment,
+        "confidence": c.confidence,
+        "model_version": c.model_version,
+        "meta": Jsonb(c.meta()),
+    }
+    try:
+        with (
+            conn.transaction(),
+            conn.cursor(row_factory=class_row(StoredClassification)) as cur,
+        ):
+            stored = cur.execute(query, params).fetchone()
+            if stored is None:
+                raise AlreadyClassified(content_id)
+            cur.execute(MARK_CLASSIFIED, {"content_id": content_id})
+    except psycopg.errors.ForeignKeyViolation as err:
+        raise ContentNotFound(content_id) from err
+    return stored
+
+
+def _check_limit(limit: int | None) -> int | None:
+    """A LIMIT value (None means no limit); negative values are a caller's bug."""
+    if limit is not None and limit < 0:
+        raise ValueError(f"limit must be >= 0 or None, got {limit}")
+    return limit
+
+
+def _check_threshold(threshold: float) -> float:
+    """A confidence threshold, which only makes sense between 0 and 1."""
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be between 0 and 1, got {threshold}")
+    return threshold

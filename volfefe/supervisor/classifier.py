@@ -1,0 +1,206 @@
+"""The public API: `Classifier().classify(text)`, its batch form and asyncio twins.
+
+>>> from volfefe import Classifier                                    # doctest: +SKIP
+>>> with Classifier() as clf:                                          # doctest: +SKIP
+...     clf.classify("Stocks rally after the trade deal").sentiment
+'positive'
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import threading
+from collections.abc import Sequence
+from typing import Any, Literal, overload
+
+from volfefe.config import Settings
+from volfefe.errors import ClassificationFailed, ClassifierError, NoTextError, PoolClosed
+from volfefe.protocol import ItemError, Ready, clean_text, is_blank
+from volfefe.result import Classification
+from volfefe.supervisor.batching import Item
+from volfefe.supervisor.loop_thread import LoopThread
+from volfefe.supervisor.pool import Pool
+
+
+class Classifier:
+    """Classifies financial sentiment in supervised child processes.
+
+    Starts lazily on first use; safe to share between threads and asyncio tasks; close it (or
+    use it as a context manager) to stop the children. Keyword arguments override `settings`
+    (which default to `Settings.from_env(os.environ)`).
+    """
+
+    def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
+        base = settings or Settings.from_env(os.environ)
+        self.settings = base.replace(**overrides) if overrides else base
+        self._lock = threading.Lock()
+        self._runner: LoopThread | None = None
+        self._pool: Pool | None = None
+        self._closed = False
+
+    # --- lifecycle -----------------------------------------------------------------------
+    def start(self) -> Ready:
+        """Boot the children now and wait for the first ready line (else the first call does)."""
+        return self._loop().run(self._wait_ready())
+
+    @property
+    def model_version(self) -> str:
+        """The model and revision that answers (starts the classifier if needed)."""
+        return self.start().model_version
+
+    def pids(self) -> list[int]:
+        """Process ids of the running children."""
+        pool = self._pool
+        return pool.pids() if pool is not None else []
+
+    def stats(self) -> dict[str, int]:
+        """Counters since start: calls sent to children, texts in them, children replaced."""
+        pool = self._pool
+        return dict(pool.stats) if pool is not None else {"calls": 0, "texts": 0, "restarts": 0}
+
+    def close(self) -> None:
+        """Stop taking calls, finish in-flight ones within the grace, then stop every child."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            runner, pool = self._runner, self._pool
+        if runner is None:
+            return
+        if pool is not None:
+            runner.run(pool.close())
+        runner.stop()
+
+    async def aclose(self) -> None:
+        """Async twin of `close()`."""
+        with self._lock:
+            runner, pool = self._runner, self._pool
+        if pool is not None and runner is not None and not self._closed:
+            await runner.run_async(pool.close())
+        self.close()
+
+    def __enter__(self) -> Classifier:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Classifier:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # --- classification ------------------------------------------------------------------
+    def classify(self, text: str) -> Classification:
+        """The sentiment of one text; raises a ClassifierError subclass on failure."""
+        result = self.classify_many([text], return_exceptions=True)[0]
+        if isinstance(result, ClassifierError):
+            raise result
+        return result
+
+    @overload
+    def classify_many(
+        self, texts: Sequence[str], *, return_exceptions: Literal[False] = False
+    ) -> list[Classification]: ...
+
+    @overload
+    def classify_many(
+        self, texts: Sequence[str], *, return_exceptions: Literal[True]
+    ) -> list[Classification | ClassifierError]: ...
+
+    def classify_many(
+        self, texts: Sequence[str], *, return_exceptions: bool = False
+    ) -> list[Classification] | list[Classification | ClassifierError]:
+        """Classify many texts, in order. By default the first failure raises; with
+        `return_exceptions=True` each failed text gets its exception in its place."""
+        results = self._loop().run(self._classify(texts))
+        return _maybe_raise(results, return_exceptions)
+
+    def submit_many(
+        self, texts: Sequence[str]
+    ) -> concurrent.futures.Future[list[Classification | ClassifierError]]:
+        """Start classifying `texts` without waiting, so a caller can keep the pool busy.
+
+        The future gives what `classify_many(texts, return_exceptions=True)` returns;
+        cancelling it cancels the call.
+        """
+        return self._loop().submit(self._classify(texts))
+
+    async def aclassify(self, text: str) -> Classification:
+        """Async twin of `classify()`."""
+        result = (await self.aclassify_many([text], return_exceptions=True))[0]
+        if isinstance(result, ClassifierError):
+            raise result
+        return result
+
+    async def aclassify_many(
+        self, texts: Sequence[str], *, return_exceptions: bool = False
+    ) -> list[Classification] | list[Classification | ClassifierError]:
+        """Async twin of `classify_many()`; cancelling the caller kills the busy child."""
+        results = await self._loop().run_async(self._classify(texts))
+        return _maybe_raise(results, return_exceptions)
+
+    # --- internals -----------------------------------------------------------------------
+    def _loop(self) -> LoopThread:
+        with self._lock:
+            if self._closed:
+                raise PoolClosed("the classifier is closed")
+            if self._runner is None:
+                self._runner = LoopThread()
+            return self._runner
+
+    async def _wait_ready(self) -> Ready:
+        return await self._started_pool().wait_ready()
+
+    def _started_pool(self) -> Pool:
+        # Only on the loop thread: the pool's futures and pipes belong to that loop.
+        with self._lock:
+            if self._pool is None:
+                self._pool = Pool(self.settings)
+            return self._pool
+
+    async def _classify(self, texts: Sequence[str]) -> list[Classification | ClassifierError]:
+        if isinstance(texts, str):
+            raise TypeError("classify_many() takes a sequence of texts, not one string")
+        cleaned = [clean_text(t) if isinstance(t, str) else _not_text(t) for t in texts]
+        results: list[Classification | ClassifierError] = [NoTextError()] * len(cleaned)
+        todo = [i for i, text in enumerate(cleaned) if not is_blank(text)]
+        if not todo:
+            return results
+        pool = self._started_pool()
+        items = await pool.classify([cleaned[i] for i in todo])  # queued before any await
+        ready = await pool.wait_ready()
+        for index, item in zip(todo, items, strict=True):
+            results[index] = _to_result(item, ready.model_version)
+        return results
+
+
+def _not_text(value: object) -> str:
+    raise TypeError(f"texts must be str, got {type(value).__name__}")
+
+
+def _to_result(item: Item, model_version: str) -> Classification | ClassifierError:
+    if isinstance(item, ClassifierError):
+        return item
+    if isinstance(item, ItemError):
+        if item.type == "EmptyText":
+            return NoTextError()
+        return ClassificationFailed(item.message, item.type, item.traceback)
+    return Classification(
+        item.sentiment, item.confidence, model_version, item.raw_scores, item.truncated, item.tokens
+    )
+
+
+def _maybe_raise(
+    results: list[Classification | ClassifierError], return_exceptions: bool
+) -> list[Classification] | list[Classification | ClassifierError]:
+    if return_exceptions:
+        return results
+    out: list[Classification] = []
+    for result in results:
+        if isinstance(result, ClassifierError):
+            raise result
+        out.append(result)
+    return out
