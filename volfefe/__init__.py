@@ -4,31 +4,70 @@
 >>> Classifier(Settings(model="path/to/model")).classify("Stocks rally").sentiment  # doctest: +SKIP
 'positive'
 
-Imports nothing heavy: the child imports `volfefe.protocol` before torch.
+Imports nothing on import: each public name is loaded on first use (PEP 562), so the child,
+which imports `volfefe.protocol` and `volfefe.child` only, never loads the supervisor.
 """
 
-from volfefe.config import Settings
-from volfefe.errors import (
-    AlreadyClassified,
-    CallTimeout,
-    ClassificationFailed,
-    ClassifierError,
-    ConfigError,
-    ContentNotFound,
-    DatabaseUnavailable,
-    NoTextError,
-    PoolBroken,
-    PoolClosed,
-    ProtocolError,
-    SchemaOutdated,
-    StoreError,
-    VolfefeError,
-    WorkerBootError,
-    WorkerCrashed,
-    WorkerError,
-)
-from volfefe.result import Classification
-from volfefe.supervisor.classifier import Classifier
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from volfefe.config import Settings
+    from volfefe.errors import (
+        AlreadyClassified,
+        CallTimeout,
+        ClassificationFailed,
+        ClassifierError,
+        ConfigError,
+        ContentNotFound,
+        DatabaseUnavailable,
+        NoTextError,
+        Overloaded,
+        PoisonText,
+        PoolBroken,
+        PoolClosed,
+        ProtocolError,
+        SchemaOutdated,
+        StoreError,
+        VolfefeError,
+        WorkerBootError,
+        WorkerCrashed,
+        WorkerError,
+    )
+    from volfefe.result import Classification
+    from volfefe.supervisor.classifier import Classifier
+
+_HOMES = {
+    "Classification": "volfefe.result",
+    "Classifier": "volfefe.supervisor.classifier",
+    "Settings": "volfefe.config",
+    **dict.fromkeys(
+        [
+            "AlreadyClassified",
+            "CallTimeout",
+            "ClassificationFailed",
+            "ClassifierError",
+            "ConfigError",
+            "ContentNotFound",
+            "DatabaseUnavailable",
+            "NoTextError",
+            "Overloaded",
+            "PoisonText",
+            "PoolBroken",
+            "PoolClosed",
+            "ProtocolError",
+            "SchemaOutdated",
+            "StoreError",
+            "VolfefeError",
+            "WorkerBootError",
+            "WorkerCrashed",
+            "WorkerError",
+        ],
+        "volfefe.errors",
+    ),
+}
 
 __all__ = [
     "AlreadyClassified",
@@ -41,6 +80,8 @@ __all__ = [
     "ContentNotFound",
     "DatabaseUnavailable",
     "NoTextError",
+    "Overloaded",
+    "PoisonText",
     "PoolBroken",
     "PoolClosed",
     "ProtocolError",
@@ -52,3 +93,16 @@ __all__ = [
     "WorkerCrashed",
     "WorkerError",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Load a public name from its module on first use."""
+    if name not in _HOMES:
+        raise AttributeError(f"module 'volfefe' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_HOMES[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -11,8 +11,10 @@ VolfefeError
 │   │   ├── CallTimeout          call_timeout exceeded; the child was killed
 │   │   ├── WorkerCrashed        EOF or exit during a call
 │   │   └── ProtocolError        undecodable line or wrong reply id from a child
+│   ├── PoisonText               this text alone kills, hangs or garbles a child (permanent)
+│   ├── Overloaded               too many requests waiting; try again later (transient)
 │   ├── PoolBroken               restart budget spent, or a boot that can never succeed
-│   └── PoolClosed               the classifier was used after close()
+│   └── PoolClosed               the classifier was used after close() (transient for a job)
 └── StoreError                   database errors that gain meaning here
     ├── DatabaseUnavailable      cannot connect, or the connection dropped (transient)
     ├── SchemaOutdated           migrations are pending: run `volfefe db migrate`
@@ -146,6 +148,22 @@ class ProtocolError(WorkerError):
         shown = raw[:200].decode("utf-8", "replace")
         super().__init__(f"{message} (got {shown!r})" if raw else message, pid=pid, stderr=stderr)
         self.raw = raw[:200]
+
+
+class PoisonText(ClassifierError):
+    """This text, sent alone, killed, hung or garbled a child: never feed it to a child again
+    by itself. Permanent; `.reason` says what the child did (the `WorkerError` is the cause).
+    A stored post that gets this error is quarantined."""
+
+    def __init__(self, message: str, *, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason or message
+
+
+class Overloaded(ClassifierError):
+    """The pool's request queue is full: the caller should come back later (transient)."""
+
+    transient = True
 
 
 class PoolBroken(ClassifierError):

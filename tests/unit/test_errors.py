@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import inspect
+import subprocess
+import sys
 
 import volfefe
 from volfefe import errors
@@ -12,12 +15,21 @@ from volfefe.supervisor.pool import RestartBudget
 
 
 def test_public_names_match_all() -> None:
-    public = {
-        name
-        for name, obj in vars(volfefe).items()
-        if not name.startswith("_") and (inspect.isclass(obj) or inspect.isfunction(obj))
-    }
-    assert set(volfefe.__all__) == public
+    assert sorted(volfefe.__all__) == dir(volfefe)
+    for name in volfefe.__all__:  # each one loads from its module
+        assert inspect.isclass(getattr(volfefe, name)), name
+
+
+def test_the_child_never_loads_the_supervisor() -> None:
+    code = (
+        "import sys, volfefe.child.main; "
+        "print(sorted(m for m in sys.modules if m.startswith('volfefe')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = set(ast.literal_eval(out.stdout))
+    assert all(
+        m == "volfefe" or m.startswith(("volfefe.child", "volfefe.protocol")) for m in loaded
+    )
 
 
 def test_every_exception_is_exported() -> None:

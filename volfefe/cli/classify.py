@@ -19,9 +19,9 @@ from volfefe.errors import VolfefeError
 from volfefe.result import SENTIMENTS
 from volfefe.store.classify_run import ClassifyRun, Reporter, RunSummary
 from volfefe.store.connect import connect, resolve_database_url
-from volfefe.store.intelligence import precheck
+from volfefe.store.intelligence import classifiable
 from volfefe.store.migrate import require_current_schema
-from volfefe.store.posts import ContentRow, contents_by_ids, unclassified
+from volfefe.store.posts import ContentRow, unclassified
 from volfefe.supervisor.classifier import Classifier
 
 PREVIEW_CHARS = 60
@@ -87,16 +87,7 @@ def _select(
     """The posts to classify, and those that fail before inference (missing, empty, done)."""
     if ids is None:
         return unclassified(conn, limit=limit), {}
-    rows = {row.id: row for row in contents_by_ids(conn, ids)}
-    targets: list[ContentRow] = []
-    early: dict[int, VolfefeError] = {}
-    for content_id in ids:
-        refusal = precheck(content_id, rows.get(content_id))
-        if refusal is not None:
-            early[content_id] = refusal
-        else:
-            targets.append(rows[content_id])
-    return targets, early
+    return classifiable(conn, ids)
 
 
 def _reporter(verbose: bool) -> Reporter:

@@ -46,6 +46,7 @@ Outcome = Classification | VolfefeError
 __all__ = [
     "Outcome",
     "batch_classify_contents",
+    "classifiable",
     "classify_content",
     "classify_rows",
     "get_classification_by_content",
@@ -81,18 +82,28 @@ def batch_classify_contents(
     being sent to the model; the others are classified and stored one transaction each.
     """
     wanted = list(dict.fromkeys(ids))
+    todo, refused = classifiable(conn, wanted)
+    outcomes: dict[int, Outcome] = {**refused, **classify_rows(conn, classifier, todo)}
+    return {content_id: outcomes[content_id] for content_id in wanted}
+
+
+def classifiable(
+    conn: psycopg.Connection[Any], ids: Iterable[int]
+) -> tuple[list[ContentRow], dict[int, VolfefeError]]:
+    """The posts among `ids` that can be classified now (in the order given), and why each of
+    the others cannot (missing, no text, classified already): `precheck` on every id."""
+    wanted = list(dict.fromkeys(ids))
     rows = {row.id: row for row in contents_by_ids(conn, wanted)}
-    outcomes: dict[int, Outcome] = {}
     todo: list[ContentRow] = []
+    refused: dict[int, VolfefeError] = {}
     for content_id in wanted:
         row = rows.get(content_id)
         refusal = precheck(content_id, row)
         if refusal is not None:
-            outcomes[content_id] = refusal
+            refused[content_id] = refusal
         elif row is not None:
             todo.append(row)
-    outcomes.update(classify_rows(conn, classifier, todo))
-    return {content_id: outcomes[content_id] for content_id in wanted}
+    return todo, refused
 
 
 def precheck(content_id: int, row: ContentRow | None) -> VolfefeError | None:

@@ -22,6 +22,7 @@ from psycopg.rows import class_row, dict_row
 from psycopg.types.json import Jsonb
 
 from volfefe.errors import AlreadyClassified, ContentNotFound
+from volfefe.protocol import is_blank
 from volfefe.result import SENTIMENTS, Classification
 
 
@@ -47,8 +48,11 @@ class ContentRow:
 
     @property
     def has_text(self) -> bool:
-        """False for empty or whitespace-only text, which is stored but never classified."""
-        return bool(self.text.strip())
+        """False for blank text (`volfefe.protocol.is_blank`), stored but never classified.
+
+        The generated column `contents.has_text` is the database's copy of the same rule.
+        """
+        return not is_blank(self.text)
 
 
 @dataclass(frozen=True, slots=True)
