@@ -29,7 +29,6 @@ from volfefe.store.posts import (
     ContentRow,
     contents_by_ids,
     get_classification_by_content,
-    get_content,
     list_by_sentiment,
     list_classifications,
     list_high_confidence,
@@ -170,10 +169,3 @@ def reclassify(
     else:
         rows = outdated(conn, classifier.model_version, limit=limit)
     return classify_rows(conn, classifier, rows, replace=True)
-
-
-def get_classification(conn: psycopg.Connection[Any], content_id: int) -> Classification | None:
-    """The stored result of a post as a `Classification` (ContentNotFound for an unknown id)."""
-    get_content(conn, content_id)
-    stored = get_classification_by_content(conn, content_id)
-    return stored.to_classification() if stored is not None else None
