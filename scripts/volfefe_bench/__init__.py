@@ -25,13 +25,13 @@ classify_int8  the same with VOLFEFE_QUANTIZE=int8 (n/a, with the reason, where 
 jobs           `jobs enqueue --all`, then `jobs worker` from its start until no job is waiting
 ```
 
-Also: cold start (spawn to ready line of `worker/classify.py --serve`, median of 3), latency of
-single `Classifier.classify` calls on an idle pool (p50/p95 of 50) next to the bare single-text
-forward p50 (interleaved with them, text by text, so both see the same machine), and each
-child's peak RSS (VmHWM) after the pool run. `--quick` times 1 spawned post, 1 cold start and
-10 single calls. In-process rows and the pool get a short warm-up first. The targets of the
-throughput issue are printed with whether each is met; they only mean something for the
-FinBERT-sized model on a quiet machine.
+Also: cold start (spawn to ready line of `python -m volfefe.child --serve`, spawned as the pool
+spawns it, median of 3), latency of single `Classifier.classify` calls on an idle pool (p50/p95
+of 50) next to the bare single-text forward p50 (interleaved with them, text by text, so both
+see the same machine), and each child's peak RSS (VmHWM) after the pool run. `--quick` times 1
+spawned post, 1 cold start and 10 single calls. In-process rows and the pool get a short
+warm-up first. The targets of the throughput issue are printed with whether each is met; they
+only mean something for the FinBERT-sized model on a quiet machine.
 
 The in-process rows (pipeline, pipeline_b16, ceiling, bare forward) run torch; the product rows
 (pool, classify, jobs, cold start) run whatever backend volfefe's settings resolve (with
