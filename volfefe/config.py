@@ -25,6 +25,7 @@ CHILD_MODULE = "volfefe.child"
 DEVICES = ("auto", "cpu", "cuda", "mps")
 BACKENDS = ("auto", "torch", "onnx")
 QUANTIZE = ("none", "int8")
+SWITCH = ("on", "off")
 
 
 def default_worker_cmd() -> tuple[str, ...]:
@@ -95,7 +96,10 @@ class Settings:
     jobs_prune_days: float = 7.0
     jobs_heartbeat: float = 10.0  # seconds between a job worker's heartbeats
     jobs_stalled_after: float = 30.0  # seconds without heartbeat before its jobs are rescued
-    jobs_poll_interval: float = 5.0  # seconds between polls when LISTEN/NOTIFY is quiet
+    jobs_poll_interval: float = 1.0  # seconds between polls: what a missed NOTIFY costs
+    # "on"/"off": written into the database by `db migrate` (the triggers on contents read it
+    # there); None leaves the database's choice alone (a new database starts "on").
+    auto_enqueue: str | None = None
 
     def __post_init__(self) -> None:
         positive = (
@@ -140,6 +144,8 @@ class Settings:
             raise ConfigError(
                 f"quantize must be one of {', '.join(QUANTIZE)}, got {self.quantize!r}"
             )
+        if self.auto_enqueue is not None and self.auto_enqueue not in SWITCH:
+            raise ConfigError(f"auto_enqueue must be on or off, got {self.auto_enqueue!r}")
         if self.backend not in BACKENDS:
             raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         if self.device not in DEVICES:
@@ -228,4 +234,5 @@ _ENV_VARS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "jobs_heartbeat": ("VOLFEFE_JOBS_HEARTBEAT", float),
     "jobs_stalled_after": ("VOLFEFE_JOBS_STALLED_AFTER", float),
     "jobs_poll_interval": ("VOLFEFE_JOBS_POLL_INTERVAL", float),
+    "auto_enqueue": ("VOLFEFE_AUTO_ENQUEUE", str),
 }
