@@ -87,7 +87,7 @@ class Settings:
     worker_env: Mapping[str, str] = field(default_factory=dict)
     database_url: str | None = None
     data_dir: Path = field(default_factory=lambda: default_data_dir(os.environ))
-    jobs_concurrency: int = 5
+    jobs_concurrency: int = 0  # jobs in flight per job worker; 0 = batch_size x (workers + 1)
     jobs_max_attempts: int = 3
     jobs_backoff: int = 2  # seconds; the wait before retry n is backoff ** n
     jobs_enqueue_cron: str = "0 * * * *"  # enqueue every unclassified post; "" = off
@@ -131,11 +131,15 @@ class Settings:
             "batch_size",
             "batch_tokens",
             "forward_tokens",
-            "jobs_concurrency",
             "jobs_max_attempts",
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.jobs_concurrency < 0:
+            raise ConfigError(
+                f"jobs_concurrency must be >= 0 (0 = batch_size x (workers + 1)), "
+                f"got {self.jobs_concurrency}"
+            )
         if self.max_restarts < 0:
             raise ConfigError(f"max_restarts must be >= 0, got {self.max_restarts}")
         if self.max_chars < 64:
@@ -165,6 +169,16 @@ class Settings:
             return "torch"
         needed = ("onnxruntime", "onnx", "onnxscript")
         return "onnx" if all(importlib.util.find_spec(m) for m in needed) else "torch"
+
+    @property
+    def job_slots(self) -> int:
+        """Jobs one job worker runs at once: `jobs_concurrency`, or (when 0) enough to keep
+        every child's batch full while the next batch waits, as `classify` does.
+
+        >>> Settings(workers=1, batch_size=64).job_slots, Settings(jobs_concurrency=5).job_slots
+        (128, 5)
+        """
+        return self.jobs_concurrency or self.batch_size * (self.workers + 1)
 
     @property
     def child_threads(self) -> int:

@@ -110,7 +110,7 @@ def enqueue(
         for start in range(0, len(ids), ENQUEUE_CHUNK):
             chunk = ids[start : start + ENQUEUE_CHUNK]
             params = {"ids": chunk, "scheduled_at": scheduled_at}
-            queued = dict(cur.execute(ENQUEUE, params).fetchall())
+            queued: dict[int, int] = dict(cur.execute(ENQUEUE, params).fetchall())
             report.queued.update((i, queued[i]) for i in chunk if i in queued)
             report.already_queued += [i for i in chunk if i not in queued]
     return report
