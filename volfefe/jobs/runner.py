@@ -28,6 +28,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from volfefe.config import Settings
 from volfefe.jobs.app import MAINTENANCE_QUEUE, JobDeps, make_app
+from volfefe.jobs.classify_job import WORKER_SESSION
 from volfefe.jobs.queue import QUEUE
 from volfefe.supervisor.classifier import Classifier
 
@@ -46,7 +47,12 @@ def open_db_pool(url: str, size: int) -> ConnectionPool[Any]:
         max_size=size,
         open=False,
         check=ConnectionPool.check_connection,
-        kwargs={"autocommit": True, "row_factory": dict_row, "application_name": "volfefe jobs"},
+        kwargs={
+            "autocommit": True,
+            "row_factory": dict_row,
+            "application_name": "volfefe jobs",
+            **WORKER_SESSION,
+        },
         timeout=30.0,
     )
     pool.open(wait=False)
@@ -61,7 +67,12 @@ def open_async_db_pool(url: str, size: int) -> AsyncConnectionPool[Any]:
         min_size=1,
         max_size=size,
         open=False,
-        kwargs={"autocommit": True, "row_factory": dict_row, "application_name": "volfefe jobs"},
+        kwargs={
+            "autocommit": True,
+            "row_factory": dict_row,
+            "application_name": "volfefe jobs",
+            **WORKER_SESSION,
+        },
         timeout=30.0,
     )
 
