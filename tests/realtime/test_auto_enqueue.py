@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -102,3 +104,26 @@ def test_db_migrate_applies_the_switch(database_url: str, db_conn: psycopg.Conne
     unset = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert unset.stdout == "database schema is up to date\n"
     assert not auto_enqueue(db_conn)  # unset leaves the database's choice alone
+
+
+def test_import_enqueue_with_the_trigger_queues_each_post_once(
+    database_url: str, conn: psycopg.Connection[Any], tmp_path: Path
+) -> None:
+    posts = tmp_path / "posts.jsonl"
+    posts.write_text(
+        "".join(
+            json.dumps({"source": "rt", "external_id": f"p{i}", "text": f"Rates cut {i}"}) + "\n"
+            for i in range(3)
+        )
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "volfefe", "import", str(posts), "--enqueue"],
+        env={**os.environ, "DATABASE_URL": database_url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[1] == "queued 0 classification jobs, 3 already queued"
+    assert sorted(jobs_per_post(conn).values()) == [1, 1, 1]
