@@ -14,6 +14,7 @@ import pytest
 
 from tests.jobs.helpers import classify_jobs, insert_posts, jobs_per_post
 from volfefe.jobs.queue import QUEUE, TASK, enqueue
+from volfefe.store.importer import import_posts
 from volfefe.store.switches import auto_enqueue, set_auto_enqueue
 
 pytestmark = pytest.mark.db
@@ -127,3 +128,18 @@ def test_import_enqueue_with_the_trigger_queues_each_post_once(
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[1] == "queued 0 classification jobs, 3 already queued"
     assert sorted(jobs_per_post(conn).values()) == [1, 1, 1]
+
+
+def test_reimport_with_a_changed_text_queues_the_post_again(
+    conn: psycopg.Connection[Any], tmp_path: Path
+) -> None:
+    posts = tmp_path / "posts.jsonl"
+    row = {"source": "rt", "external_id": "edited", "text": "Rates cut"}
+    posts.write_text(json.dumps(row) + "\n")
+    import_posts(conn, posts)
+    import_posts(conn, posts)  # unchanged: no second job
+    [only] = classify_jobs(conn)
+    conn.execute("UPDATE procrastinate_jobs SET status = 'succeeded'")
+    posts.write_text(json.dumps({**row, "text": "Rates hiked"}) + "\n")
+    import_posts(conn, posts)  # INSERT ... ON CONFLICT DO UPDATE: the update trigger fires
+    assert jobs_per_post(conn) == {only["content_id"]: 2}
