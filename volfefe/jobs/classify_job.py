@@ -35,6 +35,15 @@ from volfefe.supervisor.classifier import Classifier
 # libpq options for every connection of a job worker (its task pool and procrastinate's).
 WORKER_SESSION = {"options": "-c synchronous_commit=off"}
 
+
+def unchecked_pool(**kwargs: Any) -> AsyncConnectionPool[Any]:
+    """procrastinate's pool without its per-checkout liveness check (a round trip before each
+    fetch and each finish). A connection the database dropped fails its next query instead;
+    the job runner then starts procrastinate again with a fresh pool."""
+    kwargs["check"] = None
+    return AsyncConnectionPool(**kwargs)
+
+
 # The result, the `classified` flag and the attempt record in one statement: one commit.
 STORE = """
 WITH stored AS (
