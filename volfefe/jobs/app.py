@@ -26,7 +26,8 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from volfefe.config import Settings
 from volfefe.errors import AlreadyClassified, VolfefeError, WorkerError
-from volfefe.jobs.classify_job import WORKER_SESSION, classify_post_job, unchecked_pool
+from volfefe.jobs.classify_job import classify_post_job
+from volfefe.jobs.connections import WORKER_SESSION, unchecked_pool, use_autocommit
 from volfefe.jobs.queue import QUEUE, TASK, enqueue, prune, record_attempt, unclassified_ids
 from volfefe.jobs.retry import TransientRetry, is_transient
 from volfefe.supervisor.classifier import Classifier
@@ -49,7 +50,7 @@ class JobDeps:
 def make_app(settings: Settings, url: str) -> procrastinate.App:
     """A procrastinate app on `url` with volfefe's tasks and periodic tasks registered."""
     connector = procrastinate.PsycopgConnector(
-        conninfo=url, kwargs=WORKER_SESSION, pool_factory=unchecked_pool
+        conninfo=url, kwargs=WORKER_SESSION, configure=use_autocommit, pool_factory=unchecked_pool
     )
     app = procrastinate.App(connector=connector)
     retry = TransientRetry(settings.jobs_max_attempts, settings.jobs_backoff)

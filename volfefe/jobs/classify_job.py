@@ -11,11 +11,7 @@ store + mark + attempt record      1 statement = 1 round trip, 1 transaction; it
 
 procrastinate adds one round trip to fetch the job and one to finish it.
 
-The worker's connections commit without waiting for the WAL flush (`WORKER_SESSION`): a
-flush costs milliseconds per commit, three commits per job, and nothing it protects can be
-lost. If the server crashes within that window, a lost fetch leaves the job waiting, a lost
-result or finish leaves it running, and the stalled-job rescue runs it again. What the writer
-committed (the post and its job) keeps the writer's durability.
+The connections it uses: `volfefe.jobs.connections`.
 """
 
 from __future__ import annotations
@@ -31,18 +27,6 @@ from volfefe.errors import ContentNotFound
 from volfefe.store.intelligence import precheck
 from volfefe.store.posts import CONTENTS_BY_IDS, ContentRow
 from volfefe.supervisor.classifier import Classifier
-
-# libpq options for every connection of a job worker (its task pool and procrastinate's).
-WORKER_SESSION = {"options": "-c synchronous_commit=off"}
-
-
-def unchecked_pool(**kwargs: Any) -> AsyncConnectionPool[Any]:
-    """procrastinate's pool without its per-checkout liveness check (a round trip before each
-    fetch and each finish). A connection the database dropped fails its next query instead;
-    the job runner then starts procrastinate again with a fresh pool."""
-    kwargs["check"] = None
-    return AsyncConnectionPool(**kwargs)
-
 
 # The result, the `classified` flag and the attempt record in one statement: one commit.
 STORE = """

@@ -28,7 +28,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from volfefe.config import Settings
 from volfefe.jobs.app import MAINTENANCE_QUEUE, JobDeps, make_app
-from volfefe.jobs.classify_job import WORKER_SESSION
+from volfefe.jobs.connections import WORKER_SESSION
 from volfefe.jobs.queue import QUEUE
 from volfefe.supervisor.classifier import Classifier
 
