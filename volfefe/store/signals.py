@@ -46,6 +46,10 @@ FROM classifications
 WHERE id > %(since)s
 ORDER BY id
 """
+# Where a first start without `since` begins, and the horizon of the dedupe: a result stored
+# longer ago than that cannot still have its notification on the way (unless its transaction
+# ran for an hour), so the catch-up need not remember it. Keeps a big catch-up's memory small.
+START = "SELECT coalesce(max(id), 0), now() - interval '1 hour' FROM classifications"
 RECONNECT_DELAY = 1.0  # seconds between attempts when the database went away mid-watch
 
 
@@ -96,9 +100,6 @@ class Signal:
         return (self.id, self.classified_at)
 
 
-MAX_ID = "SELECT coalesce(max(id), 0) FROM classifications"
-
-
 class _Cursor:
     """Where a watch stands: the highest id yielded, and the versions the catch-ups yielded
     (their notifications may still be on the way)."""
@@ -106,17 +107,20 @@ class _Cursor:
     def __init__(self, since: int | None) -> None:
         self.since = since
         self.caught_up: set[tuple[int, datetime]] = set()
+        self.horizon: datetime | None = None
 
-    def start(self, max_id: int) -> None:
-        """Called after LISTEN: a first start without `since` catches up on nothing."""
+    def start(self, row: tuple[Any, ...] | None) -> None:
+        """Called after LISTEN with START's row: a first start without `since` catches up on
+        nothing."""
+        max_id, self.horizon = row if row else (0, None)
         if self.since is None:
-            self.since = max_id
+            self.since = int(max_id)
 
     def fresh(self, signal: Signal, *, from_catch_up: bool) -> bool:
         """True when `signal` was not yielded yet; remembers it."""
         if signal.key in self.caught_up:
             return False
-        if from_catch_up:
+        if from_catch_up and (self.horizon is None or signal.classified_at >= self.horizon):
             self.caught_up.add(signal.key)
         self.since = max(self.since or 0, signal.id)
         return True
@@ -139,8 +143,7 @@ def watch(url: str, *, since: int | None = None, timeout: float | None = None) -
                     with conn.cursor(row_factory=tuple_row) as cur:
                         cur.execute(LISTEN)
                         listening = True
-                        row = cur.execute(MAX_ID).fetchone()
-                        cursor.start(int(row[0]) if row else 0)
+                        cursor.start(cur.execute(START).fetchone())
                         rows = cur.execute(CATCH_UP, {"since": cursor.since}).fetchall()
                     for row in rows:
                         signal = Signal(*row)
@@ -182,8 +185,7 @@ async def awatch(
                     async with conn.cursor(row_factory=tuple_row) as cur:
                         await cur.execute(LISTEN)
                         listening = True
-                        row = await (await cur.execute(MAX_ID)).fetchone()
-                        cursor.start(int(row[0]) if row else 0)
+                        cursor.start(await (await cur.execute(START)).fetchone())
                         await cur.execute(CATCH_UP, {"since": cursor.since})
                         rows = await cur.fetchall()
                     for row in rows:
