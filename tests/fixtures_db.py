@@ -34,6 +34,7 @@ from psycopg.conninfo import make_conninfo
 from volfefe.config import Settings
 from volfefe.store.connect import connect
 from volfefe.store.migrate import migrate
+from volfefe.store.switches import set_auto_enqueue
 
 BACKENDS = ("embedded", "server")
 DB_FIXTURES = frozenset({"database_url", "empty_database_url", "embedded_server_url", "server_url"})
@@ -122,6 +123,9 @@ def _template(admin_url: str) -> Iterator[tuple[str, str]]:
     with fresh_database(admin_url) as url:
         with psycopg.connect(url, autocommit=True) as conn:
             migrate(conn)
+            # Tests queue their jobs explicitly and count them; the tests of the triggers
+            # (tests/realtime) turn auto-enqueue on in their own database.
+            set_auto_enqueue(conn, False)
         yield admin_url, psycopg.conninfo.conninfo_to_dict(url)["dbname"]
 
 

@@ -25,6 +25,7 @@ CHILD_MODULE = "volfefe.child"
 DEVICES = ("auto", "cpu", "cuda", "mps")
 BACKENDS = ("auto", "torch", "onnx")
 QUANTIZE = ("none", "int8")
+SWITCH = ("on", "off")
 
 
 def default_worker_cmd() -> tuple[str, ...]:
@@ -86,7 +87,7 @@ class Settings:
     worker_env: Mapping[str, str] = field(default_factory=dict)
     database_url: str | None = None
     data_dir: Path = field(default_factory=lambda: default_data_dir(os.environ))
-    jobs_concurrency: int = 5
+    jobs_concurrency: int = 0  # jobs in flight per job worker; 0 = batch_size x (workers + 1)
     jobs_max_attempts: int = 3
     jobs_backoff: int = 2  # seconds; the wait before retry n is backoff ** n
     jobs_enqueue_cron: str = "0 * * * *"  # enqueue every unclassified post; "" = off
@@ -95,7 +96,10 @@ class Settings:
     jobs_prune_days: float = 7.0
     jobs_heartbeat: float = 10.0  # seconds between a job worker's heartbeats
     jobs_stalled_after: float = 30.0  # seconds without heartbeat before its jobs are rescued
-    jobs_poll_interval: float = 5.0  # seconds between polls when LISTEN/NOTIFY is quiet
+    jobs_poll_interval: float = 1.0  # seconds between polls: what a missed NOTIFY costs
+    # "on"/"off": written into the database by `db migrate` (the triggers on contents read it
+    # there); None leaves the database's choice alone (a new database starts "on").
+    auto_enqueue: str | None = None
 
     def __post_init__(self) -> None:
         positive = (
@@ -127,11 +131,15 @@ class Settings:
             "batch_size",
             "batch_tokens",
             "forward_tokens",
-            "jobs_concurrency",
             "jobs_max_attempts",
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.jobs_concurrency < 0:
+            raise ConfigError(
+                f"jobs_concurrency must be >= 0 (0 = batch_size x (workers + 1)), "
+                f"got {self.jobs_concurrency}"
+            )
         if self.max_restarts < 0:
             raise ConfigError(f"max_restarts must be >= 0, got {self.max_restarts}")
         if self.max_chars < 64:
@@ -140,6 +148,8 @@ class Settings:
             raise ConfigError(
                 f"quantize must be one of {', '.join(QUANTIZE)}, got {self.quantize!r}"
             )
+        if self.auto_enqueue is not None and self.auto_enqueue not in SWITCH:
+            raise ConfigError(f"auto_enqueue must be on or off, got {self.auto_enqueue!r}")
         if self.backend not in BACKENDS:
             raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         if self.device not in DEVICES:
@@ -159,6 +169,16 @@ class Settings:
             return "torch"
         needed = ("onnxruntime", "onnx", "onnxscript")
         return "onnx" if all(importlib.util.find_spec(m) for m in needed) else "torch"
+
+    @property
+    def job_slots(self) -> int:
+        """Jobs one job worker runs at once: `jobs_concurrency`, or (when 0) enough to keep
+        every child's batch full while the next batch waits, as `classify` does.
+
+        >>> Settings(workers=1, batch_size=64).job_slots, Settings(jobs_concurrency=5).job_slots
+        (128, 5)
+        """
+        return self.jobs_concurrency or self.batch_size * (self.workers + 1)
 
     @property
     def child_threads(self) -> int:
@@ -228,4 +248,5 @@ _ENV_VARS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "jobs_heartbeat": ("VOLFEFE_JOBS_HEARTBEAT", float),
     "jobs_stalled_after": ("VOLFEFE_JOBS_STALLED_AFTER", float),
     "jobs_poll_interval": ("VOLFEFE_JOBS_POLL_INTERVAL", float),
+    "auto_enqueue": ("VOLFEFE_AUTO_ENQUEUE", str),
 }

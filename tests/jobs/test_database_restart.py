@@ -35,6 +35,7 @@ from tests.jobs.helpers import (
 )
 from volfefe.store.connect import connect
 from volfefe.store.migrate import migrate
+from volfefe.store.switches import set_auto_enqueue
 
 POSTS = 40
 DEADLINE = 120.0
@@ -95,6 +96,7 @@ def queue_posts(server: RestartableServer) -> tuple[str, list[int]]:
     url = make_conninfo(admin_url, dbname="volfefe_restart")
     with connect(url) as conn:
         migrate(conn)
+        set_auto_enqueue(conn, False)  # as in the test template: the jobs are queued below
         posts = insert_posts(conn, [f"Stocks rally, day {i}" for i in range(POSTS)])
         enqueue_posts(conn, posts)
     return url, posts

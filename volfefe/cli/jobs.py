@@ -57,7 +57,8 @@ def enqueue_command(
 @click.option(
     "--concurrency",
     type=click.IntRange(min=1),
-    help="Jobs run at once [env VOLFEFE_JOBS_CONCURRENCY, default 5].",
+    help="Jobs in flight at once [env VOLFEFE_JOBS_CONCURRENCY; default batch size x "
+    "(workers + 1)].",
 )
 @click.pass_obj
 def worker_command(settings: Settings, concurrency: int | None) -> None:
@@ -67,7 +68,7 @@ def worker_command(settings: Settings, concurrency: int | None) -> None:
     url = resolve_database_url(settings)
     with connect(url) as conn:
         require_current_schema(conn)
-    asyncio.run(run_worker(settings, url, concurrency or settings.jobs_concurrency))
+    asyncio.run(run_worker(settings, url, concurrency or settings.job_slots))
 
 
 @jobs_group.command("status")

@@ -39,16 +39,20 @@ def import_command(file: Path, enqueue: bool) -> None:
     if file.suffix.lower() not in SUFFIXES:
         raise click.BadParameter(f"expected one of {', '.join(SUFFIXES)}", param_hint="FILE")
     queued: list[int] = []
+    already: list[int] = []  # queued by the auto-enqueue trigger in this same transaction
 
     def enqueue_jobs(cur: Any, ids: list[int]) -> None:
-        queued.extend(enqueue_posts(cur.connection, ids).queued)
+        report = enqueue_posts(cur.connection, ids)
+        queued.extend(report.queued)
+        already.extend(report.already_queued)
 
     with connect(current_settings()) as conn:
         require_current_schema(conn)
         report = import_posts(conn, file, on_inserted=enqueue_jobs if enqueue else None)
     click.echo(report.summary())
     if enqueue:
-        click.echo(f"queued {len(queued)} classification jobs")
+        extra = f", {len(already)} already queued" if already else ""
+        click.echo(f"queued {len(queued)} classification jobs{extra}")
     for line, reason in report.rejected:
         click.echo(f"line {line}: {reason}", err=True)
     if report.rejected:

@@ -1,7 +1,7 @@
 """The procrastinate app: volfefe's tasks and periodic tasks.
 
 ```
-classify_post (queue ml_classification, one job per post, sync: runs in a thread)
+classify_post (queue ml_classification, one job per post, async: volfefe.jobs.classify_job)
 periodic (each fires once per tick, however many workers): enqueue unclassified (hourly),
 prune finished jobs (daily), rescue jobs of workers that stopped beating (every minute)
 ```
@@ -22,13 +22,14 @@ from typing import Any
 import procrastinate
 import psycopg
 from procrastinate import JobContext
-from psycopg_pool import ConnectionPool
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from volfefe.config import Settings
 from volfefe.errors import AlreadyClassified, VolfefeError, WorkerError
+from volfefe.jobs.classify_job import classify_post_job
+from volfefe.jobs.connections import WORKER_SESSION, unchecked_pool, use_autocommit
 from volfefe.jobs.queue import QUEUE, TASK, enqueue, prune, record_attempt, unclassified_ids
 from volfefe.jobs.retry import TransientRetry, is_transient
-from volfefe.store.intelligence import classify_content
 from volfefe.supervisor.classifier import Classifier
 
 logger = logging.getLogger(__name__)
@@ -43,30 +44,37 @@ class JobDeps:
     classifier: Classifier
     db: ConnectionPool[Any]
     settings: Settings
+    adb: AsyncConnectionPool[Any]  # for classify_post, which runs on the event loop
 
 
 def make_app(settings: Settings, url: str) -> procrastinate.App:
     """A procrastinate app on `url` with volfefe's tasks and periodic tasks registered."""
-    app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=url))
+    connector = procrastinate.PsycopgConnector(
+        conninfo=url, kwargs=WORKER_SESSION, configure=use_autocommit, pool_factory=unchecked_pool
+    )
+    app = procrastinate.App(connector=connector)
     retry = TransientRetry(settings.jobs_max_attempts, settings.jobs_backoff)
 
     @app.task(name=TASK, queue=QUEUE, pass_context=True, retry=retry)
-    def classify_post(context: JobContext, content_id: int) -> None:
+    async def classify_post(context: JobContext, content_id: int) -> None:
         deps: JobDeps = context.additional_context["volfefe"]
         job = context.job
         assert job.id is not None
         attempt = job.attempts + 1
-        try:
-            with deps.db.connection() as conn:
-                classify_content(conn, deps.classifier, content_id)
+        try:  # a success records its attempt in the storing statement itself
+            await classify_post_job(
+                deps.adb, deps.classifier, job_id=job.id, attempt=attempt, content_id=content_id
+            )
         except AlreadyClassified:
-            _record(deps, job.id, content_id, attempt, "already_classified")
+            await asyncio.to_thread(
+                _record, deps, job.id, content_id, attempt, "already_classified"
+            )
             return
         except Exception as exc:
             last = not is_transient(exc) or attempt >= settings.jobs_max_attempts
-            _record(deps, job.id, content_id, attempt, "failed" if last else "retrying", exc)
+            outcome = "failed" if last else "retrying"
+            await asyncio.to_thread(_record, deps, job.id, content_id, attempt, outcome, exc)
             raise
-        _record(deps, job.id, content_id, attempt, "classified")
 
     if settings.jobs_enqueue_cron != "off":
 

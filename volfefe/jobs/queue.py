@@ -2,10 +2,12 @@
 
 Jobs are procrastinate jobs (task `volfefe.classify_post`, queue `ml_classification`, args
 `{"content_id": N}`). procrastinate's `queueing_lock` is not used: it only covers waiting
-jobs and makes a retry fail when a duplicate was queued meanwhile. Instead `enqueue` takes a
-transaction-level advisory lock and skips posts that already have a waiting or running job,
-so it can run inside the caller's transaction (an import inserts posts and their jobs
-together). The unique constraint on classifications stays the last guard.
+jobs and makes a retry fail when a duplicate was queued meanwhile. Instead the SQL function
+`volfefe_enqueue_classify` (migration 0005) takes a transaction-level advisory lock and skips
+posts that already have a waiting or running job, so it can run inside the caller's
+transaction (an import inserts posts and their jobs together). The same function runs in the
+triggers on `contents`, so a post written by any application is queued the same way and never
+twice. The unique constraint on classifications stays the last guard.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
+from psycopg.rows import tuple_row
 
 QUEUE = "ml_classification"
 TASK = "volfefe.classify_post"
@@ -29,13 +32,10 @@ FROM procrastinate_jobs
 WHERE status IN ('todo', 'doing') AND task_name = %(task)s
   AND (args ->> 'content_id')::bigint = ANY(%(ids)s)
 """
-DEFER = """
-SELECT unnest(procrastinate_defer_jobs_v1(ARRAY(
-    SELECT ROW(%(queue)s, %(task)s, 0, NULL, NULL, jsonb_build_object('content_id', id),
-               %(scheduled_at)s)::procrastinate_job_to_defer_v1
-    FROM unnest(%(ids)s::bigint[]) WITH ORDINALITY AS t(id, n)
-    ORDER BY n
-))) AS job_id
+# The one enqueue (migration 0005): lock, skip posts with an active job, defer the rest.
+ENQUEUE = """
+SELECT content_id, job_id
+FROM volfefe_enqueue_classify(%(ids)s::bigint[], %(scheduled_at)s::timestamptz)
 """
 UNCLASSIFIED_IDS = """
 SELECT id FROM contents WHERE NOT classified AND has_text ORDER BY id LIMIT %(limit)s
@@ -106,22 +106,13 @@ def enqueue(
     report = EnqueueReport()
     scheduled_at = datetime.now(UTC) + timedelta(seconds=schedule_in) if schedule_in else None
     ids = list(dict.fromkeys(content_ids))
-    with conn.transaction(), conn.cursor() as cur:
-        cur.execute(LOCK, {"key": ENQUEUE_LOCK})
+    with conn.transaction(), conn.cursor(row_factory=tuple_row) as cur:
         for start in range(0, len(ids), ENQUEUE_CHUNK):
             chunk = ids[start : start + ENQUEUE_CHUNK]
-            active = {_first(row) for row in cur.execute(ACTIVE, {"task": TASK, "ids": chunk})}
-            fresh = [i for i in chunk if i not in active]
-            report.already_queued += [i for i in chunk if i in active]
-            if fresh:
-                job_ids = [
-                    _first(row)
-                    for row in cur.execute(
-                        DEFER,
-                        {"queue": QUEUE, "task": TASK, "ids": fresh, "scheduled_at": scheduled_at},
-                    )
-                ]
-                report.queued.update(zip(fresh, job_ids, strict=True))
+            params = {"ids": chunk, "scheduled_at": scheduled_at}
+            queued: dict[int, int] = dict(cur.execute(ENQUEUE, params).fetchall())
+            report.queued.update((i, queued[i]) for i in chunk if i in queued)
+            report.already_queued += [i for i in chunk if i not in queued]
     return report
 
 

@@ -7,8 +7,11 @@ says the connection or server failed); anything else fails the job at once. A jo
 
 from __future__ import annotations
 
+import asyncio
+
 import psycopg
 from procrastinate import BaseRetryStrategy, RetryDecision
+from procrastinate.exceptions import JobAborted
 from procrastinate.jobs import Job
 
 from volfefe.errors import VolfefeError
@@ -36,6 +39,12 @@ class TransientRetry(BaseRetryStrategy):
     def get_retry_decision(self, *, exception: BaseException, job: Job) -> RetryDecision | None:
         """Retry after `backoff ** (attempts so far)` seconds, or None to fail the job."""
         done = job.attempts + 1  # procrastinate counts the attempts before this one
+        if (
+            isinstance(exception, asyncio.CancelledError | JobAborted)
+            and done < self.total_attempts
+        ):
+            # A shutdown cancelled the async task after its grace: the post did not fail.
+            return RetryDecision(retry_in={"seconds": 0})
         if done >= self.total_attempts or not is_transient(exception):
             return None
         return RetryDecision(retry_in={"seconds": round(self.backoff**done)})

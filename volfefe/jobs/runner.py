@@ -1,12 +1,16 @@
 """The job-worker process: procrastinate's worker, our signals, and restarts.
 
 ```
-jobs worker ── procrastinate worker (event loop: fetch, heartbeat, periodic deferrer)
-                 │ classify_post runs in a thread (sync task), so inference never blocks
-                 │ the loop or the heartbeat
+jobs worker ── procrastinate worker (event loop: LISTEN for new jobs, fetch, heartbeat)
+                 │ classify_post is async: it awaits the children without holding a thread
+                 │ or a connection, so many jobs are in flight and batches stay full
                  ├── one Classifier per process (the supervised children)
-                 └── a psycopg ConnectionPool (concurrency + 2 connections)
+                 ├── an AsyncConnectionPool for classify_post (DB_POOL_SIZE connections)
+                 └── a psycopg ConnectionPool for attempt records and the periodic tasks
 ```
+A new job wakes the worker through procrastinate's NOTIFY (its insert trigger, also when the
+job comes from volfefe's triggers on `contents`); `jobs_poll_interval` only bounds what a
+missed notification costs.
 """
 
 from __future__ import annotations
@@ -20,16 +24,19 @@ from typing import Any
 import procrastinate
 import psycopg
 from psycopg.rows import dict_row
-from psycopg_pool import ConnectionPool
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from volfefe.config import Settings
 from volfefe.jobs.app import MAINTENANCE_QUEUE, JobDeps, make_app
+from volfefe.jobs.connections import WORKER_SESSION
 from volfefe.jobs.queue import QUEUE
 from volfefe.supervisor.classifier import Classifier
 
 logger = logging.getLogger(__name__)
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# Jobs hold a connection only to load a post and to store its result (one round trip each).
+DB_POOL_SIZE = 8
 
 
 def open_db_pool(url: str, size: int) -> ConnectionPool[Any]:
@@ -40,11 +47,34 @@ def open_db_pool(url: str, size: int) -> ConnectionPool[Any]:
         max_size=size,
         open=False,
         check=ConnectionPool.check_connection,
-        kwargs={"autocommit": True, "row_factory": dict_row, "application_name": "volfefe jobs"},
+        kwargs={
+            "autocommit": True,
+            "row_factory": dict_row,
+            "application_name": "volfefe jobs",
+            **WORKER_SESSION,
+        },
         timeout=30.0,
     )
     pool.open(wait=False)
     return pool
+
+
+def open_async_db_pool(url: str, size: int) -> AsyncConnectionPool[Any]:
+    """The pool classify_post uses; a connection broken by a database restart is discarded
+    when its job fails (a transient error: the job is retried)."""
+    return AsyncConnectionPool(
+        url,
+        min_size=1,
+        max_size=size,
+        open=False,
+        kwargs={
+            "autocommit": True,
+            "row_factory": dict_row,
+            "application_name": "volfefe jobs",
+            **WORKER_SESSION,
+        },
+        timeout=30.0,
+    )
 
 
 async def run_worker(settings: Settings, url: str, concurrency: int) -> None:
@@ -58,8 +88,10 @@ async def run_worker(settings: Settings, url: str, concurrency: int) -> None:
     """
     app = make_app(settings, url)
     classifier = Classifier(settings)
-    db = open_db_pool(url, concurrency + 2)
-    deps = JobDeps(classifier, db, settings)
+    db = open_db_pool(url, 4)
+    adb = open_async_db_pool(url, DB_POOL_SIZE)
+    await adb.open(wait=False)
+    deps = JobDeps(classifier, db, settings, adb)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     current: asyncio.Task[None] | None = None
@@ -88,6 +120,7 @@ async def run_worker(settings: Settings, url: str, concurrency: int) -> None:
                 break
             logger.warning("job worker stopped by itself (it lost the database?); starting again")
             await asyncio.to_thread(db.check)  # drop pooled connections that died meanwhile
+            await adb.check()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(min(settings.jobs_heartbeat, 2.0)):
                     await stopping.wait()
@@ -95,6 +128,7 @@ async def run_worker(settings: Settings, url: str, concurrency: int) -> None:
         for sig in SIGNALS:
             loop.remove_signal_handler(sig)
         db.close()
+        await adb.close()
         await classifier.aclose()
 
 

@@ -20,6 +20,7 @@ from volfefe.config import Settings
 from volfefe.errors import ConfigError, DatabaseUnavailable
 from volfefe.store.embedded import embedded_database_url
 from volfefe.store.migrate import migrate
+from volfefe.store.switches import apply_switches
 
 CONNECT_TIMEOUT = 10.0  # seconds; libpq rounds up to whole seconds, minimum 2
 
@@ -27,7 +28,8 @@ CONNECT_TIMEOUT = 10.0  # seconds; libpq rounds up to whole seconds, minimum 2
 def resolve_database_url(settings: Settings, *, auto_migrate: bool = True) -> str:
     """The URL to use: `settings.database_url`, else the embedded server's (started on demand).
 
-    The embedded database is migrated here (unless `auto_migrate=False`); a database given by
+    The embedded database is migrated here, and VOLFEFE_AUTO_ENQUEUE applied when set (unless
+    `auto_migrate=False`); a database given by
     URL is left alone, so production schema changes stay an explicit `volfefe db migrate`.
 
     >>> resolve_database_url(Settings(database_url="postgresql://db.example/volfefe"))
@@ -39,6 +41,7 @@ def resolve_database_url(settings: Settings, *, auto_migrate: bool = True) -> st
     if auto_migrate:
         with connect(url) as conn:
             migrate(conn)
+            apply_switches(conn, settings.auto_enqueue)
     return url
 
 

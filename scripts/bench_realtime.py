@@ -1,0 +1,499 @@
+#!/usr/bin/env python3
+"""Real-time latency and job-path throughput: from `INSERT INTO contents` to the signal.
+
+    .venv/bin/python scripts/bench_realtime.py [--quick] [--json PATH] [--model DIR]
+
+For each backend (torch fp32, onnx int8), on a fresh database with auto-enqueue on and one
+warm `python -m volfefe jobs worker` (default settings):
+
+```
+idle      N posts one at a time: a plain INSERT (autocommit) ... the listener's NOTIFY
+drain     M posts inserted in one transaction: commit ... last NOTIFY = the jobs path rate
+load      Poisson arrivals at 50 % and 90 % of that rate for S seconds each
+classify  the same M posts, auto-enqueue off, `volfefe classify --all` (its own elapsed_s,
+          boot excluded like the drain, whose worker is warm): jobs / classify is the ratio
+```
+
+Latency = the listener's receive time minus the return of the INSERT's commit. Breakdown,
+from timestamps the path writes anyway (no instrumentation): pickup = commit .. the job's
+`started` event; fetch+inference = started .. classification `inserted_at` (beside it the
+bare single-text inference of the same run); store = inserted_at .. receive minus notify (a
+bare NOTIFY's delivery, same run). `poll_waits`: posts that waited over half the poll
+interval while no other job started, i.e. a missed notification. Host and PostgreSQL share
+one clock. `--quick`: tiny model, small counts (a minute or two); the full run uses the
+FinBERT-sized model (scripts/make_finbert_like_model.py, cached): about 5 minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import contextlib
+import hashlib
+import json
+import math
+import operator
+import os
+import random
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_POSTS = ROOT / "data" / "sample_posts.jsonl"
+BACKENDS = {
+    "torch": {"VOLFEFE_BACKEND": "torch"},
+    "onnx_int8": {"VOLFEFE_BACKEND": "onnx", "VOLFEFE_QUANTIZE": "int8"},
+}
+FULL = {"idle": 200, "drain": 300, "load_s": 20.0}
+QUICK = {"idle": 15, "drain": 60, "load_s": 3.0}
+TIMEOUT = 600.0
+
+
+def log(message: str) -> None:
+    print(f"[bench_realtime] {message}", file=sys.stderr, flush=True)
+
+
+def pct(values: Sequence[float], q: float) -> float | None:
+    """The q-th percentile (nearest rank) of `values` in ms, or None when empty."""
+    ordered = sorted(values)
+    return round(ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)], 2) if ordered else None
+
+
+def corpus(n: int, seed: int = 1234) -> list[str]:
+    lines = SAMPLE_POSTS.read_text(encoding="utf-8").splitlines()
+    texts = [t for t in (json.loads(line).get("text") for line in lines) if t and t.strip()]
+    return [random.Random(seed + i).choice(texts) for i in range(n)]
+
+
+def ensure_model(quick: bool, given: Path | None, workdir: Path) -> tuple[Path, str]:
+    """The tiny model (--quick), a given folder, or the FinBERT-sized one, cached once."""
+    if given is not None:
+        return given.resolve(), "custom"
+    script, kind = (
+        ("make_tiny_model.py", "tiny") if quick else ("make_finbert_like_model.py", "finbert-like")
+    )
+    if quick:
+        out = workdir / "tiny-model"
+    else:
+        digest = hashlib.sha256(
+            (ROOT / "scripts" / script).read_bytes() + SAMPLE_POSTS.read_bytes()
+        ).hexdigest()[:10]
+        out = (
+            Path(tempfile.gettempdir()) / "volfefe-bench-cache" / f"finbert-like-{digest}-seed1234"
+        )
+        if (out / ".complete").is_file():
+            return out, kind
+    log(f"building the {kind} model into {out}")
+    building = out.with_name(f"{out.name}.building-{os.getpid()}")
+    builder = [sys.executable, str(ROOT / "scripts" / script), str(building)]
+    subprocess.run(builder, check=True, timeout=900, stdout=subprocess.DEVNULL)
+    (building / ".complete").write_text("ok\n")
+    try:
+        building.rename(out)
+    except OSError:  # built by another run meanwhile
+        shutil.rmtree(building, ignore_errors=True)
+    return out, kind
+
+
+@contextlib.contextmanager
+def fresh_database(workdir: Path, tag: str) -> Iterator[tuple[str, dict[str, str]]]:
+    """(URL, environment) of a new database: on $DATABASE_URL's server, else embedded."""
+    server = os.environ.get("DATABASE_URL")
+    if server:
+        name = f"volfefe_rt_{tag}_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        url = make_conninfo(server, dbname=name)
+        try:
+            yield url, {"DATABASE_URL": url}
+        finally:
+            with psycopg.connect(server, autocommit=True) as conn:
+                conn.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+                )
+        return
+    from volfefe import Settings
+    from volfefe.store.connect import resolve_database_url
+
+    data_dir = workdir / f"data-{tag}"
+    url = resolve_database_url(Settings(data_dir=data_dir, model="unused"))
+    try:
+        yield url, {"VOLFEFE_DATA_DIR": str(data_dir)}
+    finally:
+        import pgserver
+
+        user = "pgserver" if os.geteuid() == 0 else None
+        pgserver.pg_ctl(  # type: ignore[attr-defined]
+            ["-w", "-m", "fast", "stop"], pgdata=data_dir / "pgdata", user=user
+        )
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+class Listener:
+    """LISTEN volfefe_classified in a thread; content_id -> receive time (epoch seconds)."""
+
+    def __init__(self, url: str) -> None:
+        self.conn = psycopg.connect(url, autocommit=True)
+        self.conn.execute("LISTEN volfefe_classified")
+        self.conn.execute("LISTEN volfefe_bench_probe")
+        self.received: dict[int, float] = {}
+        self.probes: dict[str, float] = {}
+        self.changed = threading.Condition()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for note in self.conn.notifies(timeout=0.2):
+                now = time.time()
+                with self.changed:
+                    if note.channel == "volfefe_bench_probe":
+                        self.probes[note.payload] = now
+                    else:
+                        self.received.setdefault(json.loads(note.payload)["content_id"], now)
+                    self.changed.notify_all()
+
+    def wait_for(self, ids: Sequence[int], timeout: float = TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        with self.changed:
+            while not all(i in self.received for i in ids):
+                if not self.changed.wait(max(0.0, deadline - time.monotonic())):
+                    missing = [i for i in ids if i not in self.received]
+                    raise TimeoutError(f"{len(missing)} posts never signalled, e.g. {missing[:5]}")
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.conn.close()
+
+
+def notify_delay_ms(conn: psycopg.Connection[Any], listener: Listener, n: int = 20) -> float:
+    """p50 of a bare pg_notify's delivery: commit returned .. the listener has it."""
+    delays = []
+    for _ in range(n):
+        key = uuid.uuid4().hex
+        conn.execute("SELECT pg_notify('volfefe_bench_probe', %(k)s)", {"k": key})
+        sent = time.time()
+        with listener.changed:
+            listener.changed.wait_for(partial(operator.contains, listener.probes, key), timeout=10)
+        delays.append((listener.probes[key] - sent) * 1000)
+    return statistics.median(delays)
+
+
+INSERT = (
+    "INSERT INTO contents (source_id, external_id, text) VALUES (%(s)s, %(e)s, %(t)s) RETURNING id"
+)
+
+
+def insert_one(conn: psycopg.Connection[Any], source: int, text: str) -> tuple[int, float]:
+    row = conn.execute(INSERT, {"s": source, "e": uuid.uuid4().hex, "t": text}).fetchone()
+    assert row is not None
+    return int(row[0]), time.time()
+
+
+def breakdown(
+    conn: psycopg.Connection[Any],
+    sent: dict[int, float],
+    listener: Listener,
+    bare_ms: float,
+    notify_ms: float,
+    poll_s: float,
+) -> dict[str, Any]:
+    """Latency percentiles and the per-stage medians for the posts in `sent`."""
+    rows = conn.execute(
+        """
+        SELECT (j.args ->> 'content_id')::bigint, extract(epoch FROM e.at),
+               extract(epoch FROM k.inserted_at)
+        FROM procrastinate_jobs j
+        JOIN procrastinate_events e ON e.job_id = j.id AND e.type = 'started'
+        JOIN classifications k ON k.content_id = (j.args ->> 'content_id')::bigint
+        WHERE (j.args ->> 'content_id')::bigint = ANY(%(ids)s)
+        """,
+        {"ids": list(sent)},
+    ).fetchall()
+    total = [(listener.received[i] - t) * 1000 for i, t in sent.items()]
+    starts = sorted(float(started) for _, started, _ in rows)
+    pickup, work, store, poll_waits = [], [], [], 0
+    for content_id, started, inserted in rows:
+        committed, started, inserted = sent[content_id], float(started), float(inserted)
+        pickup.append((started - committed) * 1000)
+        work.append((inserted - started) * 1000)
+        store.append((listener.received[content_id] - inserted) * 1000)
+        # Waited for the poll: long, and no other job started meanwhile (not queueing).
+        others = bisect.bisect_left(starts, started) - bisect.bisect_right(starts, committed)
+        if started - committed > poll_s / 2 and others == 0:
+            poll_waits += 1
+    store_notify = _median(store)
+    notify_ms = max(0.0, notify_ms)  # the listener may have it before the sender's reply
+    return {
+        "posts": len(sent),
+        "p50_ms": pct(total, 50),
+        "p95_ms": pct(total, 95),
+        "p99_ms": pct(total, 99),
+        "max_ms": round(max(total), 2),
+        "breakdown_p50_ms": {
+            "pickup": _median(pickup),
+            "fetch_inference": _median(work),
+            "bare_inference": round(bare_ms, 2),
+            "store": round(store_notify - notify_ms, 2) if store_notify is not None else None,
+            "notify": round(notify_ms, 2),
+        },
+        "max_pickup_ms": round(max(pickup), 2) if pickup else None,
+        "poll_waits": poll_waits,
+    }
+
+
+def _median(values: Sequence[float]) -> float | None:
+    return round(statistics.median(values), 2) if values else None
+
+
+def bare_inference_ms(model: Path, env: dict[str, str], n: int) -> float:
+    """p50 of one text through `Classifier.classify`, the same backend, no database."""
+    from volfefe import Classifier, Settings
+
+    settings = Settings.from_env(env, model=str(model))
+    texts = corpus(n, seed=7)
+    with Classifier(settings) as clf:
+        clf.start()
+        times = []
+        for text in texts:
+            started = time.perf_counter()
+            clf.classify(text)
+            times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
+def volfefe_cli(args: Sequence[str], env: dict[str, str]) -> str:
+    """Run `python -m volfefe ARGS`; its stdout (CalledProcessError on failure)."""
+    argv = [sys.executable, "-m", "volfefe", *args]
+    done = subprocess.run(argv, env=env, check=True, timeout=TIMEOUT, capture_output=True)
+    return done.stdout.decode()
+
+
+def onnx_cache(sizes: dict[str, Any], workdir: Path) -> Path:
+    """The quick run exports into its work folder; the full run reuses scripts/bench.py's
+    cache, so the FinBERT-sized export (minutes) happens once per machine."""
+    if sizes is QUICK:
+        return workdir / "onnx"
+    return Path(tempfile.gettempdir()) / "volfefe-bench-cache" / "onnx"
+
+
+def run_backend(name: str, model: Path, sizes: dict[str, Any], workdir: Path) -> dict[str, Any]:
+    from volfefe import Settings
+    from volfefe.store.switches import set_auto_enqueue
+
+    with fresh_database(workdir, name) as (url, db_env):
+        env = {
+            **os.environ,
+            **db_env,
+            **BACKENDS[name],
+            "VOLFEFE_MODEL": str(model),
+            "VOLFEFE_ONNX_CACHE": str(onnx_cache(sizes, workdir)),
+        }
+        for cli_args in (["db", "migrate"], ["predict", "warm up the export"]):
+            volfefe_cli(cli_args, env)
+        settings = Settings.from_env(env)
+        bare_ms = bare_inference_ms(model, env, 30 if sizes["idle"] > 50 else 10)
+        log(f"{name}: bare single-text inference p50 {bare_ms:.1f} ms")
+        worker_log = (workdir / f"worker-{name}.log").open("wb")
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "volfefe", "jobs", "worker"],
+            env=env,
+            stdout=worker_log,
+            stderr=subprocess.STDOUT,
+        )
+        report: dict[str, Any] = {"job_slots": settings.job_slots}
+        report["poll_interval_s"] = settings.jobs_poll_interval
+        with psycopg.connect(url, autocommit=True) as conn:
+            listener = Listener(url)
+            try:
+                created = conn.execute("INSERT INTO sources (name) VALUES ('bench') RETURNING id")
+                source = int(created.fetchall()[0][0])
+                warm, _ = insert_one(conn, source, "warm up the worker")
+                listener.wait_for([warm])
+                notify_ms = notify_delay_ms(conn, listener)
+                report["notify_ms"] = round(notify_ms, 3)
+                report["bare_inference_ms"] = round(bare_ms, 2)
+                args = (bare_ms, notify_ms, settings.jobs_poll_interval)
+
+                sent: dict[int, float] = {}
+                for text in corpus(sizes["idle"], seed=1):
+                    post, at = insert_one(conn, source, text)
+                    sent[post] = at
+                    listener.wait_for([post])
+                report["idle"] = breakdown(conn, sent, listener, *args)
+                log(f"{name}: idle {report['idle']}")
+
+                texts = corpus(sizes["drain"], seed=2)
+                with conn.transaction():
+                    ids = [insert_one(conn, source, t)[0] for t in texts]
+                committed = time.time()
+                listener.wait_for(ids)
+                drain_s = max(listener.received[i] for i in ids) - committed
+                capacity = len(ids) / drain_s
+                report["jobs_posts_per_s"] = round(capacity, 2)
+                log(f"{name}: jobs drain {capacity:.1f} posts/s")
+
+                for share in (0.5, 0.9):
+                    report[f"load_{round(share * 100)}"] = poisson(
+                        conn, source, listener, capacity * share, sizes["load_s"], args
+                    )
+                    log(f"{name}: load {share:.0%} {report[f'load_{round(share * 100)}']}")
+            finally:
+                listener.close()
+                worker.send_signal(signal.SIGTERM)
+                worker.wait(timeout=120)
+                worker_log.close()
+            set_auto_enqueue(conn, False)
+            conn.execute(
+                "INSERT INTO contents (source_id, external_id, text) "
+                "SELECT %(s)s, 'c-' || n, t FROM unnest(%(t)s::text[]) "
+                "WITH ORDINALITY AS u(t, n)",
+                {"s": source, "t": texts},
+            )
+        summary = json.loads(volfefe_cli(["classify", "--all", "--json"], env))
+        classify_rate = summary["succeeded"] / summary["elapsed_s"]
+        report["classify_posts_per_s"] = round(classify_rate, 2)
+        report["jobs_vs_classify"] = round(capacity / classify_rate, 3)
+        log(
+            f"{name}: classify --all {classify_rate:.1f} posts/s; "
+            f"jobs/classify {report['jobs_vs_classify']}"
+        )
+    return report
+
+
+def poisson(
+    conn: psycopg.Connection[Any],
+    source: int,
+    listener: Listener,
+    rate: float,
+    seconds: float,
+    args: tuple[float, float, float],
+) -> dict[str, Any]:
+    """Insert posts at exponential gaps (mean 1/rate) for `seconds`; their latencies."""
+    rng = random.Random(int(rate * 1000))
+    texts = corpus(int(rate * seconds * 2) + 10, seed=3)
+    sent: dict[int, float] = {}
+    start = time.monotonic()
+    due = start
+    for text in texts:
+        due += rng.expovariate(rate)
+        if due - start > seconds:
+            break
+        time.sleep(max(0.0, due - time.monotonic()))
+        post, at = insert_one(conn, source, text)
+        sent[post] = at
+    listener.wait_for(list(sent))
+    return {"rate_per_s": round(rate, 2), **breakdown(conn, sent, listener, *args)}
+
+
+def print_table(report: dict[str, Any]) -> None:
+    print(
+        f"model: {report['model_kind']}; database: {report['database']}; "
+        f"total {report['total_s']:.0f} s"
+    )
+    print(
+        "| backend | phase | posts | p50 ms | p95 ms | p99 ms | pickup | fetch+inference "
+        "| (bare inference) | store | notify | poll waits |"
+    )
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for name, row in report["backends"].items():
+        for phase in ("idle", "load_50", "load_90"):
+            r = row[phase]
+            b = r["breakdown_p50_ms"]
+            print(
+                f"| {name} | {phase} | {r['posts']} | {r['p50_ms']} | {r['p95_ms']} | "
+                f"{r['p99_ms']} | {b['pickup']} | {b['fetch_inference']} | {b['bare_inference']} | "
+                f"{b['store']} | {b['notify']} | {r['poll_waits']} |"
+            )
+    print("\n| backend | jobs worker posts/s | classify --all posts/s | jobs / classify |")
+    print("| --- | ---: | ---: | ---: |")
+    for name, row in report["backends"].items():
+        print(
+            f"| {name} | {row['jobs_posts_per_s']} | {row['classify_posts_per_s']} | "
+            f"{row['jobs_vs_classify']} |"
+        )
+    print()
+    for key, target in report["targets"].items():
+        verdict = {True: "met", False: "MISSED", None: "not measured"}[target["met"]]
+        print(f"target {key}: {target['value']} (goal {target['goal']}) {verdict}")
+
+
+def targets(backends: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The issue's goals (onnx int8 latency; jobs >= 0.85 x classify on every backend)."""
+    goals: list[tuple[str, str, str, str, float]] = [
+        ("onnx_int8_idle_p50_ms", "onnx_int8", "idle", "p50_ms", 30.0),
+        ("onnx_int8_idle_p99_ms", "onnx_int8", "idle", "p99_ms", 100.0),
+        ("onnx_int8_load_50_p99_ms", "onnx_int8", "load_50", "p99_ms", 250.0),
+    ]
+    out: dict[str, dict[str, Any]] = {}
+    for key, backend, phase, figure, limit in goals:
+        value = backends.get(backend, {}).get(phase, {}).get(figure)
+        out[key] = {
+            "value": value,
+            "goal": f"<= {limit}",
+            "met": None if value is None else value <= limit,
+        }
+    for backend, row in backends.items():
+        ratio = row["jobs_vs_classify"]
+        out[f"{backend}_jobs_vs_classify"] = {
+            "value": ratio,
+            "goal": ">= 0.85",
+            "met": ratio >= 0.85,
+        }
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny model, small counts (~1 min)")
+    parser.add_argument("--json", type=Path, help="write the report here")
+    parser.add_argument("--model", type=Path, help="model folder (default: FinBERT-sized)")
+    parser.add_argument("--backends", default=",".join(BACKENDS), help="torch,onnx_int8")
+    args = parser.parse_args(argv)
+    for var in [v for v in os.environ if v.startswith("VOLFEFE_")]:
+        del os.environ[var]
+    os.environ.update(
+        {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    )
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="volfefe-rt-") as tmp:
+        workdir = Path(tmp)
+        model, kind = ensure_model(args.quick, args.model, workdir)
+        sizes = QUICK if args.quick else FULL
+        report: dict[str, Any] = {
+            "model_kind": kind,
+            **{"quick": args.quick, "sizes": sizes},
+            "database": "DATABASE_URL server" if os.environ.get("DATABASE_URL") else "embedded",
+            "cores": os.cpu_count(),
+            "backends": {},
+        }
+        for name in args.backends.split(","):
+            report["backends"][name] = run_backend(name, model, sizes, workdir)
+    report["targets"] = targets(report["backends"])
+    report["total_s"] = round(time.monotonic() - started, 1)
+    print_table(report)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

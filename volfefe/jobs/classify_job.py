@@ -1,0 +1,91 @@
+"""The body of one `volfefe.classify_post` job, on the worker's event loop.
+
+```
+load the post                      1 round trip (pool connection, released at once)
+await classifier.aclassify(text)   no thread and no connection held while the child computes,
+                                   so a worker keeps many jobs in flight and the pool's
+                                   dynamic batching fills the children's batches
+store + mark + attempt record      1 statement = 1 round trip, 1 transaction; its commit
+                                   sends NOTIFY volfefe_classified (migration 0003)
+```
+
+procrastinate adds one round trip to fetch the job and one to finish it.
+
+The connections it uses: `volfefe.jobs.connections`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg.rows import class_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from volfefe.errors import ContentNotFound
+from volfefe.store.intelligence import precheck
+from volfefe.store.posts import CONTENTS_BY_IDS, ContentRow
+from volfefe.supervisor.classifier import Classifier
+
+# The result, the `classified` flag and the attempt record in one statement: one commit.
+STORE = """
+WITH stored AS (
+    INSERT INTO classifications (content_id, sentiment, confidence, model_version, meta)
+    VALUES (%(content_id)s, %(sentiment)s, %(confidence)s, %(model_version)s, %(meta)s)
+    ON CONFLICT (content_id) DO NOTHING
+    RETURNING id
+), marked AS (
+    UPDATE contents SET classified = true
+    WHERE id = %(content_id)s AND EXISTS (SELECT 1 FROM stored)
+), attempt AS (
+    INSERT INTO volfefe_job_attempts (job_id, content_id, attempt, outcome)
+    SELECT %(job_id)s, %(content_id)s, %(attempt)s,
+           CASE WHEN EXISTS (SELECT 1 FROM stored) THEN 'classified' ELSE 'already_classified' END
+)
+SELECT (SELECT id FROM stored) AS classification_id
+"""
+
+
+async def classify_post_job(
+    db: AsyncConnectionPool[Any],
+    classifier: Classifier,
+    *,
+    job_id: int,
+    attempt: int,
+    content_id: int,
+) -> bool:
+    """Classify post `content_id` and store the result with this attempt's record.
+
+    Returns True when this job stored the result, False when another writer stored one
+    first (recorded as `already_classified`). Raises ContentNotFound, NoTextError or
+    AlreadyClassified before classifying when the post cannot be classified now, and the
+    classifier's errors; for those the caller records the attempt.
+    """
+    async with db.connection() as conn, conn.cursor(row_factory=class_row(ContentRow)) as cur:
+        await cur.execute(CONTENTS_BY_IDS, {"ids": [content_id]})
+        row = await cur.fetchone()
+    refusal = precheck(content_id, row)
+    if refusal is not None:
+        raise refusal
+    assert row is not None
+    result = await classifier.aclassify(row.text)
+    params = {
+        "content_id": content_id,
+        "sentiment": result.sentiment,
+        "confidence": result.confidence,
+        "model_version": result.model_version,
+        "meta": Jsonb(result.meta()),
+        "job_id": job_id,
+        "attempt": attempt,
+    }
+    try:
+        async with db.connection() as conn:
+            stored = await (await conn.execute(STORE, params)).fetchone()
+    except psycopg.errors.ForeignKeyViolation as err:
+        raise ContentNotFound(content_id) from err
+    return stored is not None and _first(stored) is not None
+
+
+def _first(row: Any) -> Any:
+    return next(iter(row.values())) if isinstance(row, dict) else row[0]

@@ -1,0 +1,38 @@
+"""How a job worker talks to PostgreSQL: few round trips, and no wait for the WAL flush.
+
+```
+procrastinate's pool   autocommit (each of its queries is one statement: no BEGIN/COMMIT
+                       round trips), no liveness check per checkout
+classify_post's pool   autocommit, no liveness check (volfefe.jobs.runner opens it)
+every connection       synchronous_commit=off
+```
+
+Commits do not wait for the WAL flush: a flush costs milliseconds per commit, three commits
+per job, and nothing it protects can be lost. If the server crashes within that window, a
+lost fetch leaves the job waiting, a lost result or finish leaves it running, and the
+stalled-job rescue runs it again. What the writer committed (the post and its job) keeps the
+writer's durability. A connection the database dropped fails its next query instead of being
+checked first; the runner then starts procrastinate again with a fresh pool, as after a
+database restart.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+# libpq options for every connection of a job worker.
+WORKER_SESSION = {"options": "-c synchronous_commit=off"}
+
+
+def unchecked_pool(**kwargs: Any) -> AsyncConnectionPool[Any]:
+    """procrastinate's pool without its per-checkout liveness round trip."""
+    kwargs["check"] = None
+    return AsyncConnectionPool(**kwargs)
+
+
+async def use_autocommit(conn: psycopg.AsyncConnection[Any]) -> None:
+    """Configure a new connection of procrastinate's pool (and its listener) for autocommit."""
+    await conn.set_autocommit(True)
