@@ -172,3 +172,28 @@ def test_calibrate_from_db_samples_the_stored_posts(
         env, "model", "export", "--quantize", "int8-static", "--calibrate-from-db", "40"
     )
     assert empty.returncode == 2 and "too few to calibrate on" in empty.stderr
+
+
+def test_eval_compare_int8_static_reports_the_guard_figures(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    labelled = tmp_path / "labelled.csv"
+    labelled.write_text(
+        "text,label\nstocks rally on the deal,positive\ntariffs crash markets,negative\n"
+        "oil flat today,neutral\n",
+        encoding="utf-8",
+    )
+    env = {
+        "VOLFEFE_MODEL": str(tiny_model),
+        "VOLFEFE_ONNX_CACHE": str(tmp_path / "cache"),
+        "VOLFEFE_BACKEND": "openvino",
+        "VOLFEFE_WORKERS": "1",
+        **LAX,
+    }
+    proc = volfefe(env, "eval", str(labelled), "--compare", "int8-static", "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["model_version"].endswith("+openvino")
+    compare = report["compare"]
+    assert compare["model_version"] == report["model_version"] + "-int8-static"
+    assert 0 <= compare["label_agreement"] <= 1 and 0 <= compare["max_abs_dp"] <= 1

@@ -40,6 +40,7 @@ from typing import Any
 from volfefe.child.backends import onnx_backend, openvino_backend
 from volfefe.child.digest import UnsafeFolder, checked_folder, file_digest
 from volfefe.child.engine import ModelLoadError, model_version_of, resolve_labels
+from volfefe.child.export_openvino import Calibration, GuardRefused
 from volfefe.protocol import EXIT_BOOT_FAILED
 
 EXPORT_FORMAT = 2  # bump when the export recipe changes, so caches are rebuilt
@@ -99,12 +100,12 @@ def ensure_export(
     quantize: str,
     backend: str = "onnx",
     *,
-    calibration: Any = None,
+    calibration: Calibration | None = None,
     force: bool = False,
 ) -> Path:
     """The cached export, made (or rebuilt when incomplete, corrupt or `force`d) if needed.
 
-    `calibration` (an export_openvino.Calibration) is needed for int8-static; a refusal by
+    `calibration` is needed for int8-static; a refusal by
     the accuracy guard raises export_openvino.GuardRefused, is remembered next to the cache
     folder, and is raised again without new work until `force` or other thresholds.
     """
@@ -148,7 +149,7 @@ def _export(
     quantize: str,
     backend: str,
     out: Path,
-    calibration: Any,
+    calibration: Calibration | None,
     digests: Path,
 ) -> dict[str, Any]:
     if quantize not in SCHEMES[backend]:
@@ -162,11 +163,10 @@ def _export(
     return export(model, revision, quantize, out, digests)
 
 
-def _check_recorded_guard(meta_file: Path, calibration: Any) -> None:
+def _check_recorded_guard(meta_file: Path, calibration: Calibration | None) -> None:
     """A cached int8-static export still has to pass today's thresholds."""
     if calibration is None:
         return
-    from volfefe.child.export_openvino import GuardRefused
     from volfefe.child.guard import GuardFigures
 
     guard = json.loads(meta_file.read_text(encoding="utf-8")).get("guard") or {}
@@ -175,8 +175,7 @@ def _check_recorded_guard(meta_file: Path, calibration: Any) -> None:
         raise GuardRefused(figures, calibration)
 
 
-def _raise_if_refused_before(record: Path, calibration: Any) -> None:
-    from volfefe.child.export_openvino import GuardRefused
+def _raise_if_refused_before(record: Path, calibration: Calibration) -> None:
     from volfefe.child.guard import GuardFigures
 
     try:
@@ -193,8 +192,6 @@ def _raise_if_refused_before(record: Path, calibration: Any) -> None:
 
 
 def _remember_refusal(exc: Exception, record: Path) -> None:
-    from volfefe.child.export_openvino import GuardRefused
-
     if not isinstance(exc, GuardRefused):
         return
     fd, tmp = tempfile.mkstemp(prefix=".refused.", dir=record.parent)
@@ -324,12 +321,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def calibration_of(args: argparse.Namespace) -> Any:
+def default_calibration() -> Calibration:
+    """The shipped sample posts with the default sizes and guard thresholds."""
+    calibration = calibration_of(
+        parse_args(["--model", "-", "--cache-root", "-", "--quantize", "int8-static"])
+    )
+    assert calibration is not None  # int8-static always has one
+    return calibration
+
+
+def calibration_of(args: argparse.Namespace) -> Calibration | None:
     """The Calibration for int8-static (None otherwise): the given file, or the shipped sample."""
     if args.quantize != "int8-static":
         return None
     from volfefe.child.calibration import default_texts, read_texts
-    from volfefe.child.export_openvino import Calibration
 
     try:
         texts = read_texts(args.calibrate) if args.calibrate else default_texts()
@@ -363,18 +368,14 @@ def main(argv: list[str] | None = None) -> int:
             calibration=calibration_of(args),
             force=args.force,
         )
-    except ModelLoadError as exc:
-        print(f"volfefe export: {exc}", file=sys.stderr)
-        return EXIT_BOOT_FAILED
-    except Exception as exc:
-        from volfefe.child.export_openvino import GuardRefused
-
-        if not isinstance(exc, GuardRefused):
-            raise
+    except GuardRefused as exc:
         print(f"volfefe export: {exc}", file=sys.stderr)
         print(json.dumps({"refused": {**exc.figures.as_dict(), **exc.thresholds}}), file=out)
         out.flush()
         return EXIT_GUARD_REFUSED
+    except ModelLoadError as exc:
+        print(f"volfefe export: {exc}", file=sys.stderr)
+        return EXIT_BOOT_FAILED
     print(folder, file=out)
     out.flush()
     return 0

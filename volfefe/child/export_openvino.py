@@ -59,8 +59,9 @@ class Calibration:
     max_dp: float = 0.2
 
 
-class GuardRefused(Exception):
-    """The static int8 model strays too far from fp32 on the held-out texts."""
+class GuardRefused(ModelLoadError):
+    """The static int8 model strays too far from fp32 on the held-out texts (so it cannot be
+    loaded: a child asked for it exits with the boot-failure code)."""
 
     def __init__(self, figures: GuardFigures, calibration: Calibration) -> None:
         super().__init__(

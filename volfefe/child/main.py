@@ -56,10 +56,15 @@ def load_engine(args: argparse.Namespace) -> Engine:
     if args.backend in ("onnx", "openvino"):
         folder = args.export_dir
         if folder is None:  # by hand: export (or reuse) like the orchestrator does
-            from volfefe.child.export import ensure_export
+            from volfefe.child.export import default_calibration, ensure_export
 
             folder = ensure_export(
-                args.onnx_cache, args.model, args.revision, args.quantize, args.backend
+                args.onnx_cache,
+                args.model,
+                args.revision,
+                args.quantize,
+                args.backend,
+                calibration=default_calibration() if args.quantize == "int8-static" else None,
             )
         if args.backend == "openvino":
             from volfefe.child.backends.openvino_backend import load_engine as load_exported
