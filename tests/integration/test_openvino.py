@@ -121,6 +121,16 @@ def test_int8_static_export_is_calibrated_checked_and_recorded(
     assert meta["calibration"]["texts"] + meta["guard"]["n"] <= len(set(default_texts()))
     assert meta["guard"]["label_agreement"] >= 0.5
     assert 0 < meta["guard"]["max_abs_dp"] <= 1  # int8 changes the numbers a little
+    # Stricter thresholds later: the cached export is refused from its record, not deleted.
+    strict = volfefe(
+        {**env, **STRICT, "VOLFEFE_MODEL": str(tiny_model)},
+        "model",
+        "export",
+        "--quantize",
+        "int8-static",
+    )
+    assert strict.returncode == 5 and "AccuracyGuardFailed" in strict.stderr
+    assert is_complete(folder, "openvino")
 
 
 def test_the_guard_refuses_to_install_a_model_worse_than_its_thresholds(

@@ -105,9 +105,9 @@ def ensure_export(
 ) -> Path:
     """The cached export, made (or rebuilt when incomplete, corrupt or `force`d) if needed.
 
-    `calibration` is needed for int8-static; a refusal by
-    the accuracy guard raises export_openvino.GuardRefused, is remembered next to the cache
-    folder, and is raised again without new work until `force` or other thresholds.
+    `calibration` is needed for int8-static. A refusal by the accuracy guard raises
+    GuardRefused, is remembered next to the cache folder, and is raised again without new
+    work until `force` or other thresholds; a refused export never replaces an installed one.
     """
     try:
         checked_folder(root)
@@ -169,7 +169,9 @@ def _check_recorded_guard(meta_file: Path, calibration: Calibration | None) -> N
         return
     from volfefe.child.guard import GuardFigures
 
-    guard = json.loads(meta_file.read_text(encoding="utf-8")).get("guard") or {}
+    guard = json.loads(meta_file.read_text(encoding="utf-8")).get("guard")
+    if not guard:  # not a static int8 export: nothing was guarded
+        return
     figures = GuardFigures(guard["n"], guard["label_agreement"], guard["max_abs_dp"])
     if not figures.passes(min_agreement=calibration.min_agreement, max_dp=calibration.max_dp):
         raise GuardRefused(figures, calibration)
