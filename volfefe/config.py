@@ -160,6 +160,10 @@ class Settings:
             )
         if not 0 <= self.guard_max_dp <= 1:
             raise ConfigError(f"guard_max_dp must be between 0 and 1, got {self.guard_max_dp}")
+        if self.quantize == "int8-static" and self.device not in ("auto", "cpu"):
+            raise ConfigError(
+                f"quantize int8-static runs on the CPU only (OpenVINO), not on {self.device}"
+            )
         if self.quantize == "int8-static" and self.backend in ("torch", "onnx"):
             raise ConfigError(
                 f"quantize int8-static needs the openvino backend, not {self.backend} "
@@ -185,8 +189,6 @@ class Settings:
         if self.backend != "auto":
             return self.backend
         if self.device not in ("auto", "cpu"):
-            if self.quantize == "int8-static":
-                raise ConfigError("quantize int8-static runs on the CPU only (OpenVINO)")
             return "torch"
         order = {
             "none": ("openvino", "onnx"),

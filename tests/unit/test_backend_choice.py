@@ -51,3 +51,8 @@ def test_guard_settings_from_the_environment() -> None:
     s = Settings.from_env({"VOLFEFE_GUARD_MIN_AGREEMENT": "0.99", "VOLFEFE_GUARD_MAX_DP": "0.05"})
     assert (s.guard_min_agreement, s.guard_max_dp) == (0.99, 0.05)
     assert (Settings().guard_min_agreement, Settings().guard_max_dp) == (0.97, 0.2)
+
+
+def test_int8_static_runs_on_the_cpu_only() -> None:
+    with pytest.raises(ConfigError, match="int8-static runs on the CPU only"):
+        Settings(quantize="int8-static", device="cuda")
