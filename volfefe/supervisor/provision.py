@@ -43,12 +43,12 @@ async def backend_args(settings: Settings, request: ExportRequest | None = None)
     With `backend=auto`, an int8-static export that the accuracy guard refuses falls back to
     int8 (dynamic, on the fastest backend for it) and a model that cannot be exported runs
     on torch (the reference), each with a warning; an explicit backend raises the error
-    (`AccuracyGuardFailed`, `WorkerBootError`). `calibrate` `request` comes from
+    (`AccuracyGuardFailed`, `WorkerBootError`). `request` (calibration, seed, force) comes from
     `volfefe model export`.
     """
     backend = settings.resolved_backend
     if backend == "torch":
-        return ["--backend", "torch"]
+        return _torch_args(settings)
     try:
         return await _export_args(settings, backend, request or ExportRequest())
     except AccuracyGuardFailed as exc:
@@ -61,8 +61,13 @@ async def backend_args(settings: Settings, request: ExportRequest | None = None)
         if settings.backend != "auto":
             raise
         logger.warning("%s export failed, using the torch backend: %s", backend, exc)
-        fallback = ["--backend", "torch"]
+        fallback = _torch_args(settings)
         return fallback if settings.quantize != "int8-static" else [*fallback, "--quantize", "int8"]
+
+
+def _torch_args(settings: Settings) -> list[str]:
+    # The torch child caches its weights digest (for model_version) in the export cache.
+    return ["--backend", "torch", "--onnx-cache", str(settings.onnx_cache)]
 
 
 async def _export_args(settings: Settings, backend: str, request: ExportRequest) -> list[str]:
