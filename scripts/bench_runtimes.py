@@ -31,7 +31,9 @@ corpus once); and end to end, `volfefe classify --all` with our fastest backend 
 own bare loop (the openvino_int8_static row): a fresh database from $DATABASE_URL, else an
 embedded server in a temporary folder. The int8-static export is calibrated on the shipped
 sample posts with the guard's thresholds relaxed (a random model's labels are coin flips);
-the guard's figures are reported. `--json PATH` writes every figure.
+the guard's figures are reported. The peers run at OpenVINO's default precision (bf16 on
+CPUs that have it, reported), volfefe's openvino rows at f32. `--json PATH` writes every
+figure.
 """
 
 from __future__ import annotations
@@ -375,6 +377,10 @@ def print_table(report: dict[str, Any]) -> None:
         f"{g['label_agreement']:.3f}, max |dp| {g['max_abs_dp']:.4f} (thresholds relaxed)"
     )
     print("goals: " + ", ".join(f"{k} {v}" for k, v in report["goals"].items()))
+    print(
+        f"peer rows: OpenVINO defaults (precision {report['settings']['peer_precision']}); "
+        "volfefe's openvino rows run at f32 precision"
+    )
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -419,7 +425,10 @@ def main(argv: list[str] | None = None) -> int:
             for row, (backend, _) in OURS.items()
         }
         e2e = end_to_end(model, exports, texts, work)
+    import openvino as ov
+
     settings = {
+        "peer_precision": str(ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT")),
         "model": str(model),
         "model_kind": kind,
         "posts": posts,
