@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from volfefe.config import Settings
     from volfefe.errors import (
+        AccuracyGuardFailed,
         AlreadyClassified,
         CallTimeout,
         ClassificationFailed,
@@ -45,6 +46,7 @@ _HOMES = {
     "Settings": "volfefe.config",
     **dict.fromkeys(
         [
+            "AccuracyGuardFailed",
             "AlreadyClassified",
             "CallTimeout",
             "ClassificationFailed",
@@ -70,6 +72,7 @@ _HOMES = {
 }
 
 __all__ = [
+    "AccuracyGuardFailed",
     "AlreadyClassified",
     "CallTimeout",
     "Classification",

@@ -23,9 +23,16 @@ from volfefe.protocol import DEFAULT_MODEL, default_onnx_cache
 
 CHILD_MODULE = "volfefe.child"
 DEVICES = ("auto", "cpu", "cuda", "mps")
-BACKENDS = ("auto", "torch", "onnx")
-QUANTIZE = ("none", "int8")
+BACKENDS = ("auto", "torch", "onnx", "openvino")
+QUANTIZE = ("none", "int8", "int8-static")
+ONNX_MODULES = ("onnxruntime", "onnx", "onnxscript")
+OPENVINO_MODULES = ("openvino", "nncf")
 SWITCH = ("on", "off")
+
+
+def installed(modules: tuple[str, ...]) -> bool:
+    """True when every one of these modules can be imported (nothing is imported)."""
+    return all(importlib.util.find_spec(m) for m in modules)
 
 
 def default_worker_cmd() -> tuple[str, ...]:
@@ -69,10 +76,14 @@ class Settings:
     workers: int = field(default_factory=lambda: default_layout()[0])
     threads: int = 0  # 0 = cores // workers, so children x threads never oversubscribe
     device: str = "auto"
-    quantize: str = "none"  # "int8": dynamic int8 Linear layers (faster on CPU, less exact)
-    backend: str = "auto"  # auto: onnx when onnxruntime and the exporter are installed
+    quantize: str = "none"  # int8: int8 weights; int8-static: weights + activations (openvino)
+    backend: str = "auto"  # auto: the fastest installed backend for `quantize` (resolved_backend)
     onnx_cache: Path = field(default_factory=lambda: default_onnx_cache(os.environ))
-    export_timeout: float = 900.0  # seconds for a first-use ONNX export
+    export_timeout: float = 900.0  # seconds for a first-use ONNX/OpenVINO export
+    calibration_size: int = 300  # int8-static: texts that calibrate activation ranges
+    guard_size: int = 100  # int8-static: held-out texts the accuracy guard scores
+    guard_min_agreement: float = 0.97  # int8-static: share of labels equal to fp32's, at least
+    guard_max_dp: float = 0.2  # int8-static: largest probability difference to fp32, at most
     call_timeout: float = 30.0
     boot_timeout: float = 60.0
     shutdown_grace: float = 10.0
@@ -150,6 +161,24 @@ class Settings:
             )
         if self.auto_enqueue is not None and self.auto_enqueue not in SWITCH:
             raise ConfigError(f"auto_enqueue must be on or off, got {self.auto_enqueue!r}")
+        for name in ("calibration_size", "guard_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.guard_min_agreement <= 1:
+            raise ConfigError(
+                f"guard_min_agreement must be between 0 and 1, got {self.guard_min_agreement}"
+            )
+        if not 0 <= self.guard_max_dp <= 1:
+            raise ConfigError(f"guard_max_dp must be between 0 and 1, got {self.guard_max_dp}")
+        if self.quantize == "int8-static" and self.device not in ("auto", "cpu"):
+            raise ConfigError(
+                f"quantize int8-static runs on the CPU only (OpenVINO), not on {self.device}"
+            )
+        if self.quantize == "int8-static" and self.backend in ("torch", "onnx"):
+            raise ConfigError(
+                f"quantize int8-static needs the openvino backend, not {self.backend} "
+                "(set VOLFEFE_BACKEND=openvino or auto)"
+            )
         if self.backend not in BACKENDS:
             raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         if self.device not in DEVICES:
@@ -161,14 +190,30 @@ class Settings:
 
     @property
     def resolved_backend(self) -> str:
-        """`torch` or `onnx`: auto picks onnx when onnxruntime and the exporter are installed
-        and the device is the CPU (the ONNX backend runs on the CPU only)."""
+        """`torch`, `onnx` or `openvino`: what `auto` means on this install.
+
+        Not on the CPU: torch. Otherwise the fastest installed backend for `quantize`
+        (issue 13's measurements): none -> openvino, onnx, torch; int8 -> onnx (dynamic),
+        openvino (weights only), torch; int8-static -> openvino (ConfigError when missing).
+        """
         if self.backend != "auto":
             return self.backend
         if self.device not in ("auto", "cpu"):
             return "torch"
-        needed = ("onnxruntime", "onnx", "onnxscript")
-        return "onnx" if all(importlib.util.find_spec(m) for m in needed) else "torch"
+        order = {
+            "none": ("openvino", "onnx"),
+            "int8": ("onnx", "openvino"),
+            "int8-static": ("openvino",),
+        }[self.quantize]
+        modules = {"openvino": OPENVINO_MODULES, "onnx": ONNX_MODULES}
+        for backend in order:
+            if installed(modules[backend]):
+                return backend
+        if self.quantize == "int8-static":
+            raise ConfigError(
+                "quantize int8-static needs the openvino extra: pip install 'volfefe[openvino]'"
+            )
+        return "torch"
 
     @property
     def job_slots(self) -> int:
@@ -226,6 +271,10 @@ _ENV_VARS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "backend": ("VOLFEFE_BACKEND", str),
     "onnx_cache": ("VOLFEFE_ONNX_CACHE", Path),
     "export_timeout": ("VOLFEFE_EXPORT_TIMEOUT", float),
+    "calibration_size": ("VOLFEFE_CALIBRATION_SIZE", int),
+    "guard_size": ("VOLFEFE_GUARD_SIZE", int),
+    "guard_min_agreement": ("VOLFEFE_GUARD_MIN_AGREEMENT", float),
+    "guard_max_dp": ("VOLFEFE_GUARD_MAX_DP", float),
     "call_timeout": ("VOLFEFE_CALL_TIMEOUT", float),
     "boot_timeout": ("VOLFEFE_BOOT_TIMEOUT", float),
     "shutdown_grace": ("VOLFEFE_SHUTDOWN_GRACE", float),

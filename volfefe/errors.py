@@ -14,6 +14,7 @@ VolfefeError
 │   ├── PoisonText               this text alone kills, hangs or garbles a child (permanent)
 │   ├── Overloaded               too many requests waiting; try again later (transient)
 │   ├── PoolBroken               restart budget spent, or a boot that can never succeed
+│   ├── AccuracyGuardFailed      a quantised export disagrees too much with fp32: not installed
 │   └── PoolClosed               the classifier was used after close() (transient for a job)
 └── StoreError                   database errors that gain meaning here
     ├── DatabaseUnavailable      cannot connect, or the connection dropped (transient)
@@ -170,6 +171,38 @@ class PoolBroken(ClassifierError):
     """The pool gave up restarting children; every call fails fast until a new Classifier."""
 
     exit_code = 3
+
+
+class AccuracyGuardFailed(ClassifierError):
+    """A quantised export (static int8) was checked against fp32 on held-out posts and is worse
+    than the thresholds allow, so it was not installed (permanent for this model and data).
+
+    >>> str(AccuracyGuardFailed(0.9, 0.3, 50, min_agreement=0.97, max_dp=0.2)).split(":")[0]
+    'the int8-static export was refused'
+    """
+
+    exit_code = 5
+
+    def __init__(
+        self,
+        agreement: float,
+        max_abs_dp: float,
+        n: int,
+        *,
+        min_agreement: float,
+        max_dp: float,
+        scheme: str = "int8-static",
+    ) -> None:
+        super().__init__(
+            f"the {scheme} export was refused: on {n} held-out posts it agrees with fp32 on "
+            f"{agreement:.3f} of the labels (at least {min_agreement:g} needed) and its largest "
+            f"probability difference is {max_abs_dp:.4f} (at most {max_dp:g} allowed); "
+            "calibrate on more of your posts, loosen VOLFEFE_GUARD_MIN_AGREEMENT / "
+            "VOLFEFE_GUARD_MAX_DP, or use another quantisation"
+        )
+        self.agreement = agreement
+        self.max_abs_dp = max_abs_dp
+        self.n = n
 
 
 class PoolClosed(ClassifierError):

@@ -55,7 +55,11 @@ def test_export_is_cached_and_reused(tiny_model: Path, tmp_path: Path) -> None:
     before = (folder / "model.onnx").stat().st_mtime_ns
     assert ensure_export(tmp_path, str(tiny_model), None, "none") == folder
     assert (folder / "model.onnx").stat().st_mtime_ns == before  # not exported again
-    assert [p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")] == [folder.name]
+    # nothing left behind but the lock and the digest cache: no temporary folder
+    assert [p.name for p in tmp_path.iterdir() if not p.name.startswith(".")] == [folder.name]
+    assert not [
+        p for p in tmp_path.iterdir() if p.name.startswith(f".{folder.name}.") and p.is_dir()
+    ]
 
 
 def test_a_corrupt_export_is_detected_and_rebuilt(tiny_model: Path, tmp_path: Path) -> None:
@@ -116,6 +120,7 @@ def test_model_export_command_exports_once(tiny_model: Path, tmp_path: Path) -> 
         "HF_HUB_OFFLINE": "1",
         "VOLFEFE_MODEL": str(tiny_model),
         "VOLFEFE_ONNX_CACHE": str(tmp_path),
+        "VOLFEFE_BACKEND": "onnx",  # auto would pick openvino where it is installed
     }
     runs = [
         subprocess.run(

@@ -21,8 +21,10 @@ from typing import Any
 
 import numpy as np
 
+from volfefe.child.digest import file_digest
 from volfefe.protocol import FINBERT_ORDER, SENTIMENTS, ItemError, ItemResult, Ready, is_blank
 
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".onnx", ".pt", ".pth")
 Predict = Callable[[np.ndarray, np.ndarray], np.ndarray]
 _Item = tuple[int, list[int], bool]  # (index in the request, token ids, truncated)
 
@@ -54,8 +56,15 @@ def resolve_labels(id2label: dict[int, str]) -> list[str]:
     )
 
 
-def model_version_of(model: str, revision: str | None, commit: str | None) -> str:
-    """Identify model and revision: `hub/id@commit` or, for a folder, `name@content-hash`."""
+def model_version_of(
+    model: str, revision: str | None, commit: str | None, digest_cache: Path | None = None
+) -> str:
+    """Identify model and revision: `hub/id@commit` or, for a folder, `name@content-hash`.
+
+    The content hash covers the whole of every weights file (digests cached in
+    `digest_cache` by size and mtime, so a second start-up does not read 440 MB again) and
+    every small config, tokenizer and vocabulary file.
+    """
     path = Path(model)
     if not path.is_dir():
         return f"{model}@{(commit or revision or 'main')[:12]}"
@@ -63,13 +72,8 @@ def model_version_of(model: str, revision: str | None, commit: str | None) -> st
     for file in sorted(path.iterdir()):
         if file.suffix in (".json", ".txt") and file.stat().st_size < 10_000_000:
             digest.update(file.name.encode() + file.read_bytes())
-        elif file.suffix in (".safetensors", ".bin", ".onnx"):
-            size = file.stat().st_size
-            digest.update(f"{file.name}:{size}".encode())
-            with file.open("rb") as fh:  # ends of the weights: cheap and distinctive
-                digest.update(fh.read(1 << 20))
-                fh.seek(max(0, size - (1 << 20)))
-                digest.update(fh.read(1 << 20))
+        elif file.suffix in WEIGHT_SUFFIXES and file.is_file():
+            digest.update(f"{file.name}:{file_digest(file, digest_cache)}".encode())
     return f"{path.resolve().name}@{digest.hexdigest()[:12]}"
 
 

@@ -1,17 +1,24 @@
-"""Export a model to ONNX once and cache it: `python -m volfefe.child.export --model M ...`.
+"""Export a model once and cache it: `python -m volfefe.child.export --model M ...`.
 
 ```
 cache root (VOLFEFE_ONNX_CACHE, default next to the Hugging Face cache)
-  <name>-<key>/            key = hash of model id or folder content, revision, quantisation
-    model.onnx             torch export -> onnxruntime BERT fusion -> (int8: dynamic quantisation)
+  <name>-<scheme>-<key>/   key = hash of backend, model id or folder content, revision, scheme
+    model.onnx             onnx: torch export -> onnxruntime BERT fusion -> (int8: dynamic)
+    model.xml, model.bin   openvino: see volfefe.child.export_openvino (int8-static: guarded)
     tokenizer.json         the fast tokenizer, so the child needs no transformers
-    volfefe-onnx.json      labels, max length, pad id, model_version, size and fingerprint
+    volfefe-*.json         labels, max length, pad id, model_version, fingerprints (, guard)
+  .<folder>.refused.json   an int8-static export the accuracy guard refused, and why
+  .digests/                whole-file SHA-256 of weights, cached by size and mtime
 ```
 
-Written to a temporary folder and renamed into place under a file lock, so readers never see
-half an export; a folder whose model file does not match its recorded size and fingerprint
-is rebuilt. Needs torch, transformers and the `onnx` extra (onnx, onnxscript) at export
-time only.
+Written to a private temporary folder (mkdtemp in a checked cache root) and renamed into
+place under a file lock opened with O_NOFOLLOW, so readers never see half an export and a
+planted symlink redirects nothing; a folder whose model files do not match their recorded
+whole-file digests is rebuilt. Needs torch, transformers and the `onnx` extra (onnx,
+onnxscript) or the `openvino` extra (openvino, nncf) at export time only.
+
+Exit codes: 0 (prints the folder), 3 the model cannot be exported, 4 the accuracy guard
+refused the int8-static export (prints its figures as one JSON line on stdout).
 """
 
 from __future__ import annotations
@@ -30,71 +37,181 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from volfefe.child.backends.onnx_backend import META_FILE, MODEL_FILE, TOKENIZER_FILE
+from volfefe.child.backends import onnx_backend, openvino_backend
+from volfefe.child.digest import UnsafeFolder, checked_folder, file_digest
 from volfefe.child.engine import ModelLoadError, model_version_of, resolve_labels
+from volfefe.child.export_openvino import Calibration, GuardRefused
 from volfefe.protocol import EXIT_BOOT_FAILED
 
-EXPORT_FORMAT = 1  # bump when the export recipe changes, so caches are rebuilt
+EXPORT_FORMAT = 2  # bump when the export recipe changes, so caches are rebuilt
 OPSET = 17
+EXIT_GUARD_REFUSED = 4
+DIGESTS = ".digests"
+# backend -> (record file, model files whose digests the record keeps)
+LAYOUT = {
+    "onnx": (onnx_backend.META_FILE, (onnx_backend.MODEL_FILE,)),
+    "openvino": (
+        openvino_backend.META_FILE,
+        (openvino_backend.MODEL_FILE, openvino_backend.WEIGHTS_FILE),
+    ),
+}
+SCHEMES = {"onnx": ("none", "int8"), "openvino": ("none", "int8", "int8-static")}
 
 
-def cache_folder(root: Path, model: str, revision: str | None, quantize: str) -> Path:
-    """Where the export of this model, revision and quantisation lives under `root`."""
-    identity = model_version_of(model, revision, None) if Path(model).is_dir() else model
+def cache_folder(
+    root: Path, model: str, revision: str | None, quantize: str, backend: str = "onnx"
+) -> Path:
+    """Where the export of this model, revision, backend and quantisation lives under `root`."""
+    local = Path(model).is_dir()
+    identity = model_version_of(model, revision, None, root / DIGESTS) if local else model
     key = hashlib.sha256(
-        json.dumps([EXPORT_FORMAT, identity, revision or "", quantize]).encode()
+        json.dumps([EXPORT_FORMAT, backend, identity, revision or "", quantize]).encode()
     ).hexdigest()[:16]
-    name = Path(model).name if Path(model).is_dir() else model.replace("/", "--")
-    return root / f"{name}-{quantize}-{key}"
+    name = Path(model).name if local else model.replace("/", "--")
+    prefix = "" if backend == "onnx" else f"{backend}-"
+    return root / f"{prefix}{name}-{quantize}-{key}"
 
 
-def fingerprint(path: Path) -> str:
-    """A cheap content check: size plus the first and last MiB."""
-    digest = hashlib.sha256()
-    size = path.stat().st_size
-    digest.update(str(size).encode())
-    with path.open("rb") as fh:
-        digest.update(fh.read(1 << 20))
-        fh.seek(max(0, size - (1 << 20)))
-        digest.update(fh.read(1 << 20))
-    return digest.hexdigest()
+def fingerprint(path: Path, cache: Path | None = None) -> str:
+    """SHA-256 of the whole file (the digest cached in `cache` by size and mtime)."""
+    return file_digest(path, cache)
 
 
-def is_complete(folder: Path) -> bool:
-    """True when the folder holds an export whose model file matches its record."""
+def is_complete(folder: Path, backend: str = "onnx") -> bool:
+    """True when the folder holds an export whose model files match their record."""
+    meta_file, model_files = LAYOUT[backend]
+    digests = folder.parent / DIGESTS
     try:
-        meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
+        meta = json.loads((folder / meta_file).read_text(encoding="utf-8"))
+        recorded = meta.get("fingerprints", {})
         return bool(
             meta.get("format") == EXPORT_FORMAT
-            and (folder / TOKENIZER_FILE).is_file()
-            and fingerprint(folder / MODEL_FILE) == meta.get("fingerprint")
+            and (folder / onnx_backend.TOKENIZER_FILE).is_file()
+            and all(fingerprint(folder / f, digests) == recorded.get(f) for f in model_files)
         )
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError):
         return False
 
 
-def ensure_export(root: Path, model: str, revision: str | None, quantize: str) -> Path:
-    """The cached export, made (or rebuilt when incomplete or corrupt) if needed."""
-    folder = cache_folder(root, model, revision, quantize)
-    if is_complete(folder):
+def ensure_export(
+    root: Path,
+    model: str,
+    revision: str | None,
+    quantize: str,
+    backend: str = "onnx",
+    *,
+    calibration: Calibration | None = None,
+    force: bool = False,
+) -> Path:
+    """The cached export, made (or rebuilt when incomplete, corrupt or `force`d) if needed.
+
+    `calibration` is needed for int8-static. A refusal by the accuracy guard raises
+    GuardRefused, is remembered next to the cache folder, and is raised again without new
+    work until `force` or other thresholds; a refused export never replaces an installed one.
+    """
+    try:
+        checked_folder(root)
+    except (OSError, UnsafeFolder) as exc:
+        raise ModelLoadError(f"cannot use the export cache {root}: {exc}") from exc
+    folder = cache_folder(root, model, revision, quantize, backend)
+    if not force and is_complete(folder, backend):
+        _check_recorded_guard(folder / LAYOUT[backend][0], calibration)
         return folder
-    root.mkdir(parents=True, exist_ok=True)
+    refused = root / f".{folder.name}.refused.json"
     with _locked(root / f".{folder.name}.lock"):
-        if is_complete(folder):  # another process finished it while we waited
+        if not force and is_complete(folder, backend):  # another process finished it
+            _check_recorded_guard(folder / LAYOUT[backend][0], calibration)
             return folder
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=root))
+        if not force and calibration is not None:
+            _raise_if_refused_before(refused, calibration)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=root))  # 0700, O_EXCL
         try:
-            export(model, revision, quantize, tmp)
+            meta = _export(model, revision, quantize, backend, tmp, calibration, root / DIGESTS)
+            meta_file, model_files = LAYOUT[backend]
+            meta["format"] = EXPORT_FORMAT
+            meta["fingerprints"] = {f: fingerprint(tmp / f) for f in model_files}
+            (tmp / meta_file).write_text(json.dumps(meta, indent=2), encoding="utf-8")
             if folder.exists():
                 shutil.rmtree(folder)
             tmp.rename(folder)
+            refused.unlink(missing_ok=True)
+        except Exception as exc:
+            _remember_refusal(exc, refused)
+            raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return folder
 
 
-def export(model: str, revision: str | None, quantize: str, out: Path) -> None:
-    """Export `model` to `out` (see the module docstring); ModelLoadError when impossible."""
+def _export(
+    model: str,
+    revision: str | None,
+    quantize: str,
+    backend: str,
+    out: Path,
+    calibration: Calibration | None,
+    digests: Path,
+) -> dict[str, Any]:
+    if quantize not in SCHEMES[backend]:
+        raise ModelLoadError(f"the {backend} backend has no {quantize!r} quantisation")
+    if backend == "openvino":
+        from volfefe.child.export_openvino import export_openvino
+
+        return export_openvino(
+            model, revision, quantize, out, calibration=calibration, digest_cache=digests
+        )
+    return export(model, revision, quantize, out, digests)
+
+
+def _check_recorded_guard(meta_file: Path, calibration: Calibration | None) -> None:
+    """A cached int8-static export still has to pass today's thresholds."""
+    if calibration is None:
+        return
+    from volfefe.child.guard import GuardFigures
+
+    guard = json.loads(meta_file.read_text(encoding="utf-8")).get("guard")
+    if not guard:  # not a static int8 export: nothing was guarded
+        return
+    figures = GuardFigures(guard["n"], guard["label_agreement"], guard["max_abs_dp"])
+    if not figures.passes(min_agreement=calibration.min_agreement, max_dp=calibration.max_dp):
+        raise GuardRefused(figures, calibration)
+
+
+def _raise_if_refused_before(record: Path, calibration: Calibration) -> None:
+    from volfefe.child.guard import GuardFigures
+
+    try:
+        saved = json.loads(_read_nofollow(record))
+        figures = GuardFigures(saved["n"], saved["label_agreement"], saved["max_abs_dp"])
+        same = (saved["min_agreement"], saved["max_dp"]) == (
+            calibration.min_agreement,
+            calibration.max_dp,
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    if same:
+        raise GuardRefused(figures, calibration)
+
+
+def _remember_refusal(exc: Exception, record: Path) -> None:
+    if not isinstance(exc, GuardRefused):
+        return
+    fd, tmp = tempfile.mkstemp(prefix=".refused.", dir=record.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump({**exc.figures.as_dict(), **exc.thresholds}, fh)
+    os.replace(tmp, record)
+
+
+def _read_nofollow(path: Path) -> bytes:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as fh:
+        return fh.read(1 << 16)
+
+
+def export(
+    model: str, revision: str | None, quantize: str, out: Path, digests: Path | None = None
+) -> dict[str, Any]:
+    """Export `model` to ONNX in `out` and return its record; ModelLoadError when impossible."""
     try:
         import onnx  # noqa: F401 - the exporter needs it; say so clearly when missing
         import torch
@@ -135,14 +252,13 @@ def export(model: str, revision: str | None, quantize: str, out: Path) -> None:
         num_heads=config.num_attention_heads,
         hidden_size=config.hidden_size,
     )
-    fused.save_model_to_file(str(out / MODEL_FILE))
+    fused.save_model_to_file(str(out / onnx_backend.MODEL_FILE))
     raw.unlink()
     if quantize == "int8":
-        _quantize(out / MODEL_FILE)
-    tokenizer.backend_tokenizer.save(str(out / TOKENIZER_FILE))
-    base = model_version_of(model, revision, getattr(config, "_commit_hash", None))
-    meta: dict[str, Any] = {
-        "format": EXPORT_FORMAT,
+        _quantize(out / onnx_backend.MODEL_FILE)
+    tokenizer.backend_tokenizer.save(str(out / onnx_backend.TOKENIZER_FILE))
+    base = model_version_of(model, revision, getattr(config, "_commit_hash", None), digests)
+    return {
         "model": model,
         "model_version": f"{base}+onnx" + ("-int8" if quantize == "int8" else ""),
         "labels": labels,
@@ -150,9 +266,7 @@ def export(model: str, revision: str | None, quantize: str, out: Path) -> None:
         "pad_id": int(tokenizer.pad_token_id or 0),
         "quantize": quantize,
         "fused": {k: v for k, v in fused.get_fused_operator_statistics().items() if v},
-        "fingerprint": fingerprint(out / MODEL_FILE),
     }
-    (out / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
 
 
 def _quantize(path: Path) -> None:
@@ -174,7 +288,13 @@ def _quantize(path: Path) -> None:
 
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    with path.open("w") as fh:
+    """An exclusive lock on `path`, which is opened without following a symlink (a link
+    planted there by another user makes this fail instead of truncating its target)."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise ModelLoadError(f"cannot open the export lock {path}: {exc}") from exc
+    with os.fdopen(fd, "r+b") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
@@ -182,21 +302,84 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Export (or find) the model and print its folder; exit 3 when it cannot be exported."""
-    parser = argparse.ArgumentParser(description="Export a model to ONNX for volfefe.")
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The exporter's options (the orchestrator passes them from its Settings)."""
+    parser = argparse.ArgumentParser(description="Export a model for volfefe's children.")
     parser.add_argument("--model", required=True)
     parser.add_argument("--revision")
-    parser.add_argument("--quantize", choices=["none", "int8"], default="none")
+    parser.add_argument("--backend", choices=sorted(SCHEMES), default="onnx")
+    parser.add_argument("--quantize", choices=["none", "int8", "int8-static"], default="none")
     parser.add_argument("--cache-root", type=Path, required=True)
-    args = parser.parse_args(argv)
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    parser.add_argument(
+        "--calibrate", type=Path, help="int8-static: texts to calibrate and check (JSONL or lines)"
+    )
+    parser.add_argument("--calibration-label", help="where the --calibrate texts come from")
+    parser.add_argument("--calibration-size", type=int, default=300)
+    parser.add_argument("--guard-size", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--min-agreement", type=float, default=0.97)
+    parser.add_argument("--max-dp", type=float, default=0.2)
+    parser.add_argument("--force", action="store_true", help="export again even if cached")
+    return parser.parse_args(argv)
+
+
+def default_calibration() -> Calibration:
+    """The shipped sample posts with the default sizes and guard thresholds."""
+    calibration = calibration_of(
+        parse_args(["--model", "-", "--cache-root", "-", "--quantize", "int8-static"])
+    )
+    assert calibration is not None  # int8-static always has one
+    return calibration
+
+
+def calibration_of(args: argparse.Namespace) -> Calibration | None:
+    """The Calibration for int8-static (None otherwise): the given file, or the shipped sample."""
+    if args.quantize != "int8-static":
+        return None
+    from volfefe.child.calibration import default_texts, read_texts
+
     try:
-        folder = ensure_export(args.cache_root, args.model, args.revision, args.quantize)
+        texts = read_texts(args.calibrate) if args.calibrate else default_texts()
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"cannot read the calibration texts: {exc}") from exc
+    return Calibration(
+        texts=texts,
+        source=args.calibration_label
+        or (f"file {args.calibrate.name}" if args.calibrate else "shipped sample"),
+        size=args.calibration_size,
+        guard_size=args.guard_size,
+        seed=args.seed,
+        min_agreement=args.min_agreement,
+        max_dp=args.max_dp,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Export (or find) the model and print its folder; see the module docstring's exit codes."""
+    args = parse_args(argv)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    out = os.fdopen(os.dup(1), "w")  # the result line only: progress bars go to stderr
+    os.dup2(2, 1)
+    try:
+        folder = ensure_export(
+            args.cache_root,
+            args.model,
+            args.revision,
+            args.quantize,
+            args.backend,
+            calibration=calibration_of(args),
+            force=args.force,
+        )
+    except GuardRefused as exc:
+        print(f"volfefe export: {exc}", file=sys.stderr)
+        print(json.dumps({"refused": {**exc.figures.as_dict(), **exc.thresholds}}), file=out)
+        out.flush()
+        return EXIT_GUARD_REFUSED
     except ModelLoadError as exc:
         print(f"volfefe export: {exc}", file=sys.stderr)
         return EXIT_BOOT_FAILED
-    print(folder)
+    print(folder, file=out)
+    out.flush()
     return 0
 
 

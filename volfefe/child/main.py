@@ -53,15 +53,24 @@ DEFAULT_BATCH_TOKENS = 1024
 
 def load_engine(args: argparse.Namespace) -> Engine:
     """Load the model with the chosen backend (ModelLoadError when it cannot be used)."""
-    if args.backend == "onnx":
-        from volfefe.child.backends.onnx_backend import load_engine as load_onnx
-
-        folder = args.onnx_dir
+    if args.backend in ("onnx", "openvino"):
+        folder = args.export_dir
         if folder is None:  # by hand: export (or reuse) like the orchestrator does
-            from volfefe.child.export import ensure_export
+            from volfefe.child.export import default_calibration, ensure_export
 
-            folder = ensure_export(args.onnx_cache, args.model, args.revision, args.quantize)
-        return load_onnx(
+            folder = ensure_export(
+                args.onnx_cache,
+                args.model,
+                args.revision,
+                args.quantize,
+                args.backend,
+                calibration=default_calibration() if args.quantize == "int8-static" else None,
+            )
+        if args.backend == "openvino":
+            from volfefe.child.backends.openvino_backend import load_engine as load_exported
+        else:
+            from volfefe.child.backends.onnx_backend import load_engine as load_exported
+        return load_exported(
             folder, threads=args.threads, max_chars=args.max_chars, forward_tokens=args.batch_tokens
         )
     from volfefe.child.backends.torch_backend import load_engine as load_torch
@@ -74,6 +83,7 @@ def load_engine(args: argparse.Namespace) -> Engine:
         quantize=args.quantize,
         max_chars=args.max_chars,
         forward_tokens=args.batch_tokens,
+        digest_cache=args.onnx_cache / ".digests",
     )
 
 
@@ -164,22 +174,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--backend",
         default=os.environ.get("VOLFEFE_BACKEND") or "torch",
-        choices=["torch", "onnx"],
-        help="torch (reference) or onnx (ONNX Runtime, never imports torch)",
+        choices=["torch", "onnx", "openvino"],
+        help="torch (reference), onnx (ONNX Runtime) or openvino; the last two never import torch",
     )
-    parser.add_argument("--onnx-dir", type=Path, help="an exported model folder (onnx backend)")
+    parser.add_argument(
+        "--export-dir",
+        "--onnx-dir",
+        type=Path,
+        help="an exported model folder (onnx and openvino backends)",
+    )
     parser.add_argument(
         "--onnx-cache",
         type=Path,
         default=default_onnx_cache(os.environ),
-        help="where exports are cached when --onnx-dir is not given",
+        help="where exports (and weight digests) are cached when --export-dir is not given",
     )
     parser.add_argument("--max-chars", type=int, default=DEFAULT_MAX_CHARS)
     parser.add_argument(
         "--quantize",
         default=os.environ.get("VOLFEFE_QUANTIZE") or "none",
-        choices=["none", "int8"],
-        help="int8: dynamic int8 quantisation of the Linear layers (CPU)",
+        choices=["none", "int8", "int8-static"],
+        help="int8: int8 weights (torch, onnx: dynamic; openvino: weights only); "
+        "int8-static: weights and activations, calibrated (openvino)",
     )
     parser.add_argument(
         "--batch-tokens",

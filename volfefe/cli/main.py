@@ -41,13 +41,14 @@ from volfefe.errors import VolfefeError
 )
 @click.option(
     "--quantize",
-    type=click.Choice(["none", "int8"]),
-    help="int8: dynamic int8 Linear layers, faster on CPU [env VOLFEFE_QUANTIZE].",
+    type=click.Choice(["none", "int8", "int8-static"]),
+    help="int8: int8 weights; int8-static: weights and activations, calibrated and "
+    "guarded (openvino) [env VOLFEFE_QUANTIZE].",
 )
 @click.option(
     "--backend",
-    type=click.Choice(["auto", "torch", "onnx"]),
-    help="Inference backend; auto = onnx when installed [env VOLFEFE_BACKEND].",
+    type=click.Choice(["auto", "torch", "onnx", "openvino"]),
+    help="Inference backend; auto = the fastest installed one [env VOLFEFE_BACKEND].",
 )
 @click.option("--call-timeout", type=float, help="Seconds per call [env VOLFEFE_CALL_TIMEOUT].")
 @click.option(

@@ -15,8 +15,8 @@ from volfefe.supervisor.classifier import Classifier
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--compare",
-    type=click.Choice(["int8"]),
-    help="Also run the int8 model and report how often it agrees.",
+    type=click.Choice(["int8", "int8-static"]),
+    help="Also run the int8 (or OpenVINO static int8) model and report how often it agrees.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
@@ -37,7 +37,7 @@ def eval_command(settings: Settings, file: Path, compare: str | None, as_json: b
         report = score([g for _, g in kept], [r.sentiment for r in results])
         report["model_version"] = clf.model_version
     if compare:
-        change = {"quantize": "int8"} if compare == "int8" else {"backend": compare}
+        change = {"quantize": compare} if compare.startswith("int8") else {"backend": compare}
         with Classifier(settings.replace(**change)) as other:
             report["compare"] = {
                 "model_version": other.model_version,
@@ -70,15 +70,55 @@ def model_group() -> None:
 
 
 @model_group.command("export")
+@click.option(
+    "--quantize",
+    type=click.Choice(["none", "int8", "int8-static"]),
+    help="Quantisation to export; int8-static is calibrated and checked (OpenVINO).",
+)
+@click.option(
+    "--calibrate-from-db",
+    "from_db",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="int8-static: calibrate on N of your stored posts (length-stratified, seeded).",
+)
+@click.option(
+    "--calibrate",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="int8-static: calibrate on the texts of FILE (JSON lines with a text key, or lines).",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the samples.")
 @click.pass_obj
-def export_command(settings: Settings) -> None:
-    """Export the configured model to ONNX (cached; a second run reuses it) and print where.
+def export_command(
+    settings: Settings,
+    quantize: str | None,
+    from_db: int | None,
+    calibrate: Path | None,
+    seed: int,
+) -> None:
+    """Export the configured model (cached; a second run reuses it) and print where.
 
-    The orchestrator does the same on first use of the onnx backend.
+    The orchestrator does the same on first use of the onnx or openvino backend. With
+    `--quantize int8-static` the export is calibrated (on your posts, FILE, or the shipped
+    sample posts) and installed only if the accuracy guard passes on held-out posts;
+    otherwise AccuracyGuardFailed (exit 5). An explicit calibration always exports again.
     """
     import asyncio
 
-    from volfefe.supervisor.provision import backend_args
+    from volfefe.cli.calibrate import calibration_file
+    from volfefe.supervisor.provision import ExportRequest, backend_args
 
-    args = asyncio.run(backend_args(settings.replace(backend="onnx")))
-    click.echo(args[args.index("--onnx-dir") + 1])
+    if quantize:
+        settings = settings.replace(quantize=quantize)
+    if from_db and calibrate:
+        raise click.UsageError("give --calibrate-from-db or --calibrate, not both")
+    if (from_db or calibrate) and settings.quantize != "int8-static":
+        raise click.UsageError("calibration is for --quantize int8-static only")
+    if settings.resolved_backend == "torch":  # nothing to export for torch: the ONNX default
+        settings = settings.replace(backend="onnx")
+    elif settings.backend == "auto":  # no silent fallback: say what failed
+        settings = settings.replace(backend=settings.resolved_backend)
+    with calibration_file(settings, from_db, calibrate, seed) as (path, label):
+        request = ExportRequest(calibrate=path, label=label, seed=seed, force=path is not None)
+        args = asyncio.run(backend_args(settings, request))
+    click.echo(args[args.index("--export-dir") + 1])

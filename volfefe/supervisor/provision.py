@@ -1,49 +1,84 @@
-"""What the children load: the model as is (torch), or its cached ONNX export (made once).
+"""What the children load: the model as is (torch), or its cached ONNX or OpenVINO export.
 
 The export runs in its own process (`python -m volfefe.child.export`, argument list, no
-shell) because it needs torch, which the orchestrator never imports.
+shell) because it needs torch, which the orchestrator never imports. A static int8 export
+is calibrated (on `calibrate`, else the shipped sample posts) and must pass the accuracy
+guard; the exporter exits 4 with the guard's figures when it refuses.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import sys
+from dataclasses import dataclass
+from pathlib import Path
 
 from volfefe.config import Settings
-from volfefe.errors import WorkerBootError
+from volfefe.errors import AccuracyGuardFailed, WorkerBootError
 from volfefe.protocol import EXIT_BOOT_FAILED
 
 STDERR_TAIL = 4000
+EXIT_GUARD_REFUSED = 4  # volfefe.child.export's code for a refused int8-static export
 logger = logging.getLogger(__name__)
 
 
-async def backend_args(settings: Settings) -> list[str]:
-    """The children's backend options, exporting the model to ONNX first if needed.
+@dataclass(frozen=True)
+class ExportRequest:
+    """What `volfefe model export` asks beyond the settings: calibration texts (a file, and
+    where they come from), the sample's seed, and whether to export again when cached."""
 
-    With `backend=auto`, a model that cannot be exported runs on torch (the reference) with
-    a warning; with `backend=onnx` the export error is raised.
+    calibrate: Path | None = None
+    label: str | None = None
+    seed: int = 0
+    force: bool = False
+
+
+async def backend_args(settings: Settings, request: ExportRequest | None = None) -> list[str]:
+    """The children's backend options, exporting the model (ONNX or OpenVINO) first if needed.
+
+    With `backend=auto`, an int8-static export that the accuracy guard refuses falls back to
+    int8 (dynamic, on the fastest backend for it) and a model that cannot be exported runs
+    on torch (the reference), each with a warning; an explicit backend raises the error
+    (`AccuracyGuardFailed`, `WorkerBootError`). `request` (calibration, seed, force) comes from
+    `volfefe model export`.
     """
-    if settings.resolved_backend != "onnx":
-        return ["--backend", "torch"]
+    backend = settings.resolved_backend
+    if backend == "torch":
+        return _torch_args(settings)
     try:
-        return await _onnx_args(settings)
+        return await _export_args(settings, backend, request or ExportRequest())
+    except AccuracyGuardFailed as exc:
+        if settings.backend != "auto":
+            raise
+        logger.warning("%s; using dynamic int8 instead", exc)
+        fallback = await backend_args(settings.replace(quantize="int8"))
+        return [*fallback, "--quantize", "int8"]
     except WorkerBootError as exc:
         if settings.backend != "auto":
             raise
-        logger.warning("ONNX export failed, using the torch backend: %s", exc)
-        return ["--backend", "torch"]
+        logger.warning("%s export failed, using the torch backend: %s", backend, exc)
+        fallback = _torch_args(settings)
+        return fallback if settings.quantize != "int8-static" else [*fallback, "--quantize", "int8"]
 
 
-async def _onnx_args(settings: Settings) -> list[str]:
+def _torch_args(settings: Settings) -> list[str]:
+    # The torch child caches its weights digest (for model_version) in the export cache.
+    return ["--backend", "torch", "--onnx-cache", str(settings.onnx_cache)]
+
+
+async def _export_args(settings: Settings, backend: str, request: ExportRequest) -> list[str]:
     argv = [
         sys.executable,
         "-m",
         "volfefe.child.export",
         "--model",
         settings.model,
+        "--backend",
+        backend,
         "--quantize",
         settings.quantize,
         "--cache-root",
@@ -51,6 +86,25 @@ async def _onnx_args(settings: Settings) -> list[str]:
     ]
     if settings.revision:
         argv += ["--revision", settings.revision]
+    if settings.quantize == "int8-static":
+        argv += [
+            "--calibration-size",
+            str(settings.calibration_size),
+            "--guard-size",
+            str(settings.guard_size),
+            "--min-agreement",
+            repr(settings.guard_min_agreement),
+            "--max-dp",
+            repr(settings.guard_max_dp),
+            "--seed",
+            str(request.seed),
+        ]
+        if request.calibrate is not None:
+            argv += ["--calibrate", str(request.calibrate)]
+        if request.label:
+            argv += ["--calibration-label", request.label]
+    if request.force:
+        argv.append("--force")
     proc = await asyncio.create_subprocess_exec(
         *argv,
         stdout=asyncio.subprocess.PIPE,
@@ -67,17 +121,27 @@ async def _onnx_args(settings: Settings) -> list[str]:
         await proc.wait()
         if isinstance(exc, TimeoutError):
             raise WorkerBootError(
-                f"the ONNX export took longer than {settings.export_timeout:g} s",
+                f"the {backend} export took longer than {settings.export_timeout:g} s",
                 pid=proc.pid,
                 timed_out=True,
             ) from None
         raise
     tail = err.decode("utf-8", "replace")[-STDERR_TAIL:]
-    if proc.returncode != 0:
+    lines = out.decode("utf-8", "replace").strip().splitlines()
+    if proc.returncode == EXIT_GUARD_REFUSED and lines:
+        figures = json.loads(lines[-1])["refused"]
+        raise AccuracyGuardFailed(
+            figures["label_agreement"],
+            figures["max_abs_dp"],
+            figures["n"],
+            min_agreement=figures["min_agreement"],
+            max_dp=figures["max_dp"],
+        )
+    if proc.returncode != 0 or not lines:
         raise WorkerBootError(
-            f"the ONNX export of {settings.model!r} failed (it will not be retried)",
+            f"the {backend} export of {settings.model!r} failed (it will not be retried)",
             pid=proc.pid,
             returncode=EXIT_BOOT_FAILED,
             stderr=tail,
         )
-    return ["--backend", "onnx", "--onnx-dir", out.decode().strip().splitlines()[-1]]
+    return ["--backend", backend, "--export-dir", lines[-1]]

@@ -1,1 +1,1 @@
-"""Inference backends for the child: torch (reference) and ONNX Runtime (no torch)."""
+"""Inference backends for the child: torch (reference), ONNX Runtime and OpenVINO (no torch)."""

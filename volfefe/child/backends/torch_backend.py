@@ -31,6 +31,8 @@ def load_hf(model: str, revision: str | None, **model_options: Any) -> tuple[Any
 
     transformers.utils.logging.set_verbosity_error()  # type: ignore[no-untyped-call]
     transformers.utils.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    if Path(model).is_dir() and any(Path(model).glob("*.safetensors")):
+        model_options.setdefault("use_safetensors", True)  # never unpickle a .bin beside it
     try:
         tokenizer = AutoTokenizer.from_pretrained(model, revision=revision, trust_remote_code=False)
         hf_model = AutoModelForSequenceClassification.from_pretrained(
@@ -92,6 +94,7 @@ def load_engine(
     quantize: str,
     max_chars: int,
     forward_tokens: int,
+    digest_cache: Path | None = None,
 ) -> Engine:
     """Import torch/transformers, load the model and map its labels (ModelLoadError)."""
     import torch
@@ -105,7 +108,11 @@ def load_engine(
     hf_model.to(device)
     if quantize == "int8":
         hf_model = quantize_int8(hf_model)
-    version = model_version_of(model, revision, getattr(hf_model.config, "_commit_hash", None))
+    if quantize not in ("none", "int8"):
+        raise ModelLoadError(f"the torch backend has no {quantize!r} quantisation (openvino has)")
+    version = model_version_of(
+        model, revision, getattr(hf_model.config, "_commit_hash", None), digest_cache
+    )
     if quantize == "int8":
         version += "+int8"  # other numerics: never mixed up with fp32 results
 

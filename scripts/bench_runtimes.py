@@ -1,0 +1,450 @@
+#!/usr/bin/env python3
+"""CPU runtimes for the model, side by side in one run: volfefe's backends and their peers.
+
+    .venv/bin/python scripts/bench_runtimes.py [--model DIR] [--posts N] [--rounds N]
+                                               [--seed N] [--quick] [--json PATH]
+
+Without `--model` it uses the FinBERT-sized random model of `make_finbert_like_model.py`,
+built once into `<tmp>/volfefe-bench-cache/` (the cache scripts/bench.py uses) and reused.
+`--quick` uses the tiny test model, a few posts and rounds: every row runs in about a minute
+and the figures mean nothing (a test runs it so the script cannot rot). Nothing asserts a
+time: the script reports, and the lead runs the full bench on a quiet machine.
+
+Every row classifies the same corpus (the non-empty texts of data/sample_posts.jsonl,
+shuffled with `--seed`, repeated to `--posts`) with the same tokenisation and the same
+length-sorted batches of at most 1,024 padded tokens, in this process, on all cores:
+
+```
+onnx_fp32            volfefe onnx backend, fused graph                  (VOLFEFE_BACKEND=onnx)
+onnx_int8            volfefe onnx int8 = ONNX Runtime dynamic int8       (the peer of issue 13)
+openvino_fp32        volfefe openvino backend, fp32 numerics             (VOLFEFE_BACKEND=openvino)
+openvino_int8_static volfefe openvino int8-static (NNCF, calibrated)    (our fastest path)
+peer_openvino_fp32   the same fp32 IR through OpenVINO's own API and defaults (compile_model)
+peer_openvino_int8_static  the same int8-static IR through OpenVINO's own API and defaults
+```
+
+Rows run in interleaved rounds (every row once per round, in a rotating order) and report
+the median posts/s over rounds, as a ratio to `onnx_int8` and to the best peer row. Then, per
+row, single-text latency (p50/p95, texts interleaved across rows); per volfefe backend, the
+child's cold start (spawn to ready line, median) and peak RSS (VmHWM after classifying the
+corpus once); and end to end, `volfefe classify --all` with our fastest backend against its
+own bare loop (the openvino_int8_static row): a fresh database from $DATABASE_URL, else an
+embedded server in a temporary folder. The int8-static export is calibrated on the shipped
+sample posts with the guard's thresholds relaxed (a random model's labels are coin flips);
+the guard's figures are reported. The peers run at OpenVINO's default precision (bf16 on
+CPUs that have it, reported), volfefe's openvino rows at f32. `--json PATH` writes every
+figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPTS = ROOT / "scripts"
+SAMPLE_POSTS = ROOT / "data" / "sample_posts.jsonl"
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+OURS = {  # row -> (backend, quantize)
+    "onnx_fp32": ("onnx", "none"),
+    "onnx_int8": ("onnx", "int8"),
+    "openvino_fp32": ("openvino", "none"),
+    "openvino_int8_static": ("openvino", "int8-static"),
+}
+PEERS = {"peer_openvino_fp32": "openvino_fp32", "peer_openvino_int8_static": "openvino_int8_static"}
+ROWS = (*OURS, *PEERS)
+BASELINE = "onnx_int8"
+FASTEST = "openvino_int8_static"
+FORWARD_TOKENS = 1024
+LAX_GUARD = {"min_agreement": 0.0, "max_dp": 1.0}
+
+
+def log(message: str) -> None:
+    """Progress on stderr; stdout holds the table."""
+    print(f"[bench_runtimes] {message}", file=sys.stderr, flush=True)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile with linear interpolation.
+
+    >>> percentile([1.0, 2.0, 3.0, 4.0], 50)
+    2.5
+    """
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q / 100
+    low, high = int(position), min(int(position) + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def run(argv: list[str], env: dict[str, str], timeout: float = 900) -> str:
+    """Run a command (argument list); its stdout, or RuntimeError with stderr's tail."""
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{argv[1:4]} exited {proc.returncode}: {proc.stderr[-2000:]}")
+    return proc.stdout
+
+
+def ensure_model(model: Path | None, quick: bool, seed: int, work: Path) -> tuple[Path, str]:
+    """The model folder and its kind: custom, tiny (`--quick`) or finbert-like (cached)."""
+    if model is not None:
+        return model.resolve(), "custom"
+    if quick:
+        out = work / "tiny-model"
+        run([sys.executable, str(SCRIPTS / "make_tiny_model.py"), str(out)], dict(os.environ))
+        return out, "tiny"
+    digest = hashlib.sha256()
+    for source in (SCRIPTS / "make_finbert_like_model.py", SAMPLE_POSTS):
+        digest.update(source.read_bytes())
+    cached = cache_root() / f"finbert-like-{digest.hexdigest()[:10]}-seed{seed}"
+    if not (cached / ".complete").is_file():
+        log(f"building the FinBERT-sized model into {cached} (once)")
+        building = cached.with_name(f"{cached.name}.building-{os.getpid()}")
+        script = str(SCRIPTS / "make_finbert_like_model.py")
+        run([sys.executable, script, str(building), "--seed", str(seed)], dict(os.environ))
+        (building / ".complete").write_text("ok\n")
+        try:
+            building.rename(cached)
+        except OSError:  # another bench finished the same build first
+            shutil.rmtree(building, ignore_errors=True)
+    return cached, "finbert-like"
+
+
+def cache_root() -> Path:
+    """The benches' own cache (models, exports), reused across runs."""
+    return Path(tempfile.gettempdir()) / "volfefe-bench-cache"
+
+
+def load_corpus(posts: int, seed: int) -> list[str]:
+    """`posts` non-empty sample texts, shuffled with `seed`, repeated as needed."""
+    texts = [
+        t
+        for line in SAMPLE_POSTS.read_text(encoding="utf-8").splitlines()
+        if line.strip() and isinstance(t := json.loads(line).get("text"), str) and t.strip()
+    ]
+    rng = random.Random(seed)
+    corpus: list[str] = []
+    while len(corpus) < posts:
+        batch = texts[:]
+        rng.shuffle(batch)
+        corpus += batch
+    return corpus[:posts]
+
+
+# --- the rows -----------------------------------------------------------------------------------
+
+
+def export_all(model: Path, exports: Path) -> dict[str, Path]:
+    """Every volfefe export the rows load (cached in `exports`), made before any timing."""
+    from volfefe.child.calibration import default_texts
+    from volfefe.child.export import ensure_export
+    from volfefe.child.export_openvino import Calibration
+
+    folders = {}
+    for row, (backend, quantize) in OURS.items():
+        calibration = None
+        if quantize == "int8-static":
+            calibration = Calibration(texts=default_texts(), source="shipped sample", **LAX_GUARD)
+        log(f"export {row} (cached after the first run)")
+        folders[row] = ensure_export(
+            exports, str(model), None, quantize, backend, calibration=calibration
+        )
+    return folders
+
+
+def load_engines(folders: dict[str, Path], threads: int) -> dict[str, Any]:
+    """row -> Engine: volfefe's backends as the child loads them, and the peers (OpenVINO's
+    own defaults: compile_model with no configuration) behind the same tokenisation."""
+    from volfefe.child.backends import onnx_backend, openvino_backend
+
+    engines: dict[str, Any] = {}
+    for row, (backend, _) in OURS.items():
+        module = onnx_backend if backend == "onnx" else openvino_backend
+        engines[row] = module.load_engine(
+            folders[row], threads=threads, max_chars=20_000, forward_tokens=FORWARD_TOKENS
+        )
+    import dataclasses
+
+    import openvino as ov
+
+    for peer, ours in PEERS.items():
+        compiled = ov.Core().compile_model(str(folders[ours] / openvino_backend.MODEL_FILE), "CPU")
+        engines[peer] = dataclasses.replace(
+            engines[ours], predict=openvino_backend.predictor(compiled)
+        )
+    return engines
+
+
+def throughput(engines: dict[str, Any], texts: list[str], rounds: int) -> dict[str, list[float]]:
+    """posts/s of every row in each round; rows interleaved, order rotated each round."""
+    for engine in engines.values():  # warm-up: first-call allocations are not the steady state
+        engine.classify(texts[:16])
+    rates: dict[str, list[float]] = {row: [] for row in engines}
+    order = list(engines)
+    for r in range(rounds):
+        for row in order[r % len(order) :] + order[: r % len(order)]:
+            started = time.perf_counter()
+            engines[row].classify(texts)
+            rates[row].append(len(texts) / (time.perf_counter() - started))
+        log(f"round {r + 1}/{rounds}: " + ", ".join(f"{k} {v[-1]:.1f}" for k, v in rates.items()))
+    return rates
+
+
+def latency(engines: dict[str, Any], texts: list[str], calls: int) -> dict[str, list[float]]:
+    """Milliseconds of single-text classify calls; each text goes through every row in turn."""
+    times: dict[str, list[float]] = {row: [] for row in engines}
+    for text in texts[:calls]:
+        for row, engine in engines.items():
+            started = time.perf_counter()
+            engine.classify([text])
+            times[row].append((time.perf_counter() - started) * 1000)
+    return times
+
+
+def child_figures(
+    folder: Path, backend: str, texts: list[str], threads: int
+) -> tuple[float, float]:
+    """(seconds from spawn to the ready line, peak RSS in MiB after classifying `texts`)."""
+    argv = [sys.executable, "-m", "volfefe.child", "--serve", "--backend", backend]
+    argv += ["--export-dir", str(folder), "--threads", str(threads)]
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        ready = json.loads(proc.stdout.readline())
+        cold = time.monotonic() - started
+        if ready.get("type") != "ready":
+            raise RuntimeError(f"no ready line from {backend}: {ready}")
+        proc.stdin.write(json.dumps({"id": 1, "texts": texts}).encode() + b"\n")
+        proc.stdin.flush()
+        proc.stdout.readline()
+        rss = vm_hwm_mb(proc.pid)
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=60)
+    return cold, rss
+
+
+def vm_hwm_mb(pid: int) -> float:
+    """Peak resident set size of a process (VmHWM), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmHWM for {pid}")
+
+
+@contextlib.contextmanager
+def fresh_database(work: Path) -> Iterator[dict[str, str]]:
+    """Environment for a fresh database: on $DATABASE_URL's server, else embedded."""
+    server = os.environ.get("DATABASE_URL")
+    if server:
+        import psycopg
+        from psycopg import sql
+        from psycopg.conninfo import make_conninfo
+
+        name = f"volfefe_bench_rt_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        try:
+            yield {"DATABASE_URL": make_conninfo(server, dbname=name)}
+        finally:
+            with psycopg.connect(server, autocommit=True) as conn:
+                drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+                conn.execute(drop.format(sql.Identifier(name)))
+        return
+    data = work / "data"
+    try:
+        yield {"VOLFEFE_DATA_DIR": str(data)}
+    finally:
+        if (data / "pgdata" / "postmaster.pid").exists():
+            import pgserver
+
+            user = "pgserver" if os.geteuid() == 0 else None
+            pgserver.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=data / "pgdata", user=user)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def end_to_end(model: Path, exports: Path, texts: list[str], work: Path) -> dict[str, Any]:
+    """`volfefe classify --all --json` with the fastest backend on a fresh database."""
+    posts = work / "posts.jsonl"
+    with posts.open("w", encoding="utf-8") as fh:
+        for i, text in enumerate(texts):
+            fh.write(json.dumps({"source": "bench", "external_id": f"rt-{i}", "text": text}) + "\n")
+    with fresh_database(work) as db_env:
+        env = {
+            **os.environ,
+            **db_env,
+            "VOLFEFE_MODEL": str(model),
+            "VOLFEFE_BACKEND": "openvino",
+            "VOLFEFE_QUANTIZE": "int8-static",
+            "VOLFEFE_ONNX_CACHE": str(exports),
+            "VOLFEFE_GUARD_MIN_AGREEMENT": str(LAX_GUARD["min_agreement"]),
+            "VOLFEFE_GUARD_MAX_DP": str(LAX_GUARD["max_dp"]),
+        }
+        volfefe = [sys.executable, "-m", "volfefe"]
+        run([*volfefe, "db", "migrate"], env)
+        run([*volfefe, "import", str(posts)], env)
+        summary = json.loads(run([*volfefe, "classify", "--all", "--json"], env).splitlines()[-1])
+    if summary.get("succeeded") != len(texts):
+        raise RuntimeError(f"classify --all did not classify every post: {summary}")
+    return {"posts_per_s": float(summary["posts_per_s"]), "posts": len(texts)}
+
+
+# --- report -------------------------------------------------------------------------------------
+
+
+def report_of(
+    rates: dict[str, list[float]],
+    times: dict[str, list[float]],
+    children: dict[str, tuple[float, float]],
+    e2e: dict[str, Any] | None,
+    guard: dict[str, Any],
+    settings: dict[str, Any],
+) -> dict[str, Any]:
+    """Every figure, with the ratios the issue asks for."""
+    pps = {row: statistics.median(v) for row, v in rates.items()}
+    best_peer = max(PEERS, key=lambda p: pps[p])
+    rows = {}
+    for row in ROWS:
+        rows[row] = {
+            "posts_per_s": round(pps[row], 2),
+            "rounds": [round(v, 2) for v in rates[row]],
+            "vs_onnx_int8": round(pps[row] / pps[BASELINE], 3),
+            "vs_best_peer": round(pps[row] / pps[best_peer], 3),
+            "p50_ms": round(percentile(times[row], 50), 2),
+            "p95_ms": round(percentile(times[row], 95), 2),
+        }
+        if row in children:
+            rows[row]["cold_start_s"] = round(children[row][0], 3)
+            rows[row]["child_rss_mb"] = round(children[row][1], 1)
+    goals = {
+        "int8_vs_best_peer": rows[FASTEST]["vs_best_peer"],
+        "fp32_vs_peer_fp32": round(pps["openvino_fp32"] / pps["peer_openvino_fp32"], 3),
+        "idle_p50_ms": rows[FASTEST]["p50_ms"],
+    }
+    if e2e is not None:
+        e2e["vs_bare_loop"] = round(e2e["posts_per_s"] / pps[FASTEST], 3)
+        goals["classify_all_vs_bare_loop"] = e2e["vs_bare_loop"]
+    return {
+        "rows": rows,
+        "best_peer": best_peer,
+        "goals": goals,
+        "classify_all": e2e,
+        "guard": guard,
+        "settings": settings,
+    }
+
+
+def print_table(report: dict[str, Any]) -> None:
+    """The table on stdout."""
+    print(
+        f"{'row':27} {'posts/s':>8} {'x onnx_int8':>11} {'x best peer':>11} {'p50 ms':>7} "
+        f"{'p95 ms':>7} {'cold s':>7} {'RSS MiB':>8}"
+    )
+    for row, r in report["rows"].items():
+        cold = f"{r['cold_start_s']:7.2f}" if "cold_start_s" in r else f"{'':7}"
+        rss = f"{r['child_rss_mb']:8.0f}" if "child_rss_mb" in r else f"{'':8}"
+        print(
+            f"{row:27} {r['posts_per_s']:8.1f} {r['vs_onnx_int8']:11.2f} "
+            f"{r['vs_best_peer']:11.2f} {r['p50_ms']:7.1f} {r['p95_ms']:7.1f} {cold} {rss}"
+        )
+    if report["classify_all"]:
+        e2e = report["classify_all"]
+        print(
+            f"classify --all ({FASTEST}): {e2e['posts_per_s']:.1f} posts/s = "
+            f"{e2e['vs_bare_loop']:.2f} x its bare loop"
+        )
+    g = report["guard"]
+    print(
+        f"int8-static guard on {g['n']} held-out posts: label agreement "
+        f"{g['label_agreement']:.3f}, max |dp| {g['max_abs_dp']:.4f} (thresholds relaxed)"
+    )
+    print("goals: " + ", ".join(f"{k} {v}" for k, v in report["goals"].items()))
+    print(
+        f"peer rows: OpenVINO defaults (precision {report['settings']['peer_precision']}); "
+        "volfefe's openvino rows run at f32 precision"
+    )
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Options; see the module docstring."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
+    parser.add_argument("--model", type=Path)
+    parser.add_argument("--posts", type=int)
+    parser.add_argument("--rounds", type=int)
+    parser.add_argument("--latency-calls", type=int)
+    parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--json", type=Path)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every row and print the table; exit 0."""
+    args = parse_args(argv)
+    os.environ.update(
+        {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    )
+    for name in ("VOLFEFE_BACKEND", "VOLFEFE_QUANTIZE", "VOLFEFE_MODEL", "VOLFEFE_ONNX_CACHE"):
+        os.environ.pop(name, None)
+    posts = args.posts or (24 if args.quick else 300)
+    rounds = args.rounds or (2 if args.quick else 6)
+    calls = args.latency_calls or (5 if args.quick else 50)
+    threads = os.cpu_count() or 1
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="volfefe-bench-rt-") as tmp:
+        work = Path(tmp)
+        model, kind = ensure_model(args.model, args.quick, args.seed, work)
+        exports = work / "exports" if args.quick else cache_root() / "exports-runtimes"
+        folders = export_all(model, exports)
+        meta = json.loads((folders[FASTEST] / "volfefe-openvino.json").read_text())
+        texts = load_corpus(posts, args.seed)
+        engines = load_engines(folders, threads)
+        rates = throughput(engines, texts, rounds)
+        times = latency(engines, load_corpus(calls, args.seed + 1), calls)
+        del engines
+        children = {
+            row: child_figures(folders[row], backend, texts, threads)
+            for row, (backend, _) in OURS.items()
+        }
+        e2e = end_to_end(model, exports, texts, work)
+    import openvino as ov
+
+    settings = {
+        "peer_precision": str(ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT")),
+        "model": str(model),
+        "model_kind": kind,
+        "posts": posts,
+        "rounds": rounds,
+        "latency_calls": calls,
+        "threads": threads,
+        "forward_tokens": FORWARD_TOKENS,
+        "quick": args.quick,
+        "seconds": round(time.monotonic() - started, 1),
+    }
+    report = report_of(rates, times, children, e2e, meta["guard"], settings)
+    print_table(report)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
