@@ -20,6 +20,7 @@ from volfefe.cli.jobs import jobs_group
 from volfefe.cli.model import eval_command, model_group
 from volfefe.cli.posts import import_command, show_command, stats_command
 from volfefe.cli.predict import predict_command
+from volfefe.cli.serve import serve_command
 from volfefe.config import Settings
 from volfefe.errors import VolfefeError
 
@@ -74,6 +75,7 @@ for command in (
     jobs_group,
     eval_command,
     model_group,
+    serve_command,
 ):
     cli.add_command(command)
 
