@@ -9,7 +9,6 @@ volfefe serve ── uvicorn ── the Starlette app (volfefe.web.app): one Cla
 from __future__ import annotations
 
 import ipaddress
-import logging
 import os
 import subprocess
 import sys
@@ -35,9 +34,7 @@ def serve_command(ctx: click.Context, host: str, port: int, with_worker: bool) -
     Write routes need `Authorization: Bearer $VOLFEFE_API_TOKEN`; with no token set the
     server listens on 127.0.0.1 only.
     """
-    import uvicorn  # only this command needs the web stack
-
-    from volfefe.web.app import create_app
+    from volfefe.web.server import run  # only this command needs the web stack
 
     settings: Settings = ctx.obj
     if settings.api_token is None:
@@ -53,18 +50,8 @@ def serve_command(ctx: click.Context, host: str, port: int, with_worker: bool) -
     with connect(url) as conn:
         require_current_schema(conn)
     worker = start_worker(ctx, url) if with_worker else None
-    verbose = ctx.meta.get("verbose", 0)
-    config = uvicorn.Config(
-        create_app(settings, url),
-        host=host,
-        port=port,
-        log_level=logging.DEBUG if verbose > 1 else logging.INFO,
-        access_log=verbose > 0,
-        timeout_graceful_shutdown=max(1, round(settings.shutdown_grace)),
-        server_header=False,
-    )
     try:
-        uvicorn.Server(config).run()
+        run(settings, url, host, port, ctx.meta.get("verbose", 0))
     finally:
         if worker is not None:
             stop_worker(worker, settings.shutdown_grace + WORKER_STOP_EXTRA)

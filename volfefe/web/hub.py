@@ -45,6 +45,10 @@ class Hub:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        self.end_streams()
+
+    def end_streams(self) -> None:
+        """End every subscriber's stream now (the server is stopping; clients reconnect)."""
         for queue in list(self._subscribers):
             self._end(queue)
 
@@ -81,9 +85,7 @@ class Hub:
             except (psycopg.Error, OSError) as exc:
                 logger.warning("lost the notification connection (%s); listening again", exc)
             self.listening.clear()
-            # Streams end so that clients catch up from the table after the gap.
-            for queue in list(self._subscribers):
-                self._end(queue)
+            self.end_streams()  # clients reconnect and catch up from the table after the gap
             await asyncio.sleep(RECONNECT_DELAY)
 
     async def _listen(self) -> None:
