@@ -18,7 +18,8 @@ async def healthz(request: Request) -> Response:
 
 
 def readyz(request: Request) -> Response:
-    """200 when the database answers, its schema is current and a child is ready; else 503."""
+    """200 when the database answers, its schema is current, a child is ready and the
+    notification listener is connected; else 503 with each check's reason."""
     state = app_state(request)
     checks: dict[str, str] = {}
     try:
@@ -37,6 +38,7 @@ def readyz(request: Request) -> Response:
         checks["classifier"] = "no child running"
     else:
         checks["classifier"] = "ok"
+    checks["notifications"] = "ok" if state.hub.listening.is_set() else "not listening"
     ok = all(value == "ok" for value in checks.values())
     headers = None if ok else {"Retry-After": "5"}
     return JSON(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 from types import FrameType
 
 import uvicorn
@@ -13,6 +14,8 @@ from starlette.applications import Starlette
 
 from volfefe.config import Settings
 from volfefe.web.app import create_app
+
+logger = logging.getLogger(__name__)
 
 
 class Server(uvicorn.Server):
@@ -44,4 +47,15 @@ def run(settings: Settings, database_url: str, host: str, port: int, verbose: in
         timeout_graceful_shutdown=max(1, round(settings.shutdown_grace)),
         server_header=False,
     )
-    Server(config, app).run()
+    # uvicorn re-raises the stop signal once it has shut down; a SIGTERM then lands here and
+    # the command ends normally (exit 0, after stopping its job worker), a Ctrl-C becomes
+    # KeyboardInterrupt (exit 130).
+    previous = signal.signal(signal.SIGTERM, _stopped)
+    try:
+        Server(config, app).run()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stopped(sig: int, frame: FrameType | None) -> None:
+    logger.info("stopped by signal %d", sig)
