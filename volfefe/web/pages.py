@@ -26,6 +26,7 @@ from volfefe.web.access import COOKIE, read_body, require_writer
 from volfefe.web.api_jobs import do_cancel, do_retry
 from volfefe.web.api_posts import post_json, read_filter
 from volfefe.web.chart import timeline_chart
+from volfefe.web.errors import Unauthorized
 from volfefe.web.state import app_state
 
 TEMPLATES = Environment(
@@ -140,7 +141,10 @@ def jobs_page(request: Request, message: str | None = None, status_code: int = 2
 def job_action(request: Request) -> Response:
     """The retry and cancel buttons: act, then show the jobs page again (303)."""
     state = app_state(request)
-    require_writer(request, state.settings.api_token, browser=True)
+    try:
+        require_writer(request, state.settings.api_token, browser=True)
+    except Unauthorized:
+        return RedirectResponse("/login", status_code=303)
     job_id = int(request.path_params["id"])
     action = request.path_params["action"]
     try:
