@@ -236,6 +236,7 @@ def test_jobs_page_shows_a_failure_and_retry_fixes_it(
     assert "failed" in row.inner_text()
     assert f"ContentNotFound: content {content_id} not found" in row.locator("pre").inner_text()
     assert page.inner_text('[data-state-count="failed"]') == "1"
+    assert f"ContentNotFound: content {content_id} not found" in page.inner_text("table.failures")
     page.screenshot(path=str(shots / "dashboard-jobs-failed.png"), full_page=True)
 
     row.locator("button", has_text="Retry").click()  # no token yet: the button asks to log in

@@ -15,9 +15,10 @@ from typing import Any
 WIDTH, HEIGHT = 800, 240
 LEFT, TOP, BOTTOM = 30, 20, 20
 ORDER = ("positive", "neutral", "negative")
+LABEL = {"hour": "%Y-%m-%d %H:00", "day": "%Y-%m-%d"}
 
 
-def timeline_chart(rows: list[dict[str, Any]]) -> dict[str, Any]:
+def timeline_chart(rows: list[dict[str, Any]], bucket: str = "day") -> dict[str, Any]:
     """Bars, the confidence polyline and labels for `rows` of `volfefe.store.browse.timeline`."""
     plot_h = HEIGHT - TOP - BOTTOM
     slot = (WIDTH - LEFT) / max(len(rows), 1)
@@ -31,7 +32,7 @@ def timeline_chart(rows: list[dict[str, Any]]) -> dict[str, Any]:
             h = int(row[sentiment]) / peak * plot_h
             y -= h
             rects.append({"sentiment": sentiment, "x": x, "y": y, "height": h, "n": row[sentiment]})
-        label = row["bucket"].strftime("%Y-%m-%d %H:00") if row["bucket"] else ""
+        label = row["bucket"].strftime(LABEL[bucket]) if row["bucket"] else ""
         bars.append({"rects": rects, "width": max(slot * 0.8, 1), "label": label})
         if row["mean_confidence"] is not None:
             cy = TOP + plot_h * (1 - float(row["mean_confidence"]))

@@ -29,6 +29,7 @@ from volfefe.web.chart import timeline_chart
 from volfefe.web.errors import Unauthorized
 from volfefe.web.state import app_state
 
+RECENT_FAILURES = 10  # failed or retried attempts listed above the jobs, newest first
 TEMPLATES = Environment(
     loader=PackageLoader("volfefe.web", "templates"),
     autoescape=select_autoescape(["html"]),
@@ -72,7 +73,7 @@ def overview_page(request: Request) -> Response:
         "overview.html",
         data=data,
         shares={s: data["distribution"][s] / classified for s in SENTIMENTS},
-        chart=timeline_chart(rows),
+        chart=timeline_chart(rows, bucket),
         bucket=bucket,
         recent=recent,
         restarts=data["pool"]["restarts"],
@@ -124,10 +125,11 @@ def jobs_page(request: Request, message: str | None = None, status_code: int = 2
     wanted = params.choice(request.query_params, "state", STATES)
     with state.db.connection() as conn:
         jobs, _ = list_jobs(conn, state=wanted, limit=100)
-        queue = status(conn, failures=0)
+        queue = status(conn, failures=RECENT_FAILURES)
     return render(
         request,
         "jobs.html",
+        failures=queue["failures"],
         status_code=status_code,
         counts=queue["queues"].get(QUEUE, {}),
         oldest=queue["oldest_waiting_s"],
