@@ -9,6 +9,8 @@ from typing import Any
 
 import httpx
 import psycopg
+import psycopg.conninfo
+import psycopg.sql
 import pytest
 
 from tests.helpers import eventually
@@ -400,6 +402,12 @@ def test_a_broken_pool_answers_503_with_retry_after(serve: Serve, web_database_u
     assert response.status_code == 503
     assert response.headers["retry-after"] == "5"
     assert response.json()["error"]["type"] in ("PoolBroken", "WorkerBootError")
+
+    def rebuilt() -> bool:  # the server replaces a broken pool instead of staying useless
+        return bool(httpx.get(broken.base_url + "/api/v1/stats").json()["pool"]["rebuilds"] >= 1)
+
+    eventually(rebuilt, timeout=60, interval=0.5)
+    assert "volfefe_classifier_rebuilds_total" in httpx.get(broken.base_url + "/metrics").text
     assert broken.stop() == 0
 
 
@@ -415,3 +423,21 @@ def test_without_a_token_serve_listens_on_loopback_only_on_the_embedded_database
         assert response.status_code == 200
         assert client.get("/readyz").json()["checks"]["schema"] == "ok"
     assert local.stop() == 0
+
+
+def test_a_lost_database_answers_503_database_unavailable(serve: Serve, database_url: str) -> None:
+    lost = serve(database_url)
+    name = psycopg.conninfo.conninfo_to_dict(database_url)["dbname"]
+    admin = psycopg.conninfo.make_conninfo(database_url, dbname="postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(
+            psycopg.sql.SQL("DROP DATABASE {} WITH (FORCE)").format(psycopg.sql.Identifier(name))
+        )
+    with lost.client() as client:
+        response = client.get("/api/v1/posts")
+        assert response.status_code == 503
+        assert response.headers["retry-after"] == "5"
+        assert response.json()["error"]["type"] == "DatabaseUnavailable"
+        assert client.get("/readyz").status_code == 503
+        assert client.get("/healthz").status_code == 200
+    assert lost.stop() == 0

@@ -1,7 +1,8 @@
 """The ASGI application of `volfefe serve`.
 
 ```
-lifespan: Classifier (children boot in the background) + psycopg pool + LISTEN hub
+lifespan: Lifeline (the Classifier, booted in the background, replaced if broken),
+          psycopg pool, LISTEN hub
 /api/v1/classify  POST   api_classify      /api/v1/posts        GET, POST  api_posts
 /api/v1/posts/N   GET    api_posts         /api/v1/stats, /timeline    GET  api_stats
 /api/v1/jobs      GET    api_jobs          /api/v1/jobs/N/retry|cancel POST api_jobs
@@ -22,8 +23,9 @@ from collections.abc import AsyncIterator
 from importlib import resources
 from typing import Any
 
+import psycopg
 from psycopg.rows import dict_row
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute, Match, Mount, Route
@@ -33,10 +35,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from volfefe.config import Settings
 from volfefe.errors import VolfefeError
 from volfefe.store.browse import has_quarantine
-from volfefe.supervisor.classifier import Classifier
 from volfefe.web import api_classify, api_jobs, api_posts, api_stats, health, openapi, pages
-from volfefe.web.errors import on_http_exception, on_unexpected, on_volfefe_error
+from volfefe.web.errors import (
+    on_database_error,
+    on_http_exception,
+    on_unexpected,
+    on_volfefe_error,
+)
 from volfefe.web.hub import Hub
+from volfefe.web.lifeline import Lifeline
 from volfefe.web.metrics import Metrics
 from volfefe.web.overview import metrics_snapshot
 from volfefe.web.state import AppState
@@ -95,7 +102,7 @@ def create_app(settings: Settings, database_url: str) -> Starlette:
         state = AppState(
             settings=settings,
             database_url=database_url,
-            classifier=Classifier(settings),
+            lifeline=Lifeline(settings),
             db=db,
             hub=hub,
             metrics=Metrics(lambda: metrics_snapshot(state)),
@@ -103,13 +110,12 @@ def create_app(settings: Settings, database_url: str) -> Starlette:
         )
         app.state.volfefe = state
         hub.start()
-        boot = asyncio.create_task(_boot(state))
+        state.lifeline.start()
         try:
             yield
         finally:
-            boot.cancel()
             await hub.close()
-            await state.classifier.aclose()
+            await state.lifeline.close()
             await asyncio.to_thread(db.close)
 
     app = Starlette(
@@ -118,20 +124,13 @@ def create_app(settings: Settings, database_url: str) -> Starlette:
         exception_handlers={
             VolfefeError: on_volfefe_error,
             HTTPException: on_http_exception,
+            psycopg.OperationalError: on_database_error,
+            PoolTimeout: on_database_error,
             Exception: on_unexpected,
         },
     )
     app.add_middleware(RequestMetrics)
     return app
-
-
-async def _boot(state: AppState) -> None:
-    """Start the children without holding up the server; /readyz reports how it went."""
-    try:
-        state.ready = await asyncio.to_thread(state.classifier.start)
-    except VolfefeError as exc:
-        state.boot_error = exc
-        logger.error("the classifier could not start: %s", exc)
 
 
 class RequestMetrics:

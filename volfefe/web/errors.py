@@ -118,6 +118,12 @@ async def on_http_exception(request: Request, exc: Exception) -> Response:
     return error_response(kind(str(exc.detail)), exc.status_code)
 
 
+async def on_database_error(request: Request, exc: Exception) -> Response:
+    """A lost or unreachable database: 503 `DatabaseUnavailable` with Retry-After."""
+    logger.warning("%s %s: database unavailable: %s", request.method, request.url.path, exc)
+    return error_response(DatabaseUnavailable(f"the database is unavailable: {exc}"))
+
+
 async def on_unexpected(request: Request, exc: Exception) -> Response:
     """A bug: logged with its traceback; the client gets a 500 without internals."""
     logger.error("%s %s failed", request.method, request.url.path, exc_info=exc)

@@ -30,11 +30,12 @@ def readyz(request: Request) -> Response:
     except Exception as exc:  # any failure here is "not ready", with its reason
         checks["database"] = f"{type(exc).__name__}: {exc}"
         checks["schema"] = "unknown"
-    if state.boot_error is not None:
-        checks["classifier"] = f"{type(state.boot_error).__name__}: {state.boot_error}"
-    elif state.ready is None:
+    lifeline = state.lifeline
+    if lifeline.boot_error is not None:
+        checks["classifier"] = f"{type(lifeline.boot_error).__name__}: {lifeline.boot_error}"
+    elif lifeline.ready is None:
         checks["classifier"] = "starting"
-    elif not state.classifier.pids():
+    elif not lifeline.current.pids():
         checks["classifier"] = "no child running"
     else:
         checks["classifier"] = "ok"

@@ -67,6 +67,7 @@ class _Snapshot(Collector):
             ("volfefe_child_restarts", "restarts", "Children replaced since start."),
             ("volfefe_pool_calls", "calls", "Calls (batches) sent to children."),
             ("volfefe_pool_texts", "texts", "Texts sent to children; / calls = mean batch."),
+            ("volfefe_classifier_rebuilds", "rebuilds", "Broken pools replaced by a new one."),
         ):
             yield CounterMetricFamily(name, text, value=pool[key])
         children = GaugeMetricFamily("volfefe_children", "Child processes running.")

@@ -21,9 +21,10 @@ def collect(state: AppState) -> dict[str, Any]:
         done_last_hour = classified_within(conn, THROUGHPUT_WINDOW)
         quarantined = quarantined_count(conn, quarantine=state.quarantine)
     jobs = queue["queues"].get(QUEUE, {})
-    clf = state.classifier
-    pool = clf.stats()
-    ready = state.ready
+    lifeline = state.lifeline
+    clf = lifeline.current
+    pool = {**clf.stats(), "rebuilds": lifeline.rebuilds}
+    ready = lifeline.ready
     return {
         "posts": {
             "total": totals["total"],
