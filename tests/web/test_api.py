@@ -441,3 +441,32 @@ def test_a_lost_database_answers_503_database_unavailable(serve: Serve, database
         assert client.get("/readyz").status_code == 503
         assert client.get("/healthz").status_code == 200
     assert lost.stop() == 0
+
+
+def test_quarantine_shows_when_the_database_has_its_columns(
+    serve: Serve, database_url: str
+) -> None:
+    with connect(database_url) as c:
+        # What migration 0004 adds (helper "jobs"); the server looks for the columns at start.
+        c.execute(
+            "ALTER TABLE contents ADD COLUMN quarantined_at timestamptz NULL, "
+            "ADD COLUMN quarantine_reason text NULL"
+        )
+    site = serve(database_url)
+    with site.client(TOKEN) as client:
+        report = ingest(client, post("q", "1", "Poison text", None), post("q", "2", "Fine", None))
+        poisoned, fine = (p["id"] for p in report["posts"])
+        with connect(database_url) as c:
+            c.execute(
+                "UPDATE contents SET quarantined_at = now(), quarantine_reason = %s WHERE id = %s",
+                ("crashed the child alone (killed by signal 9)", poisoned),
+            )
+        listed = client.get("/api/v1/posts", params={"quarantined": "true"}).json()["posts"]
+        assert [p["id"] for p in listed] == [poisoned]
+        assert listed[0]["quarantine"]["reason"] == "crashed the child alone (killed by signal 9)"
+        others = client.get("/api/v1/posts", params={"quarantined": "false"}).json()["posts"]
+        assert [p["id"] for p in others] == [fine]
+        assert client.get("/api/v1/stats").json()["posts"]["quarantined"] == 1
+        page = client.get(f"/posts/{poisoned}").text
+        assert "Quarantined" in page and "crashed the child alone" in page
+    assert site.stop() == 0
