@@ -470,3 +470,25 @@ def test_quarantine_shows_when_the_database_has_its_columns(
         page = client.get(f"/posts/{poisoned}").text
         assert "Quarantined" in page and "crashed the child alone" in page
     assert site.stop() == 0
+
+
+def test_pages_escape_post_content_and_forbid_foreign_scripts(api: httpx.Client) -> None:
+    source = tag()
+    report = ingest(
+        api,
+        {
+            "source": source,
+            "external_id": "x",
+            "text": "<script>alert('x')</script> Stocks",
+            "url": "javascript:alert(1)",
+        },
+    )
+    content_id = report["posts"][0]["id"]
+    page = api.get(f"/posts/{content_id}")
+    assert page.status_code == 200
+    assert "<script>alert" not in page.text
+    assert "&lt;script&gt;alert" in page.text
+    assert 'href="javascript:' not in page.text
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    listing = api.get("/posts", params={"q": source}).text
+    assert "<script>alert" not in listing
