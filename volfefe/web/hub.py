@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 
 CHANNEL = "volfefe_classified"
 QUEUE_SIZE = 1000
+CONNECT_TIMEOUT = 10  # seconds (libpq takes whole seconds)
 RECONNECT_DELAY = 2.0  # seconds between attempts to listen again after a lost connection
 
 
@@ -90,7 +91,10 @@ class Hub:
 
     async def _listen(self) -> None:
         conn = await psycopg.AsyncConnection.connect(
-            self._url, autocommit=True, application_name="volfefe serve listen"
+            self._url,
+            autocommit=True,
+            application_name="volfefe serve listen",
+            connect_timeout=CONNECT_TIMEOUT,
         )
         async with conn:
             await conn.execute("LISTEN volfefe_classified")

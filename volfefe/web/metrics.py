@@ -58,9 +58,11 @@ class _Snapshot(Collector):
         self._snapshot = snapshot
 
     def describe(self) -> list[Metric]:
-        return []  # read lazily at scrape time; registering must not query the database
+        """Nothing up front: registering must not query the database."""
+        return []
 
     def collect(self) -> Iterator[Metric]:
+        """Read the snapshot and yield one metric family per value."""
         snap = self._snapshot()
         pool = snap["pool"]
         for name, key, text in (
