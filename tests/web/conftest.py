@@ -12,17 +12,19 @@ web_database_url (module): a fresh migrated database per module and backend
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.fixtures_db import BACKENDS, fresh_database
+from tests.fixtures_db import BACKENDS, fresh_database, stop_embedded
 from tests.helpers import eventually
 
 TOKEN = "test-token-0123456789abcdef"
@@ -104,6 +106,7 @@ Serve = Callable[..., Served]
 def serve(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
     """Start servers; `database_url=None` means the embedded database (in a private folder)."""
     started: list[Served] = []
+    embedded: list[Path] = []
     folder = tmp_path_factory.mktemp("serve")
 
     def start(
@@ -119,7 +122,12 @@ def serve(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         if database_url is not None:
             full_env["DATABASE_URL"] = database_url
         else:
-            full_env.setdefault("VOLFEFE_DATA_DIR", str(folder / "data"))
+            # Not under pytest's basetemp: a concurrent pytest run chmods it to 0700, which
+            # locks out postgres (it runs as another user when we are root).
+            data_dir = Path(tempfile.mkdtemp(prefix="volfefe-test-serve-"))
+            data_dir.chmod(0o755)
+            embedded.append(data_dir)
+            full_env.setdefault("VOLFEFE_DATA_DIR", str(data_dir))
         if token is not None:
             full_env["VOLFEFE_API_TOKEN"] = token
         log_path = folder / f"serve-{len(started) + 1}.log"
@@ -143,6 +151,9 @@ def serve(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             except subprocess.TimeoutExpired:
                 served.proc.kill()
                 served.proc.wait(timeout=STOP_TIMEOUT)
+    for data_dir in embedded:  # volfefe leaves its embedded server running, by design
+        stop_embedded(data_dir / "pgdata")
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
