@@ -111,6 +111,10 @@ class Settings:
     # "on"/"off": written into the database by `db migrate` (the triggers on contents read it
     # there); None leaves the database's choice alone (a new database starts "on").
     auto_enqueue: str | None = None
+    api_token: str | None = field(default=None, repr=False)  # Bearer token of the write routes
+    api_max_body: int = 1_048_576  # bytes per HTTP request body
+    api_max_items: int = 256  # texts per /classify call, posts per /posts call
+    api_max_text_chars: int = 100_000  # characters per text or post sent over HTTP
 
     def __post_init__(self) -> None:
         positive = (
@@ -150,6 +154,13 @@ class Settings:
             raise ConfigError(
                 f"jobs_concurrency must be >= 0 (0 = batch_size x (workers + 1)), "
                 f"got {self.jobs_concurrency}"
+            )
+        for name in ("api_max_body", "api_max_items", "api_max_text_chars"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.api_token is not None and len(self.api_token) < 16:
+            raise ConfigError(
+                f"api_token must be at least 16 characters, got {len(self.api_token)}"
             )
         if self.max_restarts < 0:
             raise ConfigError(f"max_restarts must be >= 0, got {self.max_restarts}")
@@ -298,4 +309,8 @@ _ENV_VARS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "jobs_stalled_after": ("VOLFEFE_JOBS_STALLED_AFTER", float),
     "jobs_poll_interval": ("VOLFEFE_JOBS_POLL_INTERVAL", float),
     "auto_enqueue": ("VOLFEFE_AUTO_ENQUEUE", str),
+    "api_token": ("VOLFEFE_API_TOKEN", str),
+    "api_max_body": ("VOLFEFE_API_MAX_BODY", int),
+    "api_max_items": ("VOLFEFE_API_MAX_ITEMS", int),
+    "api_max_text_chars": ("VOLFEFE_API_MAX_TEXT_CHARS", int),
 }

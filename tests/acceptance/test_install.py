@@ -93,3 +93,25 @@ def test_the_wheel_classifies_from_outside_the_checkout(
     out = run([str(installed / "volfefe"), "classify", "--limit", "5", "--json"], outside, env)
     summary = json.loads(out)
     assert (summary["total"], summary["succeeded"]) == (5, 5)
+
+
+def test_the_wheel_ships_the_dashboard_templates_and_static_files(
+    installed: Path, tmp_path: Path
+) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "DATABASE_URL")}
+    listing = run(
+        [
+            str(installed / "python"),
+            "-c",
+            "from importlib import resources; web = resources.files('volfefe.web'); "
+            "print(web); print(*sorted(p.name for d in ('templates', 'static') "
+            "for p in (web / d).iterdir()))",
+        ],
+        tmp_path,
+        env,
+    )
+    where, names = listing.splitlines()
+    assert where.startswith(str(installed.parent)), where
+    for name in ("base.html", "overview.html", "posts.html", "post.html", "jobs.html"):
+        assert name in names.split(), name
+    assert {"live.js", "style.css"} <= set(names.split())

@@ -20,6 +20,7 @@ from volfefe.cli.jobs import jobs_group
 from volfefe.cli.model import eval_command, model_group
 from volfefe.cli.posts import import_command, show_command, stats_command
 from volfefe.cli.predict import predict_command
+from volfefe.cli.serve import serve_command
 from volfefe.cli.watch import watch_command
 from volfefe.config import Settings
 from volfefe.errors import VolfefeError
@@ -77,6 +78,7 @@ for command in (
     eval_command,
     model_group,
     watch_command,
+    serve_command,
 ):
     cli.add_command(command)
 

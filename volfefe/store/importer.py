@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -155,11 +155,27 @@ def import_posts(
     read = _READERS.get(path.suffix.lower())
     if read is None:
         raise ValueError(f"cannot import {path.name}: expected one of {', '.join(SUFFIXES)}")
+    return import_records(conn, read(path), on_inserted=on_inserted, batch_size=batch_size)
+
+
+def import_records(
+    conn: psycopg.Connection[Any],
+    records: Iterable[tuple[int, object]],
+    *,
+    on_inserted: OnInserted | None = None,
+    batch_size: int = BATCH_SIZE,
+) -> ImportReport:
+    """`import_posts` over records already parsed, as `(position, record)` pairs: the same
+    rules, and rejected rows reported with their position (the HTTP API passes list indexes).
+
+    >>> import_records(conn, enumerate([{"source": "x"}])).rejected  # doctest: +SKIP
+    [(0, 'missing external_id')]
+    """
     report = ImportReport()
     seen: dict[tuple[str, str], tuple[int, Post]] = {}
     source_ids: dict[str, int] = {}
     batch: list[Post] = []
-    for line, record in read(path):
+    for line, record in records:
         try:
             post = to_post(record)
         except RowError as err:

@@ -1,0 +1,98 @@
+"""The HTTP settings (token, limits), the error-to-status table and loopback detection."""
+
+from __future__ import annotations
+
+import pytest
+
+from volfefe.cli.serve import is_loopback
+from volfefe.config import Settings
+from volfefe.errors import (
+    ConfigError,
+    ContentNotFound,
+    DatabaseUnavailable,
+    NoTextError,
+    Overloaded,
+    PoolBroken,
+    WorkerCrashed,
+)
+from volfefe.web.errors import (
+    InvalidRequest,
+    JobNotFound,
+    JobStateConflict,
+    RequestTooLarge,
+    Unauthorized,
+    status_for,
+)
+
+
+def test_http_settings_come_from_the_environment_and_the_token_stays_out_of_repr() -> None:
+    token = "s3cret-token-with-20ch"
+    settings = Settings.from_env(
+        {
+            "VOLFEFE_API_TOKEN": token,
+            "VOLFEFE_API_MAX_BODY": "2048",
+            "VOLFEFE_API_MAX_ITEMS": "4",
+            "VOLFEFE_API_MAX_TEXT_CHARS": "100",
+        }
+    )
+    assert (settings.api_token, settings.api_max_body) == (token, 2048)
+    assert (settings.api_max_items, settings.api_max_text_chars) == (4, 100)
+    assert token not in repr(settings)
+    assert Settings().api_token is None
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"api_token": "short"}, "api_token must be at least 16 characters, got 5"),
+        ({"api_max_body": 0}, "api_max_body must be >= 1, got 0"),
+        ({"api_max_items": 0}, "api_max_items must be >= 1, got 0"),
+        ({"api_max_text_chars": -1}, "api_max_text_chars must be >= 1, got -1"),
+    ],
+)
+def test_bad_http_settings_are_refused(changes: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=f"^{message}$"):
+        Settings(**changes)  # type: ignore[arg-type]
+
+
+def test_bad_token_value_in_the_environment_names_the_rule() -> None:
+    with pytest.raises(ConfigError, match="api_token must be at least 16"):
+        Settings.from_env({"VOLFEFE_API_TOKEN": "abc"})
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (InvalidRequest("x"), 422),
+        (NoTextError(), 422),
+        (Unauthorized("x"), 401),
+        (RequestTooLarge("x"), 413),
+        (ContentNotFound(1), 404),
+        (JobNotFound("x"), 404),
+        (JobStateConflict("x"), 409),
+        (Overloaded("x"), 503),
+        (PoolBroken("x"), 503),
+        (DatabaseUnavailable("x"), 503),
+        (WorkerCrashed(pid=1, returncode=-9), 503),
+        (RuntimeError("bug"), 500),
+    ],
+)
+def test_each_error_has_its_status(error: BaseException, status: int) -> None:
+    assert status_for(error) == status
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.1.2.3", True),
+        ("::1", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("10.0.0.5", False),
+        ("example.org", False),
+    ],
+)
+def test_loopback_hosts(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback

@@ -1,0 +1,213 @@
+"""`GET /api/v1/openapi.json`: the OpenAPI 3.1 description of the JSON API, written by hand
+next to the routes it describes (a test checks that every API route is in it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from volfefe.web.encode import JSON
+
+ERROR = {"$ref": "#/components/schemas/Error"}
+BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    text = {
+        401: "missing or wrong Bearer token",
+        404: "no such post or job",
+        409: "the job is not in a state that allows this",
+        413: "body, item count or a text over the limits",
+        422: "the body or a parameter is invalid",
+        503: "overloaded, pool broken or database unavailable (see Retry-After)",
+    }
+    return {
+        str(c): {"description": text[c], "content": {"application/json": {"schema": ERROR}}}
+        for c in codes
+    }
+
+
+def _query(name: str, schema: dict[str, Any], text: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": text}
+
+
+def _ok(text: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    body = {"application/json": {"schema": schema or {"type": "object"}}}
+    return {"200": {"description": text, "content": body}}
+
+
+JOB_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}
+PAGE = [
+    _query("cursor", {"type": "integer"}, "next_cursor of the previous page"),
+    _query("limit", {"type": "integer", "minimum": 1, "maximum": 200}, "page size (50)"),
+]
+SPEC: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {"title": "volfefe", "version": "1", "description": "Financial sentiment of posts."},
+    "components": {
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        "schemas": {
+            "Error": {
+                "type": "object",
+                "properties": {
+                    "error": {
+                        "type": "object",
+                        "properties": {"type": {"type": "string"}, "message": {"type": "string"}},
+                        "required": ["type", "message"],
+                    }
+                },
+            },
+            "Classification": {
+                "type": "object",
+                "properties": {
+                    "sentiment": {"enum": ["positive", "negative", "neutral"]},
+                    "confidence": {"type": "number"},
+                    "model_version": {"type": "string"},
+                    "meta": {"type": "object"},
+                },
+            },
+            "Post": {
+                "type": "object",
+                "required": ["source", "external_id"],
+                "properties": {
+                    "source": {"type": "string"},
+                    "external_id": {"type": ["string", "integer"]},
+                    "author": {"type": "string"},
+                    "text": {"type": "string"},
+                    "published_at": {"type": ["string", "number"]},
+                    "url": {"type": "string"},
+                },
+            },
+        },
+    },
+    "paths": {
+        "/api/v1/classify": {
+            "post": {
+                "summary": "Classify texts; one result or error per text, in order",
+                "security": BEARER,
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "texts": {"type": "array", "items": {"type": "string"}}
+                                },
+                                "required": ["texts"],
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    **_ok("results in order: a Classification or {error}"),
+                    **_errors(401, 413, 422, 503),
+                },
+            }
+        },
+        "/api/v1/posts": {
+            "get": {
+                "summary": "Posts, newest first, with filters and a cursor",
+                "parameters": [
+                    _query("sentiment", {"enum": ["positive", "negative", "neutral"]}, ""),
+                    _query("min_confidence", {"type": "number"}, "0..1"),
+                    _query("since", {"type": "string", "format": "date-time"}, "published_at >="),
+                    _query("until", {"type": "string", "format": "date-time"}, "published_at <"),
+                    _query("q", {"type": "string"}, "text contains (case-insensitive)"),
+                    _query("quarantined", {"type": "boolean"}, ""),
+                    *PAGE,
+                ],
+                "responses": {**_ok("{posts, next_cursor}"), **_errors(422)},
+            },
+            "post": {
+                "summary": "Ingest posts (idempotent on source + external_id) and queue jobs",
+                "security": BEARER,
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "posts": {
+                                        "type": "array",
+                                        "items": {"$ref": "#/components/schemas/Post"},
+                                    }
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    **_ok("{inserted, updated, unchanged, queued, posts, rejected}"),
+                    **_errors(401, 413, 422, 503),
+                },
+            },
+        },
+        "/api/v1/posts/{id}": {
+            "get": {
+                "summary": "One post, its classification with probabilities, jobs and attempts",
+                "parameters": [JOB_ID],
+                "responses": {**_ok("the post"), **_errors(404)},
+            }
+        },
+        "/api/v1/stats": {"get": {"summary": "Totals", "responses": _ok("the overview")}},
+        "/api/v1/timeline": {
+            "get": {
+                "summary": "Posts per sentiment and mean confidence per bucket of published_at",
+                "parameters": [
+                    _query("bucket", {"enum": ["hour", "day"]}, "default day"),
+                    _query("since", {"type": "string", "format": "date-time"}, ""),
+                    _query("until", {"type": "string", "format": "date-time"}, ""),
+                ],
+                "responses": {**_ok("{bucket, buckets}"), **_errors(422)},
+            }
+        },
+        "/api/v1/jobs": {
+            "get": {
+                "summary": "Classification jobs with their last error, newest first",
+                "parameters": [
+                    _query("state", {"type": "string"}, "todo, doing, failed..."),
+                    *PAGE,
+                ],
+                "responses": {
+                    **_ok("{counts, oldest_waiting_s, jobs, next_cursor}"),
+                    **_errors(422),
+                },
+            }
+        },
+        "/api/v1/jobs/{id}/retry": {
+            "post": {
+                "summary": "Queue a failed job again",
+                "security": BEARER,
+                "parameters": [JOB_ID],
+                "responses": {**_ok("{id, status}"), **_errors(401, 404, 409)},
+            }
+        },
+        "/api/v1/jobs/{id}/cancel": {
+            "post": {
+                "summary": "Cancel a waiting job",
+                "security": BEARER,
+                "parameters": [JOB_ID],
+                "responses": {**_ok("{id, status}"), **_errors(401, 404, 409)},
+            }
+        },
+        "/api/v1/stream": {
+            "get": {
+                "summary": "Server-sent events, one per classification; resumable",
+                "parameters": [
+                    {"name": "Last-Event-ID", "in": "header", "schema": {"type": "integer"}},
+                    _query("after", {"type": "integer"}, "same as Last-Event-ID"),
+                ],
+                "responses": {"200": {"description": "text/event-stream"}},
+            }
+        },
+    },
+}
+
+
+async def document(request: Request) -> Response:
+    """The OpenAPI description."""
+    return JSON(SPEC)

@@ -1,0 +1,63 @@
+"""The numbers of the overview: one function feeds /api/v1/stats, the dashboard and /metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from volfefe.jobs.queue import QUEUE, status
+from volfefe.store.browse import classified_within, quarantined_count
+from volfefe.store.posts import stats
+from volfefe.web import children
+from volfefe.web.state import AppState
+
+THROUGHPUT_WINDOW = 3600.0  # seconds: "throughput over the last hour"
+
+
+def collect(state: AppState) -> dict[str, Any]:
+    """Totals, sentiment distribution, backlog, throughput, quarantine and the children."""
+    with state.db.connection() as conn:
+        totals = stats(conn)
+        queue = status(conn, failures=0)
+        done_last_hour = classified_within(conn, THROUGHPUT_WINDOW)
+        quarantined = quarantined_count(conn, quarantine=state.quarantine)
+    jobs = queue["queues"].get(QUEUE, {})
+    lifeline = state.lifeline
+    clf = lifeline.current
+    pool = {**clf.stats(), "rebuilds": lifeline.rebuilds}
+    ready = lifeline.ready
+    return {
+        "posts": {
+            "total": totals["total"],
+            "classified": totals["classified"],
+            "unclassified": totals["unclassified"],
+            "empty_text": totals["empty_text"],
+            "quarantined": quarantined,
+        },
+        "distribution": totals["distribution"],
+        "jobs": jobs,
+        "backlog": jobs.get("todo", 0) + jobs.get("doing", 0),
+        "oldest_waiting_s": queue["oldest_waiting_s"],
+        "throughput": {
+            "window_s": THROUGHPUT_WINDOW,
+            "classified": done_last_hour,
+            "per_minute": round(done_last_hour / (THROUGHPUT_WINDOW / 60), 2),
+        },
+        "children": children.describe(clf.pids()),
+        "pool": pool,
+        "model_version": ready.model_version if ready else None,
+    }
+
+
+def metrics_snapshot(state: AppState) -> dict[str, Any]:
+    """What the /metrics collector reads at scrape time."""
+    data = collect(state)
+    posts = dict(data["distribution"])
+    posts["unclassified"] = data["posts"]["unclassified"]
+    return {
+        "pool": data["pool"],
+        "children": data["children"],
+        "jobs": data["jobs"],
+        "posts": posts,
+        "quarantined": data["posts"]["quarantined"],
+        "oldest_waiting_s": data["oldest_waiting_s"],
+    }
