@@ -9,6 +9,7 @@ import click
 import orjson
 
 from volfefe.cli.params import Age, IdList
+from volfefe.cli.terminal import for_terminal
 from volfefe.config import Settings
 from volfefe.jobs.queue import enqueue, failed_job_ids, prune, retry, status, unclassified_ids
 from volfefe.store.connect import connect, resolve_database_url
@@ -96,7 +97,14 @@ def status_command(settings: Settings, as_json: bool, failures: int) -> None:
     for failure in report["failures"]:
         click.echo(
             f"  job {failure['job_id']} post {failure['content_id']} attempt "
-            f"{failure['attempt']} {failure['outcome']}: {failure['error']}"
+            f"{failure['attempt']} {failure['outcome']}: "
+            + for_terminal(failure["error"], keep_newlines=False)
+        )
+    click.echo(f"quarantined posts: {report['quarantined']}")
+    for post in report["quarantined_posts"]:
+        click.echo(
+            f"  post {post['content_id']} since {post['quarantined_at']}: "
+            + for_terminal(post["reason"], keep_newlines=False)
         )
 
 

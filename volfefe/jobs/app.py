@@ -7,7 +7,8 @@ prune finished jobs (daily), rescue jobs of workers that stopped beating (every 
 ```
 
 Attempts and backoff: `volfefe.jobs.retry`. Not found / no text end the job as failed at
-once; already classified ends it as succeeded. Each attempt's outcome and error text go to
+once; so does a poison text (PoisonText: the post is quarantined, attempt outcome
+`quarantined`); already classified ends it as succeeded. Each attempt's outcome and error text go to
 `volfefe_job_attempts`. The worker process that runs these: `volfefe.jobs.runner`.
 """
 
@@ -25,7 +26,7 @@ from procrastinate import JobContext
 from psycopg_pool import ConnectionPool
 
 from volfefe.config import Settings
-from volfefe.errors import AlreadyClassified, VolfefeError, WorkerError
+from volfefe.errors import AlreadyClassified, PoisonText, VolfefeError, WorkerError
 from volfefe.jobs.queue import QUEUE, TASK, enqueue, prune, record_attempt, unclassified_ids
 from volfefe.jobs.retry import TransientRetry, is_transient
 from volfefe.store.intelligence import classify_content
@@ -62,6 +63,9 @@ def make_app(settings: Settings, url: str) -> procrastinate.App:
         except AlreadyClassified:
             _record(deps, job.id, content_id, attempt, "already_classified")
             return
+        except PoisonText as exc:  # permanent; store_results quarantined the post
+            _record(deps, job.id, content_id, attempt, "quarantined", exc)
+            raise
         except Exception as exc:
             last = not is_transient(exc) or attempt >= settings.jobs_max_attempts
             _record(deps, job.id, content_id, attempt, "failed" if last else "retrying", exc)

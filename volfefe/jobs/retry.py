@@ -1,7 +1,10 @@
 """The one retry policy of background jobs: which failures come back, and when.
 
 A failure is retried when it is transient (`VolfefeError.transient`, or a psycopg error that
-says the connection or server failed); anything else fails the job at once. A job gets
+says the connection or server failed); anything else fails the job at once. One exception to
+`.transient`: `PoolBroken` is transient for a job (the classifier is rebuilt, or the job
+worker exits and its service manager restarts it; either way a later attempt can succeed),
+while the CLI stops on it. `PoisonText` is permanent: the post is quarantined instead. A job gets
 `jobs_max_attempts` attempts in all, with `backoff ** attempt` seconds between them.
 """
 
@@ -11,16 +14,20 @@ import psycopg
 from procrastinate import BaseRetryStrategy, RetryDecision
 from procrastinate.jobs import Job
 
-from volfefe.errors import VolfefeError
+from volfefe.errors import PoolBroken, VolfefeError
 
 
 def is_transient(exc: BaseException) -> bool:
     """May the same job succeed later? The only place that answers this for jobs.
 
-    >>> from volfefe.errors import CallTimeout, NoTextError
+    >>> from volfefe.errors import CallTimeout, NoTextError, PoisonText
     >>> is_transient(CallTimeout(1.0, pid=1)), is_transient(NoTextError())
     (True, False)
+    >>> is_transient(PoolBroken("budget spent")), is_transient(PoisonText("kills a child"))
+    (True, False)
     """
+    if isinstance(exc, PoolBroken):
+        return True
     if isinstance(exc, VolfefeError):
         return exc.transient
     return isinstance(exc, psycopg.OperationalError)

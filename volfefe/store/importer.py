@@ -62,6 +62,9 @@ upserted AS (
         url = excluded.url,
         published_at = excluded.published_at,
         classified = c.classified AND c.text = excluded.text,
+        -- a new text is a new chance: its quarantine (poison) is lifted
+        quarantined_at = CASE WHEN c.text = excluded.text THEN c.quarantined_at END,
+        quarantine_reason = CASE WHEN c.text = excluded.text THEN c.quarantine_reason END,
         updated_at = now()
     WHERE (c.author, c.text, c.url, c.published_at)
           IS DISTINCT FROM (excluded.author, excluded.text, excluded.url, excluded.published_at)
@@ -141,9 +144,10 @@ def import_posts(
     seconds or Twitter's format; no zone means UTC), url; other fields are ignored.
     Re-importing the same file changes nothing (all `unchanged`). A post whose author, url,
     published_at or text differs is updated; if its **text** changed, its old classification
-    is deleted and `classified` reset, so it will be classified again. Empty text is stored
-    but never queued for classification. Bad rows are reported with their line number (for
-    CSV, the file line where the record starts) and the rest is imported.
+    is deleted, `classified` reset and any quarantine lifted, so it will be classified
+    again. Empty text is stored but never queued for classification. Bad rows are reported
+    with their line number (for CSV, the file line where the record starts) and the rest is
+    imported.
 
     `on_inserted(cur, ids)` runs inside each batch's transaction with the ids of the posts
     that now need classifying (inserted, or text changed, and not empty), so a job queue can

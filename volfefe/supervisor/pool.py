@@ -10,7 +10,7 @@ callers ──classify(texts)──> requests ──> RequestQueue ──batch�
   garbage fails only the call in flight, and is replaced.
 - When a call of several texts fails, each of its texts is retried once, alone, on a fresh
   child: a poison text then fails alone and the others get their results. A call of one text
-  is never retried.
+  is never retried: when it fails with a WorkerError, the text is answered with PoisonText.
 - More than `max_restarts` replacements within `restart_window` seconds, or a child that exits
   with the boot-failure status, breaks the pool: every pending and later call raises PoolBroken.
 """
@@ -26,7 +26,14 @@ from collections import deque
 from collections.abc import Callable, Sequence
 
 from volfefe.config import Settings
-from volfefe.errors import ClassifierError, PoolBroken, PoolClosed, WorkerBootError, WorkerError
+from volfefe.errors import (
+    ClassifierError,
+    PoisonText,
+    PoolBroken,
+    PoolClosed,
+    WorkerBootError,
+    WorkerError,
+)
 from volfefe.protocol import EXIT_BOOT_FAILED, Ready
 from volfefe.supervisor.batching import Item, Request, RequestQueue
 from volfefe.supervisor.port import Port
@@ -223,6 +230,8 @@ class Pool:
             for request in batch:
                 if len(texts) > 1 and request.retryable:
                     self._retry_alone(request)
+                elif len(texts) == 1:  # sent alone, it failed: poison (a permanent error)
+                    request.resolve([_poison(exc)])
                 else:
                     request.resolve([exc] * len(request.texts))
             return
@@ -274,6 +283,12 @@ class Pool:
     def _fail_queued(self, exc: ClassifierError) -> None:
         for request in self._queue.drain():
             request.fail(exc)
+
+
+def _poison(exc: WorkerError) -> PoisonText:
+    poison = PoisonText(f"this text, sent alone, made a child fail: {exc}", reason=str(exc))
+    poison.__cause__ = exc
+    return poison
 
 
 def _only_item(future: asyncio.Future[list[Item]]) -> Item:
