@@ -62,9 +62,15 @@ def enqueue_command(
 )
 @click.pass_obj
 def worker_command(settings: Settings, concurrency: int | None) -> None:
-    """Run jobs until SIGTERM or Ctrl-C (a second signal stops at once)."""
-    from volfefe.jobs.runner import run_worker  # procrastinate is only needed here
+    """Run jobs until SIGTERM or Ctrl-C (a second signal stops at once).
 
+    Exits 3 (PoolBroken) when the classifier cannot be rebuilt VOLFEFE_JOBS_MAX_REBUILDS
+    times in a row, and 2 (ConfigError) on a bad setting such as a cron expression.
+    """
+    from volfefe.jobs.app import check_crons  # procrastinate is only needed here
+    from volfefe.jobs.runner import run_worker
+
+    check_crons(settings)  # a bad cron is a ConfigError now, never a restart loop
     url = resolve_database_url(settings)
     with connect(url) as conn:
         require_current_schema(conn)

@@ -20,15 +20,16 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import croniter
 import procrastinate
 import psycopg
 from procrastinate import JobContext
 from psycopg_pool import ConnectionPool
 
 from volfefe.config import Settings
-from volfefe.errors import AlreadyClassified, PoisonText, VolfefeError, WorkerError
+from volfefe.errors import AlreadyClassified, ConfigError, PoisonText, VolfefeError, WorkerError
 from volfefe.jobs.queue import QUEUE, TASK, enqueue, prune, record_attempt, unclassified_ids
-from volfefe.jobs.retry import TransientRetry, is_transient
+from volfefe.jobs.retry import TransientRetry, interrupted, is_transient
 from volfefe.store.intelligence import classify_content
 from volfefe.supervisor.classifier import Classifier
 
@@ -46,8 +47,39 @@ class JobDeps:
     settings: Settings
 
 
+CRONS = {
+    "jobs_enqueue_cron": "VOLFEFE_JOBS_ENQUEUE_CRON",
+    "jobs_prune_cron": "VOLFEFE_JOBS_PRUNE_CRON",
+    "jobs_rescue_cron": "VOLFEFE_JOBS_RESCUE_CRON",
+}
+
+
+def check_crons(settings: Settings) -> None:
+    """Raise ConfigError naming the variable of the first invalid cron expression.
+
+    >>> check_crons(Settings(jobs_prune_cron="61 * * * *"))
+    Traceback (most recent call last):
+    ...
+    volfefe.errors.ConfigError: VOLFEFE_JOBS_PRUNE_CRON is not a valid cron expression ...
+    """
+    for name, var in CRONS.items():
+        cron = getattr(settings, name)
+        if cron == "off":
+            continue
+        try:
+            croniter.croniter(cron)
+        except (ValueError, KeyError) as exc:
+            raise ConfigError(
+                f"{var} is not a valid cron expression ('off' disables it): {cron!r} ({exc})"
+            ) from None
+
+
 def make_app(settings: Settings, url: str) -> procrastinate.App:
-    """A procrastinate app on `url` with volfefe's tasks and periodic tasks registered."""
+    """A procrastinate app on `url` with volfefe's tasks and periodic tasks registered.
+
+    Raises ConfigError for an invalid cron expression, before anything starts.
+    """
+    check_crons(settings)
     app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=url))
     retry = TransientRetry(settings.jobs_max_attempts, settings.jobs_backoff)
 
@@ -67,8 +99,13 @@ def make_app(settings: Settings, url: str) -> procrastinate.App:
             _record(deps, job.id, content_id, attempt, "quarantined", exc)
             raise
         except Exception as exc:
-            last = not is_transient(exc) or attempt >= settings.jobs_max_attempts
-            _record(deps, job.id, content_id, attempt, "failed" if last else "retrying", exc)
+            if interrupted(exc):
+                outcome = "interrupted"
+            elif not is_transient(exc) or attempt >= settings.jobs_max_attempts:
+                outcome = "failed"
+            else:
+                outcome = "retrying"
+            _record(deps, job.id, content_id, attempt, outcome, exc)
             raise
         _record(deps, job.id, content_id, attempt, "classified")
 

@@ -57,7 +57,7 @@ WHERE j.status = 'todo' AND (j.scheduled_at IS NULL OR j.scheduled_at <= now())
 RECENT_FAILURES = """
 SELECT a.job_id, a.content_id, a.attempt, a.outcome, a.error_type, a.message, a.at
 FROM volfefe_job_attempts a
-WHERE a.outcome IN ('failed', 'retrying', 'rescued', 'quarantined')
+WHERE a.outcome IN ('failed', 'retrying', 'rescued', 'quarantined', 'interrupted')
 ORDER BY a.at DESC, a.id DESC LIMIT %(limit)s
 """
 RECORD_ATTEMPT = """

@@ -5,7 +5,8 @@ says the connection or server failed); anything else fails the job at once. One 
 `.transient`: `PoolBroken` is transient for a job (the classifier is rebuilt, or the job
 worker exits and its service manager restarts it; either way a later attempt can succeed),
 while the CLI stops on it. `PoisonText` is permanent: the post is quarantined instead. A job gets
-`jobs_max_attempts` attempts in all, with `backoff ** attempt` seconds between them.
+`jobs_max_attempts` attempts in all, with `backoff ** attempt` seconds between them; an
+attempt cut off by the worker's shutdown (`PoolClosed`) is queued again at once, cap or not.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import psycopg
 from procrastinate import BaseRetryStrategy, RetryDecision
 from procrastinate.jobs import Job
 
-from volfefe.errors import PoolBroken, VolfefeError
+from volfefe.errors import PoolBroken, PoolClosed, VolfefeError
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -33,6 +34,15 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, psycopg.OperationalError)
 
 
+def interrupted(exc: BaseException) -> bool:
+    """Was the attempt cut off by the job worker's own shutdown (not the job's fault)?
+
+    Such an attempt is queued again at once, whatever the attempt cap, so a shutdown never
+    loses a job; it still counts as an attempt (procrastinate counts every run).
+    """
+    return isinstance(exc, PoolClosed)
+
+
 class TransientRetry(BaseRetryStrategy):
     """`total_attempts` attempts in all (1 = no retry), only for transient failures."""
 
@@ -43,6 +53,8 @@ class TransientRetry(BaseRetryStrategy):
     def get_retry_decision(self, *, exception: BaseException, job: Job) -> RetryDecision | None:
         """Retry after `backoff ** (attempts so far)` seconds, or None to fail the job."""
         done = job.attempts + 1  # procrastinate counts the attempts before this one
+        if interrupted(exception):
+            return RetryDecision(retry_in={"seconds": 0})
         if done >= self.total_attempts or not is_transient(exception):
             return None
         return RetryDecision(retry_in={"seconds": round(self.backoff**done)})

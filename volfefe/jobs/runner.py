@@ -23,6 +23,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from volfefe.config import Settings
+from volfefe.errors import PoolBroken
 from volfefe.jobs.app import MAINTENANCE_QUEUE, JobDeps, make_app
 from volfefe.jobs.queue import QUEUE
 from volfefe.supervisor.classifier import Classifier
@@ -30,6 +31,8 @@ from volfefe.supervisor.classifier import Classifier
 logger = logging.getLogger(__name__)
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
+WATCH_INTERVAL = 0.5  # seconds between looks at the classifier's health
+NO_REBUILD = 1_000_000  # a broken pool that nothing will ever rebuild
 
 
 def open_db_pool(url: str, size: int) -> ConnectionPool[Any]:
@@ -50,29 +53,53 @@ def open_db_pool(url: str, size: int) -> ConnectionPool[Any]:
 async def run_worker(settings: Settings, url: str, concurrency: int) -> None:
     """Run a job worker until SIGTERM/SIGINT.
 
-    The first signal stops fetching and gives running jobs `shutdown_grace` seconds, then the
-    children stop; a second one ends the process at once (jobs left running are rescued later
-    elsewhere). Any other end of procrastinate's worker (it stops itself when its listener or
-    heartbeat loses the database) starts it again, so a database restart is survived. The
-    signal handlers are ours alone: procrastinate's are turned off.
+    The first signal stops fetching and closes the classifier: running jobs get
+    `shutdown_grace` seconds, then their classifier calls fail with PoolClosed (so a sync
+    task cannot outlive the grace either), the children stop, and the jobs are queued again.
+    A second signal ends the process at once (jobs left running are rescued later). Any
+    other end of procrastinate's worker (it stops itself when its listener or heartbeat loses
+    the database) starts it again, so a database restart is survived. When the classifier
+    cannot be rebuilt `jobs_max_rebuilds` times in a row, the worker stops the same graceful
+    way and raises PoolBroken (exit status 3), so its service manager restarts it instead of
+    leaving a process that fails every job. The signal handlers are ours alone:
+    procrastinate's are turned off.
     """
     app = make_app(settings, url)
     classifier = Classifier(settings)
     db = open_db_pool(url, concurrency + 2)
     deps = JobDeps(classifier, db, settings)
     stopping = asyncio.Event()
+    gave_up: list[PoolBroken] = []
     loop = asyncio.get_running_loop()
     current: asyncio.Task[None] | None = None
+    closing: asyncio.Task[None] | None = None
 
-    def on_signal() -> None:
+    def stop() -> None:
+        nonlocal closing
         stopping.set()
         for sig in SIGNALS:  # a second signal now gets the default: stop at once
             loop.remove_signal_handler(sig)
         if current is not None:
-            current.cancel()  # procrastinate then stops gracefully within the grace
+            current.cancel()  # procrastinate stops fetching and waits for running jobs
+        closing = asyncio.create_task(classifier.aclose())  # ...which get the grace, no more
+
+    async def watch_classifier() -> None:
+        while not stopping.is_set():
+            await asyncio.sleep(WATCH_INTERVAL)
+            failures = rebuild_failures(classifier)
+            if failures >= settings.jobs_max_rebuilds:
+                gave_up.append(
+                    PoolBroken(
+                        f"the classifier could not be rebuilt ({failures} times in a row); "
+                        "the job worker stops so that its service manager restarts it"
+                    )
+                )
+                logger.error("%s", gave_up[0])
+                stop()
 
     for sig in SIGNALS:
-        loop.add_signal_handler(sig, on_signal)
+        loop.add_signal_handler(sig, stop)
+    watcher = asyncio.create_task(watch_classifier())
     try:
         await asyncio.to_thread(classifier.start)  # fail fast when the model cannot load
         while not stopping.is_set():
@@ -92,10 +119,27 @@ async def run_worker(settings: Settings, url: str, concurrency: int) -> None:
                 async with asyncio.timeout(min(settings.jobs_heartbeat, 2.0)):
                     await stopping.wait()
     finally:
+        watcher.cancel()
         for sig in SIGNALS:
             loop.remove_signal_handler(sig)
         db.close()
-        await classifier.aclose()
+        await (closing or classifier.aclose())
+    if gave_up:
+        raise gave_up[0]
+
+
+def rebuild_failures(classifier: Classifier) -> int:
+    """How many times in a row the classifier failed to rebuild its broken pool.
+
+    Reads `Classifier.consecutive_rebuild_failures` (the supervisor's escalation counter).
+    A classifier without that counter never rebuilds, so a broken pool is final for it: that
+    counts as having given up.
+    """
+    failures = getattr(classifier, "consecutive_rebuild_failures", None)
+    if failures is not None:
+        return int(failures)
+    pool = getattr(classifier, "_pool", None)
+    return NO_REBUILD if getattr(pool, "_broken", None) is not None else 0
 
 
 async def _run_procrastinate(app: procrastinate.App, deps: JobDeps, concurrency: int) -> None:

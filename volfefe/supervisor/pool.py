@@ -211,16 +211,22 @@ class Pool:
         self.stats["texts"] += len(texts)
         call = asyncio.create_task(port.call(texts))
         futures = [request.future for request in batch]
-        while not call.done():
-            waiting = [f for f in futures if not f.done()]
-            if not waiting:  # every caller gave up: the child may still compute, so burn it
-                call.cancel()
-                with contextlib.suppress(asyncio.CancelledError, WorkerError):
-                    await call
-                self._replaced(slot, None)
-                return
-            waiters: list[asyncio.Future[object]] = [call, *waiting]  # type: ignore[list-item]
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        try:
+            while not call.done():
+                waiting = [f for f in futures if not f.done()]
+                if not waiting:  # every caller gave up; the child may still compute: burn it
+                    call.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, WorkerError):
+                        await call
+                    self._replaced(slot, None)
+                    return
+                waiters: list[asyncio.Future[object]] = [call, *waiting]  # type: ignore[list-item]
+                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:  # close() past the grace: no caller may wait forever
+            for request in batch:
+                request.fail(PoolClosed("the classifier was closed while this call ran"))
+            call.cancel()
+            raise
         try:
             items: list[Item] = list(call.result())
         except WorkerError as exc:

@@ -9,8 +9,9 @@ ALTER TABLE contents
 
 CREATE INDEX contents_quarantined_idx ON contents (quarantined_at) WHERE quarantined_at IS NOT NULL;
 
--- A job whose post got quarantined records that outcome (instead of a bare 'failed').
+-- A job whose post got quarantined records that outcome (instead of a bare 'failed'); an
+-- attempt cut off by the job worker's shutdown is 'interrupted' (queued again at once).
 ALTER TABLE volfefe_job_attempts DROP CONSTRAINT volfefe_job_attempts_outcome_check;
 ALTER TABLE volfefe_job_attempts ADD CONSTRAINT volfefe_job_attempts_outcome_check
     CHECK (outcome IN ('classified', 'already_classified', 'failed', 'retrying', 'rescued',
-                       'quarantined'));
+                       'quarantined', 'interrupted'));
