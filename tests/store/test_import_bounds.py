@@ -44,6 +44,7 @@ def test_a_csv_field_over_128_kib_is_imported_and_an_over_long_one_reported(
     report = import_posts(db_conn, write_csv(tmp_path / "p.csv", records))
     assert report.inserted == 2, report.rejected
     [(line, reason)] = report.rejected
+    assert line == 3  # the header is line 1
     assert "text is 1,048,577 characters long" in reason
     assert get_content(db_conn, ids(db_conn)["1"]).text == big
     assert "3" in ids(db_conn)
