@@ -26,6 +26,7 @@ from volfefe.config import Settings
 from volfefe.errors import PoolBroken
 from volfefe.jobs.app import MAINTENANCE_QUEUE, JobDeps, make_app
 from volfefe.jobs.queue import QUEUE
+from volfefe.store.deadline import LimitedConnection
 from volfefe.supervisor.classifier import Classifier
 
 logger = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ def open_db_pool(url: str, size: int) -> ConnectionPool[Any]:
     """A connection pool for the tasks; broken connections are replaced after a restart."""
     pool: ConnectionPool[Any] = ConnectionPool(
         url,
+        connection_class=LimitedConnection,
         min_size=1,
         max_size=size,
         open=False,

@@ -20,6 +20,7 @@ from psycopg.rows import DictRow, dict_row
 
 from volfefe.config import Settings
 from volfefe.errors import ConfigError, DatabaseUnavailable
+from volfefe.store.deadline import LimitedConnection
 from volfefe.store.embedded import embedded_database_url
 from volfefe.store.migrate import migrate
 
@@ -83,6 +84,9 @@ def connect(
 ) -> psycopg.Connection[DictRow]:
     """Open a connection (dict rows, autocommit by default) or raise `DatabaseUnavailable`.
 
+    Its statements have a client-side deadline too (`volfefe.store.deadline`), so a server
+    that stops answering fails them like a dropped connection.
+
     `target` is a URL / conninfo string, or `Settings` (resolved with `resolve_database_url`,
     which for the embedded server costs two extra connections: long-lived processes should
     resolve once and pass the URL). The error names host, port and database, never a password.
@@ -96,7 +100,7 @@ def connect(
     if connect_timeout is None:  # the URL's own (see with_limits), else CONNECT_TIMEOUT
         connect_timeout = float(conninfo_to_dict(url).get("connect_timeout") or CONNECT_TIMEOUT)
     try:
-        return psycopg.connect(
+        return LimitedConnection.connect(
             url,
             autocommit=autocommit,
             row_factory=dict_row,
