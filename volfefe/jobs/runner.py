@@ -78,6 +78,8 @@ async def run_worker(settings: Settings, url: str, concurrency: int) -> None:
 
     def stop() -> None:
         nonlocal closing
+        if stopping.is_set():
+            return
         stopping.set()
         for sig in SIGNALS:  # a second signal now gets the default: stop at once
             loop.remove_signal_handler(sig)
