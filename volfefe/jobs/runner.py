@@ -6,6 +6,8 @@ jobs worker ── procrastinate worker (event loop: fetch, heartbeat, periodic 
                  │ the loop or the heartbeat
                  ├── one Classifier per process (the supervised children)
                  └── a psycopg ConnectionPool (concurrency + 2 connections)
+           ── watcher: the classifier failed jobs_max_rebuilds rebuilds in a row?
+                 -> stop gracefully, exit 3 (PoolBroken): the service manager restarts us
 ```
 """
 
