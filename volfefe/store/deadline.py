@@ -78,4 +78,3 @@ def cut_after(conn: psycopg.Connection[Any], seconds: float) -> Iterator[None]:
         yield
     finally:
         timer.cancel()
-
