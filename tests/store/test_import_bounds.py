@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 
 from tests.store.helpers import ids, post, write_csv, write_jsonl
 from volfefe.store.importer import MAX_FIELD_CHARS, MAX_RECORD_BYTES, import_posts
+from volfefe.store.json_array import Broken, read_json_array
 from volfefe.store.posts import get_content
 
 Conn = psycopg.Connection[Any]
@@ -61,3 +63,40 @@ def test_a_json_line_over_the_record_limit_is_skipped_without_reading_it_whole(
     report = import_posts(db_conn, path)
     assert report.inserted == 2
     assert report.rejected == [(2, f"the line is longer than {MAX_RECORD_BYTES:,} bytes")]
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 7, 64, 1 << 20])
+def test_a_json_array_is_streamed_in_chunks_with_the_files_line_numbers(
+    tmp_path: Path, chunk: int
+) -> None:
+    records: list[Any] = [post(str(n), text=f"post {n} 🚀 \\u00e9") for n in range(5)]
+    records += [12345, [1, [2, {"x": None}]], "text", True]
+    path = tmp_path / "a.json"
+    path.write_text("\ufeff[\n" + ",\n  ".join(json.dumps(r) for r in records) + "\n]\n")
+    read = list(read_json_array(path, int, 1 << 20, chunk=chunk))
+    assert [value for _, value in read] == records
+    assert [line for line, _ in read] == list(range(2, 2 + len(records)))
+    minified = tmp_path / "m.json"
+    minified.write_text(json.dumps(records, separators=(",", ":")))
+    assert [v for _, v in read_json_array(minified, int, 1 << 20, chunk=chunk)] == records
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "reason"),
+    [
+        ('[{"a": 1},\n {"a": }]', 2, "invalid JSON: Expecting value (column 8)"),
+        ('[{"a": 1} {"a": 2}]', 1, "expected ',' or ']' after an element"),
+        ('[{"a": 1},\n{"a": 2}', 2, "the array is not closed"),
+        ('[{"a": 1}] extra', 1, "unexpected text after the JSON array"),
+        ('{"a": 1}', 1, "expected a JSON array of objects"),
+        ('[{"a": "' + "z" * 100 + '"}]', 1, "an element is longer than 50 characters"),
+    ],
+)
+def test_a_broken_json_array_is_reported_where_it_breaks(
+    tmp_path: Path, text: str, where: int, reason: str
+) -> None:
+    path = tmp_path / "b.json"
+    path.write_text(text)
+    *_, (line, last) = read_json_array(path, int, 50, chunk=4)
+    assert isinstance(last, Broken) and last.reason.startswith(reason), last
+    assert line == where

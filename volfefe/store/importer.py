@@ -12,8 +12,8 @@ its own transaction; batches of concurrent imports are serialised by an advisory
 
 Bounds: a field over 1 MiB of characters, a number of more than 4,300 digits or a JSON line
 over 16 MiB rejects its row (reported; the import goes on); a CSV field over 16 MiB stops the
-reading of the file there (reported). Memory holds one batch of posts and a 16-byte digest per
-post key, except for a JSON array file, which is read whole.
+reading of the file there (reported). Memory holds one batch of posts, a 16-byte digest per
+post key and, for a JSON array, the element being read.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,6 +29,8 @@ from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
+
+from volfefe.store.json_array import Broken, read_json_array
 
 BATCH_SIZE = 1000
 MAX_FIELD_CHARS = 1 << 20  # a longer field rejects its row (1 MiB of characters)
@@ -356,48 +357,12 @@ def _read_json_lines(path: Path) -> Iterator[tuple[int, object]]:
                 yield number, _Bad(f"invalid JSON: {_json_error(err)}")
 
 
-_JSON_SPACE = re.compile(r"[ \t\n\r]*")
-
-
 def _read_json_array(path: Path) -> Iterator[tuple[int, object]]:
-    """Each element of a top-level array, with the line where it starts.
-
-    Elements are decoded one at a time, so everything before a syntax error is still
-    imported; after one, the position of the next element is unknown and reading stops.
-    """
-    text = path.read_bytes().decode("utf-8", "surrogateescape").removeprefix("\ufeff")
-    decoder = json.JSONDecoder(parse_int=_parse_int)
-
-    def skip(pos: int) -> int:
-        match = _JSON_SPACE.match(text, pos)
-        return match.end() if match else pos
-
-    def line_at(pos: int) -> int:
-        return text.count("\n", 0, pos) + 1
-
-    pos = skip(0)
-    if not text.startswith("[", pos):
-        yield line_at(pos), _Bad("expected a JSON array of objects")
-        return
-    pos = skip(pos + 1)
-    line, counted = 1, 0
-    while not text.startswith("]", pos):
-        line, counted = line + text.count("\n", counted, pos), pos
-        try:
-            value, end = decoder.raw_decode(text, pos)
-        except (json.JSONDecodeError, RecursionError) as err:
-            where = err.lineno if isinstance(err, json.JSONDecodeError) else line
-            yield where, _Bad(f"invalid JSON: {_json_error(err)}; the rest was not read")
-            return
-        yield line, value
-        pos = skip(end)
-        if text.startswith(",", pos):
-            pos = skip(pos + 1)
-        elif not text.startswith("]", pos):
-            yield line_at(pos), _Bad("expected ',' or ']' after an element; the rest was not read")
-            return
-    if skip(pos + 1) != len(text):
-        yield line_at(skip(pos + 1)), _Bad("unexpected text after the JSON array")
+    """Each element of a top-level array, with the line where it starts, streamed
+    (`volfefe.store.json_array`): everything before a syntax error is still imported; after
+    one, the position of the next element is unknown and reading stops."""
+    for line, value in read_json_array(path, _parse_int, MAX_RECORD_BYTES):
+        yield line, _Bad(value.reason) if isinstance(value, Broken) else value
 
 
 def _read_csv(path: Path) -> Iterator[tuple[int, object]]:
