@@ -94,10 +94,14 @@ async def run_worker(settings: Settings, url: str, concurrency: int) -> None:
             await asyncio.sleep(WATCH_INTERVAL)
             failures = rebuild_failures(classifier)
             if failures >= settings.jobs_max_rebuilds:
+                why = (
+                    "its worker pool broke and this classifier cannot rebuild it"
+                    if failures >= NO_REBUILD
+                    else f"the classifier could not be rebuilt ({failures} times in a row)"
+                )
                 gave_up.append(
                     PoolBroken(
-                        f"the classifier could not be rebuilt ({failures} times in a row); "
-                        "the job worker stops so that its service manager restarts it"
+                        f"{why}; the job worker stops so that its service manager restarts it"
                     )
                 )
                 logger.error("%s", gave_up[0])
