@@ -2,13 +2,13 @@
 
 The statement timeout is enforced by the server, and TCP keepalives are answered by the
 server's kernel: neither notices a server that is paused (SIGSTOP, a frozen VM) while its
-machine is up. `LimitedConnection` runs each `execute` under a timer of the statement
-timeout (from the connection's own `options`, see `volfefe.store.connect.with_limits`) plus
-`MARGIN` seconds; when it fires, the socket is shut down, so the blocked call fails with
-`psycopg.OperationalError` at once, exactly like a dropped connection.
+machine is up. `LimitedConnection` runs each exchange with the server under a timer of the
+statement timeout (from the connection's own `options`, see `with_limits` in
+`volfefe.store.connect`) plus `MARGIN` seconds; when it fires, the socket is shut down, so
+the blocked call fails with `psycopg.OperationalError` at once, like a dropped connection.
 
 ```
-execute(query) ── timer(statement_timeout + MARGIN) ──> fires? shutdown(socket) -> libpq EOF
+wait(exchange) ── timer(statement_timeout + MARGIN) ──> fires? shutdown(socket) -> libpq EOF
                                                          -> OperationalError ("a drop")
 ```
 """
@@ -31,12 +31,9 @@ _STATEMENT_TIMEOUT = re.compile(r"statement_timeout\s*=\s*(\d+)")
 
 
 class LimitedConnection(psycopg.Connection[Any]):
-    """A psycopg connection whose statements fail after their deadline even when the server
-    is silent. Open it like any connection: `LimitedConnection.connect(url, ...)`."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.cursor_factory = DeadlineCursor
+    """A psycopg connection whose every wait on the server (statements, BEGIN, COMMIT) fails
+    after its deadline even when the server is silent. Open it like any connection:
+    `LimitedConnection.connect(url, ...)`."""
 
     @functools.cached_property
     def client_deadline(self) -> float | None:
@@ -45,17 +42,14 @@ class LimitedConnection(psycopg.Connection[Any]):
         milliseconds = int(match.group(1)) if match else 0
         return milliseconds / 1000 + MARGIN if milliseconds else None
 
-
-class DeadlineCursor(psycopg.Cursor[Any]):
-    """A cursor whose `execute` runs under its `LimitedConnection`'s deadline."""
-
-    def execute(self, *args: Any, **kwargs: Any) -> Any:
-        """`psycopg.Cursor.execute`, cut off at the connection's client deadline."""
-        deadline = getattr(self.connection, "client_deadline", None)
-        if deadline is None:
-            return super().execute(*args, **kwargs)
-        with cut_after(self.connection, deadline):
-            return super().execute(*args, **kwargs)
+    def wait(self, gen: Any, *args: Any, **kwargs: Any) -> Any:
+        """`psycopg.Connection.wait` (every exchange with the server goes through it), cut off
+        at the client deadline; a wait with its own timeout (notifications) is left alone."""
+        deadline = self.client_deadline
+        if deadline is None or kwargs.get("timeout") is not None:
+            return super().wait(gen, *args, **kwargs)
+        with cut_after(self, deadline):
+            return super().wait(gen, *args, **kwargs)
 
 
 @contextlib.contextmanager
