@@ -55,10 +55,25 @@ def default_layout(cores: int | None = None) -> tuple[int, int]:
     return workers, max(1, cores // workers)
 
 
-def default_data_dir(env: Mapping[str, str]) -> Path:
-    """Where the embedded database lives: `$XDG_DATA_HOME/volfefe` or `~/.local/share/volfefe`."""
-    base = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "volfefe"
+ROOT_DATA_DIR = Path("/var/lib/volfefe")
+
+
+def default_data_dir(env: Mapping[str, str], euid: int | None = None) -> Path:
+    """Where the embedded database lives: `$XDG_DATA_HOME/volfefe`, else `/var/lib/volfefe`
+    for root, else `~/.local/share/volfefe`.
+
+    As root, pgserver runs PostgreSQL as the user `pgserver` and makes every parent folder of
+    the data directory readable and traversable by all; under /var/lib they already are,
+    while under /root that would open root's home to every user.
+
+    >>> default_data_dir({}, euid=0), default_data_dir({"XDG_DATA_HOME": "/x"}, euid=0)
+    (PosixPath('/var/lib/volfefe'), PosixPath('/x/volfefe'))
+    """
+    if env.get("XDG_DATA_HOME"):
+        return Path(env["XDG_DATA_HOME"]) / "volfefe"
+    if (os.geteuid() if euid is None else euid) == 0:
+        return ROOT_DATA_DIR
+    return Path.home() / ".local" / "share" / "volfefe"
 
 
 @dataclass(frozen=True)
@@ -115,6 +130,10 @@ class Settings:
     api_max_body: int = 1_048_576  # bytes per HTTP request body
     api_max_items: int = 256  # texts per /classify call, posts per /posts call
     api_max_text_chars: int = 100_000  # characters per text or post sent over HTTP
+    jobs_max_rebuilds: int = 3  # a job worker whose classifier fails this many rebuilds exits
+    db_connect_timeout: float = 10.0  # seconds to open a database connection
+    db_statement_timeout: float = 60.0  # seconds a statement may run on the server; 0 = none
+    db_keepalive: float = 30.0  # seconds of silence before TCP keepalive probes (3, idle/3 apart)
 
     def __post_init__(self) -> None:
         positive = (
@@ -126,12 +145,18 @@ class Settings:
             "jobs_heartbeat",
             "jobs_stalled_after",
             "jobs_poll_interval",
+            "db_connect_timeout",
+            "db_keepalive",
         )
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.batch_wait < 0:
             raise ConfigError(f"batch_wait must be >= 0, got {self.batch_wait}")
+        if self.db_statement_timeout < 0:
+            raise ConfigError(
+                f"db_statement_timeout must be >= 0 (0 = none), got {self.db_statement_timeout}"
+            )
         if self.shutdown_grace < 0:
             raise ConfigError(f"shutdown_grace must be >= 0, got {self.shutdown_grace}")
         if self.jobs_stalled_after <= self.jobs_heartbeat:
@@ -147,6 +172,7 @@ class Settings:
             "batch_tokens",
             "forward_tokens",
             "jobs_max_attempts",
+            "jobs_max_rebuilds",
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -313,4 +339,8 @@ _ENV_VARS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "api_max_body": ("VOLFEFE_API_MAX_BODY", int),
     "api_max_items": ("VOLFEFE_API_MAX_ITEMS", int),
     "api_max_text_chars": ("VOLFEFE_API_MAX_TEXT_CHARS", int),
+    "jobs_max_rebuilds": ("VOLFEFE_JOBS_MAX_REBUILDS", int),
+    "db_connect_timeout": ("VOLFEFE_DB_CONNECT_TIMEOUT", float),
+    "db_statement_timeout": ("VOLFEFE_DB_STATEMENT_TIMEOUT", float),
+    "db_keepalive": ("VOLFEFE_DB_KEEPALIVE", float),
 }

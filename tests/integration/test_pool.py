@@ -19,6 +19,7 @@ from volfefe import (
     Classification,
     Classifier,
     NoTextError,
+    PoisonText,
     PoolBroken,
     PoolClosed,
     ProtocolError,
@@ -53,9 +54,11 @@ def test_fault_fails_one_call_then_a_new_child_answers(
     clf = make_classifier(fault=fault, call_timeout=1.0)
     clf.start()
     first_pid = clf.pids()[0]
-    with pytest.raises(expected) as info:
+    # A call of one text that fails its child is poison (permanent); the cause says why.
+    with pytest.raises(PoisonText) as info:
         clf.classify("rates cut")
-    assert info.value.transient
+    assert not info.value.transient
+    assert isinstance(info.value.__cause__, expected) and info.value.__cause__.transient
     assert clf.classify("rates cut").sentiment in TINY_LABELS
     assert clf.pids() != [first_pid]
     assert not alive(first_pid)
@@ -74,10 +77,12 @@ def test_kill_9_of_a_child_mid_request_fails_that_call_at_once(
         )
     )
     killer.start()
-    with pytest.raises(WorkerCrashed) as info:
+    with pytest.raises(PoisonText) as info:
         clf.classify("stocks")  # the child hangs; it is killed long before the 120 s deadline
     killer.join()
-    assert info.value.returncode == -signal.SIGKILL and "SIGKILL" in str(info.value)
+    crashed = info.value.__cause__
+    assert isinstance(crashed, WorkerCrashed)
+    assert crashed.returncode == -signal.SIGKILL and "SIGKILL" in info.value.reason
     assert clf.classify("stocks").sentiment in TINY_LABELS
 
 
@@ -85,16 +90,18 @@ def test_crash_report_carries_the_childs_stderr(make_classifier: MakeClassifier)
     clf = make_classifier(fault="stdout-noise")  # prints a stray line to stderr at boot
     clf.start()
     os.kill(clf.pids()[0], signal.SIGKILL)
-    with pytest.raises(WorkerCrashed) as info:
+    with pytest.raises(PoisonText) as info:
         clf.classify("stocks")
-    assert "stray print" in info.value.stderr
+    crashed = info.value.__cause__
+    assert isinstance(crashed, WorkerCrashed) and "stray print" in crashed.stderr
 
 
 def test_poison_text_in_a_batch_fails_alone(make_classifier: MakeClassifier) -> None:
     clf = make_classifier(fault="poison=POISON", once=False, max_restarts=5)
     texts = ["stocks rally", "oil falls", "POISON pill", "jobs report", "bonds"]
     results = clf.classify_many(texts, return_exceptions=True)
-    assert isinstance(results[2], WorkerCrashed)
+    assert isinstance(results[2], PoisonText)
+    assert isinstance(results[2].__cause__, WorkerCrashed)
     assert [isinstance(r, Classification) for r in results] == [True, True, False, True, True]
     alone = clf.classify_many(["stocks rally", "oil falls"])
     assert close_enough(results[0], alone[0]) and close_enough(results[1], alone[1])
@@ -132,7 +139,7 @@ def test_slow_start_within_the_deadline_is_fine(make_classifier: MakeClassifier)
 def test_restart_budget_stops_a_crash_loop(make_classifier: MakeClassifier) -> None:
     clf = make_classifier(fault="crash@1", once=False, max_restarts=2, restart_window=60.0)
     for _ in range(3):  # two replacements are allowed; the third crash spends the budget
-        with pytest.raises(WorkerCrashed):
+        with pytest.raises(PoisonText):
             clf.classify("stocks")
     with pytest.raises(PoolBroken, match="stopped restarting") as info:
         clf.classify("stocks")

@@ -28,6 +28,7 @@ from tests.jobs.helpers import (
     write_jsonl,
 )
 from tests.store.helpers import post as post_record
+from volfefe.store.connect import connect
 
 DEADLINE = 120.0
 
@@ -85,14 +86,18 @@ def test_enqueue_while_the_job_waits_for_its_retry_is_already_queued(
 ) -> None:
     [post] = insert_posts(db_conn, ["Treasury yields jump"])
     [job_id] = enqueue_posts(db_conn, [post])
-    # The retry waits backoff ** 1 = 8 s: time enough to enqueue meanwhile.
-    start_worker(database_url, fault="crash@1", VOLFEFE_JOBS_BACKOFF="8")
+    # A transient failure: the post's row is locked, so storing the result runs into the
+    # 1 s statement timeout. The retry waits backoff ** 1 = 8 s: time enough to enqueue.
+    locker = connect(database_url, autocommit=False)
+    locker.execute("SELECT id FROM contents WHERE id = %(id)s FOR UPDATE", {"id": post})
+    start_worker(database_url, VOLFEFE_JOBS_BACKOFF="8", VOLFEFE_DB_STATEMENT_TIMEOUT="1")
 
     def waiting_for_retry() -> bool:
         row = job(db_conn, job_id)
         return row["status"] == "todo" and row["attempts"] == 1 and bool(row["in_future"])
 
     eventually(waiting_for_retry, timeout=DEADLINE)
+    locker.close()  # rolls back: the retry can store its result
     assert enqueue_cli(database_url, "--ids", str(post)) == {
         "queued": 0,
         "already_queued": [post],

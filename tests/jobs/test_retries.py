@@ -1,4 +1,4 @@
-"""Retries of classification jobs: transient errors retried, permanent ones not, 3 at most.
+"""Retries of classification jobs: transient errors retried, permanent ones (poison too) not.
 
 Each test runs a real `volfefe jobs worker` process whose child misbehaves on purpose
 (VOLFEFE_WORKER_FAULT) and reads the outcome from procrastinate_jobs and volfefe_job_attempts.
@@ -29,32 +29,35 @@ DEADLINE = 120.0
 
 
 @pytest.mark.parametrize(
-    ("fault", "env", "error_type"),
+    ("fault", "env", "said"),
     [
-        ("crash@1", {}, "WorkerCrashed"),
-        ("hang@1", {"VOLFEFE_CALL_TIMEOUT": "1"}, "CallTimeout"),
+        ("crash@1", {}, "SIGKILL"),
+        ("hang@1", {"VOLFEFE_CALL_TIMEOUT": "1"}, "gave no answer"),
     ],
 )
-def test_transient_child_failure_is_retried_then_succeeds(
+def test_a_lone_text_that_fails_its_child_is_poison_and_the_job_fails_at_once(
     database_url: str,
     db_conn: psycopg.Connection[Any],
     start_worker: StartWorker,
     fault: str,
     env: dict[str, str],
-    error_type: str,
+    said: str,
 ) -> None:
-    [post] = insert_posts(db_conn, ["Stocks rally after the rate cut"])
-    [job_id] = enqueue_posts(db_conn, [post])
+    """A call of one text that kills or hangs its child is PoisonText (the shared contract):
+    the job fails without retries and the post is quarantined; the next post is classified."""
+    first, second = insert_posts(db_conn, ["Stocks rally after the rate cut", "Oil slides"])
+    [job_id] = enqueue_posts(db_conn, [first])
     start_worker(database_url, fault=fault, **env)
 
-    eventually(lambda: status_of(db_conn, job_id) == "succeeded", timeout=DEADLINE)
+    eventually(lambda: status_of(db_conn, job_id) == "failed", timeout=DEADLINE)
 
-    first, second = attempts(db_conn, job_id)
-    assert first[:3] == (1, "retrying", error_type)
-    assert first[3], "the error message of the failed attempt is kept"
-    assert second == (2, "classified", None, None)
-    assert job(db_conn, job_id)["attempts"] == 2  # procrastinate counts finished attempts
-    assert classifications_per_post(db_conn) == {post: 1}
+    [(attempt, outcome, error_type, message)] = attempts(db_conn, job_id)
+    assert (attempt, outcome, error_type) == (1, "quarantined", "PoisonText")
+    assert said in message
+    assert job(db_conn, job_id)["attempts"] == 1
+    [next_job] = enqueue_posts(db_conn, [second])
+    eventually(lambda: status_of(db_conn, next_job) == "succeeded", timeout=DEADLINE)
+    assert classifications_per_post(db_conn) == {second: 1}
 
 
 def test_permanent_errors_fail_at_once_and_done_posts_succeed(
@@ -86,7 +89,7 @@ def test_permanent_errors_fail_at_once_and_done_posts_succeed(
     assert classifications_per_post(db_conn) == {done: 1, fresh: 1}
 
 
-def test_poison_post_fails_after_three_attempts_and_the_worker_carries_on(
+def test_poison_post_is_quarantined_at_once_and_the_worker_carries_on(
     database_url: str, db_conn: psycopg.Connection[Any], start_worker: StartWorker
 ) -> None:
     poison, *others = insert_posts(
@@ -97,12 +100,10 @@ def test_poison_post_fails_after_three_attempts_and_the_worker_carries_on(
 
     eventually(lambda: status_of(db_conn, poison_job) == "failed", timeout=DEADLINE)
 
-    assert job(db_conn, poison_job)["attempts"] == 3
+    assert job(db_conn, poison_job)["attempts"] == 1
     records = attempts(db_conn, poison_job)
     assert [(a, outcome, kind) for a, outcome, kind, _ in records] == [
-        (1, "retrying", "WorkerCrashed"),
-        (2, "retrying", "WorkerCrashed"),
-        (3, "failed", "WorkerCrashed"),
+        (1, "quarantined", "PoisonText")
     ]
     eventually(
         lambda: all(status_of(db_conn, j) == "succeeded" for j in other_jobs), timeout=DEADLINE

@@ -101,6 +101,7 @@ def test_stats_json_and_table(run: Run, database_url: str, tmp_path: Path) -> No
         "total": 3,
         "classified": 1,
         "unclassified": 1,
+        "quarantined": 0,
         "empty_text": 1,
         "distribution": {"positive": 1, "negative": 0, "neutral": 0},
         "high_confidence": 1,

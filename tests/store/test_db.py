@@ -18,7 +18,7 @@ from tests.conftest import ROOT as REPO_ROOT
 from tests.fixtures_db import stop_embedded
 from volfefe.config import Settings
 from volfefe.errors import ConfigError, DatabaseUnavailable
-from volfefe.store.connect import connect, describe_target, resolve_database_url
+from volfefe.store.connect import connect, describe_target, resolve_database_url, with_limits
 from volfefe.store.migrate import pending_migrations
 
 # A volfefe process: connect through Settings (embedded server in argv[1]), report, wait for a
@@ -55,7 +55,9 @@ def test_describe_target_hides_the_password_and_rejects_garbage() -> None:
 
 
 def test_connect_with_settings_uses_database_url(settings_for_db: Settings) -> None:
-    assert resolve_database_url(settings_for_db) == settings_for_db.database_url
+    assert settings_for_db.database_url is not None
+    resolved = resolve_database_url(settings_for_db)  # the URL, with connection limits added
+    assert resolved == with_limits(settings_for_db.database_url, settings_for_db)
     with connect(settings_for_db) as conn:
         assert conn.execute("SELECT 1 AS one").fetchone() == {"one": 1}
         assert conn.autocommit

@@ -258,6 +258,7 @@ def test_lists_distribution_and_stats(db_conn: Conn, tmp_path: Path) -> None:
         "total": 6,
         "classified": 3,
         "unclassified": 2,
+        "quarantined": 0,
         "empty_text": 1,
         "distribution": {"positive": 2, "negative": 1, "neutral": 0},
         "high_confidence": 2,

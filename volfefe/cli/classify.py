@@ -14,6 +14,7 @@ import orjson
 
 from volfefe.cli.params import IdList
 from volfefe.cli.progress import BarReporter, LineReporter
+from volfefe.cli.terminal import for_terminal
 from volfefe.config import Settings
 from volfefe.errors import VolfefeError
 from volfefe.result import SENTIMENTS
@@ -57,10 +58,11 @@ def classify_command(
         targets, early = _select(conn, ids, None if all_ else limit)
     if dry_run:
         for row in targets:
-            preview = " ".join(row.text.split())[:PREVIEW_CHARS]
-            click.echo(f"{row.id}\t{preview}")
+            preview = for_terminal(" ".join(row.text.split())[:PREVIEW_CHARS])
+            quarantined = "  (quarantined: forced try)" if row.quarantined_at else ""
+            click.echo(f"{row.id}\t{preview}{quarantined}")
         for content_id, exc in early.items():
-            click.echo(f"{content_id}\t(skipped: {exc})")
+            click.echo(f"{content_id}\t(skipped: {for_terminal(str(exc))})")
         return
     # Which posts is decided above; in what order does not matter, so similar lengths go
     # together and batches carry little padding.
@@ -118,6 +120,6 @@ def _print_summary(summary: RunSummary, as_json: bool) -> None:
     if summary.failed:
         click.echo("Failed:")
         for content_id, reason in sorted(summary.failed.items()):
-            click.echo(f"  content_id={content_id}: {reason}")
+            click.echo(f"  content_id={content_id}: {for_terminal(reason)}")
     if summary.error:
         click.echo(f"Stopped early: {summary.error}")

@@ -9,6 +9,7 @@ import click
 import orjson
 
 from volfefe.cli.params import Age, IdList
+from volfefe.cli.terminal import for_terminal
 from volfefe.config import Settings
 from volfefe.jobs.queue import enqueue, failed_job_ids, prune, retry, status, unclassified_ids
 from volfefe.store.connect import connect, resolve_database_url
@@ -62,9 +63,15 @@ def enqueue_command(
 )
 @click.pass_obj
 def worker_command(settings: Settings, concurrency: int | None) -> None:
-    """Run jobs until SIGTERM or Ctrl-C (a second signal stops at once)."""
-    from volfefe.jobs.runner import run_worker  # procrastinate is only needed here
+    """Run jobs until SIGTERM or Ctrl-C (a second signal stops at once).
 
+    Exits 3 (PoolBroken) when the classifier cannot be rebuilt VOLFEFE_JOBS_MAX_REBUILDS
+    times in a row, and 2 (ConfigError) on a bad setting such as a cron expression.
+    """
+    from volfefe.jobs.app import check_crons  # procrastinate is only needed here
+    from volfefe.jobs.runner import run_worker
+
+    check_crons(settings)  # a bad cron is a ConfigError now, never a restart loop
     url = resolve_database_url(settings)
     with connect(url) as conn:
         require_current_schema(conn)
@@ -97,7 +104,14 @@ def status_command(settings: Settings, as_json: bool, failures: int) -> None:
     for failure in report["failures"]:
         click.echo(
             f"  job {failure['job_id']} post {failure['content_id']} attempt "
-            f"{failure['attempt']} {failure['outcome']}: {failure['error']}"
+            f"{failure['attempt']} {failure['outcome']}: "
+            + for_terminal(failure["error"], keep_newlines=False)
+        )
+    click.echo(f"quarantined posts: {report['quarantined']}")
+    for post in report["quarantined_posts"]:
+        click.echo(
+            f"  post {post['content_id']} since {post['quarantined_at']}: "
+            + for_terminal(post["reason"], keep_newlines=False)
         )
 
 

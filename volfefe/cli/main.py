@@ -21,6 +21,7 @@ from volfefe.cli.model import eval_command, model_group
 from volfefe.cli.posts import import_command, show_command, stats_command
 from volfefe.cli.predict import predict_command
 from volfefe.cli.serve import serve_command
+from volfefe.cli.terminal import for_terminal
 from volfefe.cli.watch import watch_command
 from volfefe.config import Settings
 from volfefe.errors import VolfefeError
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except VolfefeError as exc:
-        click.echo(f"{type(exc).__name__}: {exc}", err=True)
+        click.echo(f"{type(exc).__name__}: {for_terminal(str(exc))}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from volfefe.cli.common import current_settings
+from volfefe.cli.terminal import for_terminal
 from volfefe.jobs.queue import enqueue as enqueue_posts
 from volfefe.result import SENTIMENTS
 from volfefe.store.connect import connect
@@ -54,7 +55,7 @@ def import_command(file: Path, enqueue: bool) -> None:
         extra = f", {len(already)} already queued" if already else ""
         click.echo(f"queued {len(queued)} classification jobs{extra}")
     for line, reason in report.rejected:
-        click.echo(f"line {line}: {reason}", err=True)
+        click.echo(f"line {line}: {for_terminal(reason)}", err=True)
     if report.rejected:
         click.get_current_context().exit(1)
 
@@ -93,9 +94,16 @@ def show_command(content_id: int, as_json: bool) -> None:
         click.echo(orjson.dumps(both, option=orjson.OPT_INDENT_2).decode())
         return
     when = content.published_at.isoformat() if content.published_at else "unknown date"
-    click.echo(f"#{content.id}  {content.source}/{content.external_id}  {when}")
-    click.echo(f"author: {content.author or '-'}    url: {content.url or '-'}")
-    click.echo(content.text)
+    safe = for_terminal
+    click.echo(f"#{content.id}  {safe(content.source)}/{safe(content.external_id)}  {when}")
+    click.echo(f"author: {safe(content.author or '-')}    url: {safe(content.url or '-')}")
+    click.echo(safe(content.text))
+    if content.quarantined_at is not None:
+        click.echo(
+            f"quarantined: since {content.quarantined_at.isoformat()}: "
+            f"{safe(content.quarantine_reason or '')} "
+            f"(force a try: classify --ids {content.id})"
+        )
     if found is None:
         click.echo("classification: none")
         return
@@ -120,6 +128,7 @@ def stats_table(numbers: dict[str, Any]) -> Table:
     for label, key in (
         ("classified", "classified"),
         ("unclassified", "unclassified"),
+        ("quarantined", "quarantined"),
         ("empty text", "empty_text"),
     ):
         table.add_row(label, str(numbers[key]), _percent(numbers[key], total))

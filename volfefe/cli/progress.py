@@ -15,6 +15,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from volfefe.cli.terminal import for_terminal
 from volfefe.result import Classification
 from volfefe.store.intelligence import Outcome
 
@@ -41,6 +42,7 @@ class LineReporter:
             line = f"{prefix} skipped: another volfefe process is classifying it"
         else:
             line = f"{prefix} failed: {type(outcome).__name__}: {outcome}"
+        line = for_terminal(line, keep_newlines=False)
         print(line, file=self._stream, flush=True)
 
     def stop(self) -> None:

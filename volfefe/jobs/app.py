@@ -7,7 +7,8 @@ prune finished jobs (daily), rescue jobs of workers that stopped beating (every 
 ```
 
 Attempts and backoff: `volfefe.jobs.retry`. Not found / no text end the job as failed at
-once; already classified ends it as succeeded. Each attempt's outcome and error text go to
+once; so does a poison text (PoisonText: the post is quarantined, attempt outcome
+`quarantined`); already classified ends it as succeeded. Each attempt's outcome and error text go to
 `volfefe_job_attempts`. The worker process that runs these: `volfefe.jobs.runner`.
 """
 
@@ -19,17 +20,18 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import croniter
 import procrastinate
 import psycopg
 from procrastinate import JobContext
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from volfefe.config import Settings
-from volfefe.errors import AlreadyClassified, VolfefeError, WorkerError
+from volfefe.errors import AlreadyClassified, ConfigError, PoisonText, VolfefeError, WorkerError
 from volfefe.jobs.classify_job import classify_post_job
 from volfefe.jobs.connections import WORKER_SESSION, unchecked_pool, use_autocommit
 from volfefe.jobs.queue import QUEUE, TASK, enqueue, prune, record_attempt, unclassified_ids
-from volfefe.jobs.retry import TransientRetry, is_transient
+from volfefe.jobs.retry import TransientRetry, interrupted, is_transient
 from volfefe.supervisor.classifier import Classifier
 
 logger = logging.getLogger(__name__)
@@ -47,8 +49,39 @@ class JobDeps:
     adb: AsyncConnectionPool[Any]  # for classify_post, which runs on the event loop
 
 
+CRONS = {
+    "jobs_enqueue_cron": "VOLFEFE_JOBS_ENQUEUE_CRON",
+    "jobs_prune_cron": "VOLFEFE_JOBS_PRUNE_CRON",
+    "jobs_rescue_cron": "VOLFEFE_JOBS_RESCUE_CRON",
+}
+
+
+def check_crons(settings: Settings) -> None:
+    """Raise ConfigError naming the variable of the first invalid cron expression.
+
+    >>> check_crons(Settings(jobs_prune_cron="61 * * * *"))
+    Traceback (most recent call last):
+    ...
+    volfefe.errors.ConfigError: VOLFEFE_JOBS_PRUNE_CRON is not a valid cron expression ...
+    """
+    for name, var in CRONS.items():
+        cron = getattr(settings, name)
+        if cron == "off":
+            continue
+        try:
+            croniter.croniter(cron)
+        except (ValueError, KeyError) as exc:
+            raise ConfigError(
+                f"{var} is not a valid cron expression ('off' disables it): {cron!r} ({exc})"
+            ) from None
+
+
 def make_app(settings: Settings, url: str) -> procrastinate.App:
-    """A procrastinate app on `url` with volfefe's tasks and periodic tasks registered."""
+    """A procrastinate app on `url` with volfefe's tasks and periodic tasks registered.
+
+    Raises ConfigError for an invalid cron expression, before anything starts.
+    """
+    check_crons(settings)
     connector = procrastinate.PsycopgConnector(
         conninfo=url, kwargs=WORKER_SESSION, configure=use_autocommit, pool_factory=unchecked_pool
     )
@@ -70,9 +103,16 @@ def make_app(settings: Settings, url: str) -> procrastinate.App:
                 _record, deps, job.id, content_id, attempt, "already_classified"
             )
             return
-        except Exception as exc:
-            last = not is_transient(exc) or attempt >= settings.jobs_max_attempts
-            outcome = "failed" if last else "retrying"
+        except PoisonText as exc:  # permanent; classify_post_job quarantined the post
+            await asyncio.to_thread(_record, deps, job.id, content_id, attempt, "quarantined", exc)
+            raise
+        except BaseException as exc:  # CancelledError too: a shutdown cut the attempt off
+            if interrupted(exc):
+                outcome = "interrupted"
+            elif not is_transient(exc) or attempt >= settings.jobs_max_attempts:
+                outcome = "failed"
+            else:
+                outcome = "retrying"
             await asyncio.to_thread(_record, deps, job.id, content_id, attempt, outcome, exc)
             raise
 

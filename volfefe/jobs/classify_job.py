@@ -23,9 +23,10 @@ from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from volfefe.errors import ContentNotFound
+from volfefe.errors import ContentNotFound, PoisonText
 from volfefe.store.intelligence import precheck
 from volfefe.store.posts import CONTENTS_BY_IDS, ContentRow
+from volfefe.store.quarantine import QUARANTINE, short_reason
 from volfefe.supervisor.classifier import Classifier
 
 # The result, the `classified` flag and the attempt record in one statement: one commit.
@@ -36,7 +37,8 @@ WITH stored AS (
     ON CONFLICT (content_id) DO NOTHING
     RETURNING id
 ), marked AS (
-    UPDATE contents SET classified = true
+    -- a stored result also lifts a quarantine (a forced try succeeded)
+    UPDATE contents SET classified = true, quarantined_at = NULL, quarantine_reason = NULL
     WHERE id = %(content_id)s AND EXISTS (SELECT 1 FROM stored)
 ), attempt AS (
     INSERT INTO volfefe_job_attempts (job_id, content_id, attempt, outcome)
@@ -60,7 +62,8 @@ async def classify_post_job(
     Returns True when this job stored the result, False when another writer stored one
     first (recorded as `already_classified`). Raises ContentNotFound, NoTextError or
     AlreadyClassified before classifying when the post cannot be classified now, and the
-    classifier's errors; for those the caller records the attempt.
+    classifier's errors (a `PoisonText` quarantines the post first); for those the caller
+    records the attempt.
     """
     async with db.connection() as conn, conn.cursor(row_factory=class_row(ContentRow)) as cur:
         await cur.execute(CONTENTS_BY_IDS, {"ids": [content_id]})
@@ -69,7 +72,14 @@ async def classify_post_job(
     if refusal is not None:
         raise refusal
     assert row is not None
-    result = await classifier.aclassify(row.text)
+    try:
+        result = await classifier.aclassify(row.text)
+    except PoisonText as exc:
+        async with db.connection() as conn:
+            await conn.execute(
+                QUARANTINE, {"content_id": content_id, "reason": short_reason(exc.reason)}
+            )
+        raise
     params = {
         "content_id": content_id,
         "sentiment": result.sentiment,

@@ -20,6 +20,8 @@ from typing import Any
 import psycopg
 from psycopg.rows import tuple_row
 
+from volfefe.store.quarantine import count_quarantined, quarantined
+
 QUEUE = "ml_classification"
 TASK = "volfefe.classify_post"
 ENQUEUE_LOCK = 0x766F6C656E71  # "volenq": serialises enqueues so the duplicate check holds
@@ -38,7 +40,9 @@ SELECT content_id, job_id
 FROM volfefe_enqueue_classify(%(ids)s::bigint[], %(scheduled_at)s::timestamptz)
 """
 UNCLASSIFIED_IDS = """
-SELECT id FROM contents WHERE NOT classified AND has_text ORDER BY id LIMIT %(limit)s
+SELECT id FROM contents
+WHERE NOT classified AND has_text AND quarantined_at IS NULL
+ORDER BY id LIMIT %(limit)s
 """
 COUNTS = """
 SELECT queue_name, status::text AS status, count(*) AS n
@@ -53,7 +57,7 @@ WHERE j.status = 'todo' AND (j.scheduled_at IS NULL OR j.scheduled_at <= now())
 RECENT_FAILURES = """
 SELECT a.job_id, a.content_id, a.attempt, a.outcome, a.error_type, a.message, a.at
 FROM volfefe_job_attempts a
-WHERE a.outcome IN ('failed', 'retrying', 'rescued')
+WHERE a.outcome IN ('failed', 'retrying', 'rescued', 'quarantined', 'interrupted')
 ORDER BY a.at DESC, a.id DESC LIMIT %(limit)s
 """
 RECORD_ATTEMPT = """
@@ -117,7 +121,7 @@ def enqueue(
 
 
 def unclassified_ids(conn: psycopg.Connection[Any], limit: int | None = None) -> list[int]:
-    """Ids of posts with text and no classification, oldest first."""
+    """Ids of posts with text, no classification and no quarantine, oldest first."""
     rows = conn.execute(UNCLASSIFIED_IDS, {"limit": limit}).fetchall()  # LIMIT NULL = all
     return [_first(row) for row in rows]
 
@@ -145,7 +149,8 @@ def record_attempt(
 
 
 def status(conn: psycopg.Connection[Any], failures: int = 10) -> dict[str, Any]:
-    """Counts by queue and state, the oldest waiting job's age, and recent failures."""
+    """Counts by queue and state, the oldest waiting job's age, recent failures, and the
+    quarantined posts (count and the most recent `failures` of them)."""
     queues: dict[str, dict[str, int]] = {QUEUE: {}}
     for row in conn.execute(COUNTS):
         queues.setdefault(_get(row, "queue_name", 0), {})[_get(row, "status", 1)] = int(
@@ -171,6 +176,8 @@ def status(conn: psycopg.Connection[Any], failures: int = 10) -> dict[str, Any]:
         "queues": queues,
         "oldest_waiting_s": float(age) if age is not None else None,
         "failures": recent,
+        "quarantined": count_quarantined(conn),
+        "quarantined_posts": [post.to_json() for post in quarantined(conn, limit=failures)],
     }
 
 

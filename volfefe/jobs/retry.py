@@ -1,8 +1,13 @@
 """The one retry policy of background jobs: which failures come back, and when.
 
 A failure is retried when it is transient (`VolfefeError.transient`, or a psycopg error that
-says the connection or server failed); anything else fails the job at once. A job gets
-`jobs_max_attempts` attempts in all, with `backoff ** attempt` seconds between them.
+says the connection or server failed); anything else fails the job at once. One exception to
+`.transient`: `PoolBroken` is transient for a job (the classifier is rebuilt, or the job
+worker exits and its service manager restarts it; either way a later attempt can succeed),
+while the CLI stops on it. `PoisonText` is permanent: the post is quarantined instead. A job gets
+`jobs_max_attempts` attempts in all, with `backoff ** attempt` seconds between them; an
+attempt cut off by the worker's shutdown (`PoolClosed`, or the async task cancelled after
+the grace) is queued again at once, cap or not.
 """
 
 from __future__ import annotations
@@ -14,19 +19,32 @@ from procrastinate import BaseRetryStrategy, RetryDecision
 from procrastinate.exceptions import JobAborted
 from procrastinate.jobs import Job
 
-from volfefe.errors import VolfefeError
+from volfefe.errors import PoolBroken, PoolClosed, VolfefeError
 
 
 def is_transient(exc: BaseException) -> bool:
     """May the same job succeed later? The only place that answers this for jobs.
 
-    >>> from volfefe.errors import CallTimeout, NoTextError
+    >>> from volfefe.errors import CallTimeout, NoTextError, PoisonText
     >>> is_transient(CallTimeout(1.0, pid=1)), is_transient(NoTextError())
     (True, False)
+    >>> is_transient(PoolBroken("budget spent")), is_transient(PoisonText("kills a child"))
+    (True, False)
     """
+    if isinstance(exc, PoolBroken):
+        return True
     if isinstance(exc, VolfefeError):
         return exc.transient
     return isinstance(exc, psycopg.OperationalError)
+
+
+def interrupted(exc: BaseException) -> bool:
+    """Was the attempt cut off by the job worker's own shutdown (not the job's fault)?
+
+    Such an attempt is queued again at once, whatever the attempt cap, so a shutdown never
+    loses a job; it still counts as an attempt (procrastinate counts every run).
+    """
+    return isinstance(exc, PoolClosed | asyncio.CancelledError | JobAborted)
 
 
 class TransientRetry(BaseRetryStrategy):
@@ -39,11 +57,7 @@ class TransientRetry(BaseRetryStrategy):
     def get_retry_decision(self, *, exception: BaseException, job: Job) -> RetryDecision | None:
         """Retry after `backoff ** (attempts so far)` seconds, or None to fail the job."""
         done = job.attempts + 1  # procrastinate counts the attempts before this one
-        if (
-            isinstance(exception, asyncio.CancelledError | JobAborted)
-            and done < self.total_attempts
-        ):
-            # A shutdown cancelled the async task after its grace: the post did not fail.
+        if interrupted(exception):
             return RetryDecision(retry_in={"seconds": 0})
         if done >= self.total_attempts or not is_transient(exception):
             return None

@@ -7,6 +7,8 @@ jobs worker ── procrastinate worker (event loop: LISTEN for new jobs, fetch,
                  ├── one Classifier per process (the supervised children)
                  ├── an AsyncConnectionPool for classify_post (DB_POOL_SIZE connections)
                  └── a psycopg ConnectionPool for attempt records and the periodic tasks
+           ── watcher: the classifier failed jobs_max_rebuilds rebuilds in a row?
+                 -> stop gracefully, exit 3 (PoolBroken): the service manager restarts us
 ```
 A new job wakes the worker through procrastinate's NOTIFY (its insert trigger, also when the
 job comes from volfefe's triggers on `contents`); `jobs_poll_interval` only bounds what a
@@ -27,9 +29,11 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from volfefe.config import Settings
+from volfefe.errors import PoolBroken
 from volfefe.jobs.app import MAINTENANCE_QUEUE, JobDeps, make_app
 from volfefe.jobs.connections import WORKER_SESSION
 from volfefe.jobs.queue import QUEUE
+from volfefe.store.deadline import LimitedConnection
 from volfefe.supervisor.classifier import Classifier
 
 logger = logging.getLogger(__name__)
@@ -37,12 +41,15 @@ logger = logging.getLogger(__name__)
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 # Jobs hold a connection only to load a post and to store its result (one round trip each).
 DB_POOL_SIZE = 8
+WATCH_INTERVAL = 0.5  # seconds between looks at the classifier's health
+NO_REBUILD = 1_000_000  # a broken pool that nothing will ever rebuild
 
 
 def open_db_pool(url: str, size: int) -> ConnectionPool[Any]:
     """A connection pool for the tasks; broken connections are replaced after a restart."""
     pool: ConnectionPool[Any] = ConnectionPool(
         url,
+        connection_class=LimitedConnection,
         min_size=1,
         max_size=size,
         open=False,
@@ -80,11 +87,16 @@ def open_async_db_pool(url: str, size: int) -> AsyncConnectionPool[Any]:
 async def run_worker(settings: Settings, url: str, concurrency: int) -> None:
     """Run a job worker until SIGTERM/SIGINT.
 
-    The first signal stops fetching and gives running jobs `shutdown_grace` seconds, then the
-    children stop; a second one ends the process at once (jobs left running are rescued later
-    elsewhere). Any other end of procrastinate's worker (it stops itself when its listener or
-    heartbeat loses the database) starts it again, so a database restart is survived. The
-    signal handlers are ours alone: procrastinate's are turned off.
+    The first signal stops fetching and closes the classifier: running jobs get
+    `shutdown_grace` seconds, then their classifier calls fail with PoolClosed (so a sync
+    task cannot outlive the grace either), the children stop, and the jobs are queued again.
+    A second signal ends the process at once (jobs left running are rescued later). Any
+    other end of procrastinate's worker (it stops itself when its listener or heartbeat loses
+    the database) starts it again, so a database restart is survived. When the classifier
+    cannot be rebuilt `jobs_max_rebuilds` times in a row, the worker stops the same graceful
+    way and raises PoolBroken (exit status 3), so its service manager restarts it instead of
+    leaving a process that fails every job. The signal handlers are ours alone:
+    procrastinate's are turned off.
     """
     app = make_app(settings, url)
     classifier = Classifier(settings)
@@ -93,18 +105,43 @@ async def run_worker(settings: Settings, url: str, concurrency: int) -> None:
     await adb.open(wait=False)
     deps = JobDeps(classifier, db, settings, adb)
     stopping = asyncio.Event()
+    gave_up: list[PoolBroken] = []
     loop = asyncio.get_running_loop()
     current: asyncio.Task[None] | None = None
+    closing: asyncio.Task[None] | None = None
 
-    def on_signal() -> None:
+    def stop() -> None:
+        nonlocal closing
+        if stopping.is_set():
+            return
         stopping.set()
         for sig in SIGNALS:  # a second signal now gets the default: stop at once
             loop.remove_signal_handler(sig)
         if current is not None:
-            current.cancel()  # procrastinate then stops gracefully within the grace
+            current.cancel()  # procrastinate stops fetching and waits for running jobs
+        closing = asyncio.create_task(classifier.aclose())  # ...which get the grace, no more
+
+    async def watch_classifier() -> None:
+        while not stopping.is_set():
+            await asyncio.sleep(WATCH_INTERVAL)
+            failures = rebuild_failures(classifier)
+            if failures >= settings.jobs_max_rebuilds:
+                why = (
+                    "its worker pool broke and this classifier cannot rebuild it"
+                    if failures >= NO_REBUILD
+                    else f"the classifier could not be rebuilt ({failures} times in a row)"
+                )
+                gave_up.append(
+                    PoolBroken(
+                        f"{why}; the job worker stops so that its service manager restarts it"
+                    )
+                )
+                logger.error("%s", gave_up[0])
+                stop()
 
     for sig in SIGNALS:
-        loop.add_signal_handler(sig, on_signal)
+        loop.add_signal_handler(sig, stop)
+    watcher = asyncio.create_task(watch_classifier())
     try:
         await asyncio.to_thread(classifier.start)  # fail fast when the model cannot load
         while not stopping.is_set():
@@ -125,11 +162,28 @@ async def run_worker(settings: Settings, url: str, concurrency: int) -> None:
                 async with asyncio.timeout(min(settings.jobs_heartbeat, 2.0)):
                     await stopping.wait()
     finally:
+        watcher.cancel()
         for sig in SIGNALS:
             loop.remove_signal_handler(sig)
         db.close()
         await adb.close()
-        await classifier.aclose()
+        await (closing or classifier.aclose())
+    if gave_up:
+        raise gave_up[0]
+
+
+def rebuild_failures(classifier: Classifier) -> int:
+    """How many times in a row the classifier failed to rebuild its broken pool.
+
+    Reads `Classifier.consecutive_rebuild_failures` (the supervisor's escalation counter).
+    A classifier without that counter never rebuilds, so a broken pool is final for it: that
+    counts as having given up.
+    """
+    failures = getattr(classifier, "consecutive_rebuild_failures", None)
+    if failures is not None:
+        return int(failures)
+    pool = getattr(classifier, "_pool", None)
+    return NO_REBUILD if getattr(pool, "_broken", None) is not None else 0
 
 
 async def _run_procrastinate(app: procrastinate.App, deps: JobDeps, concurrency: int) -> None:

@@ -12,12 +12,15 @@ The embedded server itself: `volfefe.store.embedded`.
 
 from __future__ import annotations
 
+from typing import Any
+
 import psycopg
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import DictRow, dict_row
 
 from volfefe.config import Settings
 from volfefe.errors import ConfigError, DatabaseUnavailable
+from volfefe.store.deadline import LimitedConnection
 from volfefe.store.embedded import embedded_database_url
 from volfefe.store.migrate import migrate
 from volfefe.store.switches import apply_switches
@@ -33,11 +36,11 @@ def resolve_database_url(settings: Settings, *, auto_migrate: bool = True) -> st
     URL is left alone, so production schema changes stay an explicit `volfefe db migrate`.
 
     >>> resolve_database_url(Settings(database_url="postgresql://db.example/volfefe"))
-    'postgresql://db.example/volfefe'
+    'host=db.example dbname=volfefe connect_timeout=10 keepalives=1 ...'
     """
     if settings.database_url:
-        return settings.database_url
-    url = embedded_database_url(settings, connect)
+        return with_limits(settings.database_url, settings)
+    url = with_limits(embedded_database_url(settings, connect), settings)
     if auto_migrate:
         with connect(url) as conn:
             migrate(conn)
@@ -45,14 +48,47 @@ def resolve_database_url(settings: Settings, *, auto_migrate: bool = True) -> st
     return url
 
 
+def with_limits(url: str, settings: Settings) -> str:
+    """`url` with the connection limits of `settings` added, unless the URL sets them itself.
+
+    Every connection opened from the result (ours, the job worker's pool, procrastinate's)
+    gets a connect timeout, TCP keepalives (a dead peer is noticed `db_keepalive` x 2 seconds
+    after the link goes quiet), a TCP user timeout (unacknowledged data for as long aborts the
+    connection) and a server-side statement timeout.
+
+    >>> with_limits("postgresql://db.example/volfefe", Settings(db_statement_timeout=0))
+    'dbname=volfefe host=db.example connect_timeout=10 keepalives=1 keepalives_idle=30 ...'
+    """
+    describe_target(url)  # an invalid URL is a ConfigError, before libpq quotes it anywhere
+    params = conninfo_to_dict(url)
+    idle = max(1, round(settings.db_keepalive))
+    limits: dict[str, Any] = {
+        "connect_timeout": max(2, round(settings.db_connect_timeout)),
+        "keepalives": 1,
+        "keepalives_idle": idle,
+        "keepalives_interval": max(1, idle // 3),
+        "keepalives_count": 3,
+        "tcp_user_timeout": idle * 2 * 1000,  # milliseconds
+    }
+    options = str(params.get("options") or "")
+    if settings.db_statement_timeout and "statement_timeout" not in options:
+        timeout_ms = round(settings.db_statement_timeout * 1000)
+        limits["options"] = f"{options} -c statement_timeout={timeout_ms}".strip()
+    extra = {k: v for k, v in limits.items() if k not in params or k == "options"}
+    return make_conninfo(url, **extra) if extra else url
+
+
 def connect(
     target: Settings | str,
     *,
-    connect_timeout: float = CONNECT_TIMEOUT,
+    connect_timeout: float | None = None,
     autocommit: bool = True,
     application_name: str = "volfefe",
 ) -> psycopg.Connection[DictRow]:
     """Open a connection (dict rows, autocommit by default) or raise `DatabaseUnavailable`.
+
+    Its statements have a client-side deadline too (`volfefe.store.deadline`), so a server
+    that stops answering fails them like a dropped connection.
 
     `target` is a URL / conninfo string, or `Settings` (resolved with `resolve_database_url`,
     which for the embedded server costs two extra connections: long-lived processes should
@@ -64,12 +100,14 @@ def connect(
     """
     url = resolve_database_url(target) if isinstance(target, Settings) else target
     where = describe_target(url)
+    if connect_timeout is None:  # the URL's own (see with_limits), else CONNECT_TIMEOUT
+        connect_timeout = float(conninfo_to_dict(url).get("connect_timeout") or CONNECT_TIMEOUT)
     try:
-        return psycopg.connect(
+        return LimitedConnection.connect(
             url,
             autocommit=autocommit,
             row_factory=dict_row,
-            connect_timeout=max(1, round(connect_timeout)),
+            connect_timeout=max(2, round(connect_timeout)),
             application_name=application_name,
         )
     except psycopg.OperationalError as err:

@@ -9,13 +9,18 @@ file --read--> (line, record) --check--> Post --dedupe--> batch of 1000 --upsert
 A post is keyed by (source, external_id). Each batch is one INSERT ... ON CONFLICT statement in
 its own transaction; batches of concurrent imports are serialised by an advisory lock, so the
 "did the text change?" comparison always sees the latest committed row.
+
+Bounds: a field over 1 MiB of characters, a number of more than 4,300 digits or a JSON line
+over 16 MiB rejects its row (reported; the import goes on); a CSV field over 16 MiB stops the
+reading of the file there (reported). Memory holds one batch of posts, a 16-byte digest per
+post key and, for a JSON array, the element being read.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
-import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,7 +30,12 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from volfefe.store.json_array import Broken, read_json_array
+
 BATCH_SIZE = 1000
+MAX_FIELD_CHARS = 1 << 20  # a longer field rejects its row (1 MiB of characters)
+MAX_RECORD_BYTES = 16 << 20  # a longer JSON line or CSV field is not even parsed (16 MiB)
+MAX_INT_DIGITS = 4300  # Python's own limit for int(str); longer numbers are rejected
 # Any fixed bigint; this one spells "volfimp".
 IMPORT_LOCK = 0x766F6C66696D70
 SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv")
@@ -62,6 +72,9 @@ upserted AS (
         url = excluded.url,
         published_at = excluded.published_at,
         classified = c.classified AND c.text = excluded.text,
+        -- a new text is a new chance: its quarantine (poison) is lifted
+        quarantined_at = CASE WHEN c.text = excluded.text THEN c.quarantined_at END,
+        quarantine_reason = CASE WHEN c.text = excluded.text THEN c.quarantine_reason END,
         updated_at = now()
     WHERE (c.author, c.text, c.url, c.published_at)
           IS DISTINCT FROM (excluded.author, excluded.text, excluded.url, excluded.published_at)
@@ -122,6 +135,17 @@ class RowError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class _BigNumber:
+    """A JSON number with more digits than Python converts; the row is rejected."""
+
+    digits: int
+
+
+def _parse_int(text: str) -> int | _BigNumber:
+    return _BigNumber(len(text)) if len(text) > MAX_INT_DIGITS else int(text)
+
+
+@dataclass(frozen=True, slots=True)
 class _Bad:
     """A record the reader could not even parse."""
 
@@ -141,9 +165,10 @@ def import_posts(
     seconds or Twitter's format; no zone means UTC), url; other fields are ignored.
     Re-importing the same file changes nothing (all `unchanged`). A post whose author, url,
     published_at or text differs is updated; if its **text** changed, its old classification
-    is deleted and `classified` reset, so it will be classified again. Empty text is stored
-    but never queued for classification. Bad rows are reported with their line number (for
-    CSV, the file line where the record starts) and the rest is imported.
+    is deleted, `classified` reset and any quarantine lifted, so it will be classified
+    again. Empty text is stored but never queued for classification. Bad rows are reported
+    with their line number (for CSV, the file line where the record starts) and the rest is
+    imported.
 
     `on_inserted(cur, ids)` runs inside each batch's transaction with the ids of the posts
     that now need classifying (inserted, or text changed, and not empty), so a job queue can
@@ -172,7 +197,9 @@ def import_records(
     [(0, 'missing external_id')]
     """
     report = ImportReport()
-    seen: dict[tuple[str, str], tuple[int, Post]] = {}
+    # Only a digest per post is kept for the duplicate check, so memory stays small however
+    # big the file: the posts themselves are written and dropped batch by batch.
+    seen: dict[tuple[str, str], tuple[int, bytes]] = {}
     source_ids: dict[str, int] = {}
     batch: list[Post] = []
     for line, record in records:
@@ -183,16 +210,17 @@ def import_records(
             continue
         key = (post.source, post.external_id)
         first = seen.get(key)
+        digest = _digest(post)
         if first is not None:
             # One statement cannot upsert a row twice, and the file should say one thing.
-            if first[1] == post:
+            if first[1] == digest:
                 report.unchanged += 1
             else:
                 report.rejected.append(
                     (line, f"same source and external_id as line {first[0]}, other content")
                 )
             continue
-        seen[key] = (line, post)
+        seen[key] = (line, digest)
         batch.append(post)
         if len(batch) >= batch_size:
             _upsert(conn, batch, report, source_ids, on_inserted)
@@ -277,6 +305,8 @@ def _string(record: dict[str, Any], name: str) -> str | None:
         return None
     if not isinstance(value, str):
         raise RowError(f"{name} must be a string, got {_json_type(value)}")
+    if len(value) > MAX_FIELD_CHARS:
+        raise RowError(f"{name} is {len(value):,} characters long, over {MAX_FIELD_CHARS:,}")
     if "\x00" in value:
         raise RowError(f"{name} contains a NUL byte")
     try:
@@ -315,13 +345,22 @@ def _json_type(value: object) -> str:
         float: "a number",
         type(None): "null",
     }
+    if isinstance(value, _BigNumber):
+        return f"a number of {value.digits:,} digits"
     return names.get(type(value), type(value).__name__)
 
 
 def _read_json_lines(path: Path) -> Iterator[tuple[int, object]]:
     """One record per non-blank line."""
     with path.open("rb") as f:
-        for number, raw in enumerate(f, start=1):
+        number = 0
+        while raw := f.readline(MAX_RECORD_BYTES + 1):
+            number += 1
+            if len(raw) > MAX_RECORD_BYTES and not raw.endswith(b"\n"):
+                while (rest := f.readline(MAX_RECORD_BYTES)) and not rest.endswith(b"\n"):
+                    pass  # skip the rest of the over-long line without holding it
+                yield number, _Bad(f"the line is longer than {MAX_RECORD_BYTES:,} bytes")
+                continue
             # surrogateescape keeps bad bytes as lone surrogates; _string() then rejects them.
             line = raw.decode("utf-8", "surrogateescape")
             if number == 1:
@@ -329,57 +368,22 @@ def _read_json_lines(path: Path) -> Iterator[tuple[int, object]]:
             if not line.strip():
                 continue
             try:
-                yield number, json.loads(line)
+                yield number, json.loads(line, parse_int=_parse_int)
             except (json.JSONDecodeError, RecursionError) as err:
                 yield number, _Bad(f"invalid JSON: {_json_error(err)}")
 
 
-_JSON_SPACE = re.compile(r"[ \t\n\r]*")
-
-
 def _read_json_array(path: Path) -> Iterator[tuple[int, object]]:
-    """Each element of a top-level array, with the line where it starts.
-
-    Elements are decoded one at a time, so everything before a syntax error is still
-    imported; after one, the position of the next element is unknown and reading stops.
-    """
-    text = path.read_bytes().decode("utf-8", "surrogateescape").removeprefix("\ufeff")
-    decoder = json.JSONDecoder()
-
-    def skip(pos: int) -> int:
-        match = _JSON_SPACE.match(text, pos)
-        return match.end() if match else pos
-
-    def line_at(pos: int) -> int:
-        return text.count("\n", 0, pos) + 1
-
-    pos = skip(0)
-    if not text.startswith("[", pos):
-        yield line_at(pos), _Bad("expected a JSON array of objects")
-        return
-    pos = skip(pos + 1)
-    line, counted = 1, 0
-    while not text.startswith("]", pos):
-        line, counted = line + text.count("\n", counted, pos), pos
-        try:
-            value, end = decoder.raw_decode(text, pos)
-        except (json.JSONDecodeError, RecursionError) as err:
-            where = err.lineno if isinstance(err, json.JSONDecodeError) else line
-            yield where, _Bad(f"invalid JSON: {_json_error(err)}; the rest was not read")
-            return
-        yield line, value
-        pos = skip(end)
-        if text.startswith(",", pos):
-            pos = skip(pos + 1)
-        elif not text.startswith("]", pos):
-            yield line_at(pos), _Bad("expected ',' or ']' after an element; the rest was not read")
-            return
-    if skip(pos + 1) != len(text):
-        yield line_at(skip(pos + 1)), _Bad("unexpected text after the JSON array")
+    """Each element of a top-level array, with the line where it starts, streamed
+    (`volfefe.store.json_array`): everything before a syntax error is still imported; after
+    one, the position of the next element is unknown and reading stops."""
+    for line, value in read_json_array(path, _parse_int, MAX_RECORD_BYTES):
+        yield line, _Bad(value.reason) if isinstance(value, Broken) else value
 
 
 def _read_csv(path: Path) -> Iterator[tuple[int, object]]:
     """Rows of a CSV file with a header line, keyed by the header's names."""
+    csv.field_size_limit(MAX_RECORD_BYTES)  # fields past MAX_FIELD_CHARS are rejected by row
     with path.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as f:
         reader = csv.reader(f)
         try:
@@ -411,6 +415,12 @@ def _read_csv(path: Path) -> Iterator[tuple[int, object]]:
                 start,
                 {name: value for name, value in zip(header, row, strict=True) if name in FIELDS},
             )
+
+
+def _digest(post: Post) -> bytes:
+    """A short fingerprint of a post, for the duplicate check."""
+    fields = (post.author, post.text, post.url, post.published_at)
+    return hashlib.blake2b(repr(fields).encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
 def _json_error(err: json.JSONDecodeError | RecursionError) -> str:

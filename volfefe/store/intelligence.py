@@ -22,6 +22,7 @@ from volfefe.errors import (
     ClassifierError,
     ContentNotFound,
     NoTextError,
+    PoisonText,
     VolfefeError,
 )
 from volfefe.result import Classification
@@ -38,6 +39,7 @@ from volfefe.store.posts import (
     sentiment_distribution,
     unclassified,
 )
+from volfefe.store.quarantine import quarantine
 from volfefe.supervisor.classifier import Classifier
 
 Outcome = Classification | VolfefeError
@@ -64,7 +66,9 @@ def classify_content(
 ) -> Classification:
     """Classify one stored post and store the result.
 
-    Raises ContentNotFound, NoTextError (empty text), AlreadyClassified, or a ClassifierError.
+    Raises ContentNotFound, NoTextError (empty text), AlreadyClassified, or a ClassifierError
+    (PoisonText after quarantining the post). A quarantined post is tried: calling this on
+    it is a forced try.
     """
     outcome = batch_classify_contents(conn, classifier, [content_id])[content_id]
     if isinstance(outcome, VolfefeError):
@@ -135,12 +139,18 @@ def store_results(
     *,
     replace: bool = False,
 ) -> dict[int, Outcome]:
-    """Write the successful results of one batch in one transaction (a savepoint each)."""
+    """Write the successful results of one batch in one transaction (a savepoint each).
+
+    A `PoisonText` result quarantines its post (`volfefe.store.quarantine`) in the same
+    transaction; the post's outcome stays the PoisonText.
+    """
     write = replace_classification if replace else save_classification
     outcomes: dict[int, Outcome] = {}
     with conn.transaction():
         for content_id, result in zip(ids, results, strict=True):
             if isinstance(result, ClassifierError):
+                if isinstance(result, PoisonText):
+                    quarantine(conn, content_id, result.reason)
                 outcomes[content_id] = result
                 continue
             try:

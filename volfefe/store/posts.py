@@ -45,6 +45,8 @@ class ContentRow:
     classified: bool
     inserted_at: datetime
     updated_at: datetime
+    quarantined_at: datetime | None = None  # set while the post is quarantined (poison)
+    quarantine_reason: str | None = None
 
     @property
     def has_text(self) -> bool:
@@ -87,14 +89,14 @@ class StoredClassification:
 
 GET_CONTENT = """
 SELECT c.id, s.name AS source, c.external_id, c.author, c.text, c.url, c.published_at,
-       c.classified, c.inserted_at, c.updated_at
+       c.classified, c.inserted_at, c.updated_at, c.quarantined_at, c.quarantine_reason
 FROM contents AS c
 JOIN sources AS s ON s.id = c.source_id
 WHERE c.id = %(id)s
 """
 CONTENTS_BY_IDS = """
 SELECT c.id, s.name AS source, c.external_id, c.author, c.text, c.url, c.published_at,
-       c.classified, c.inserted_at, c.updated_at
+       c.classified, c.inserted_at, c.updated_at, c.quarantined_at, c.quarantine_reason
 FROM contents AS c
 JOIN sources AS s ON s.id = c.source_id
 WHERE c.id = ANY(%(ids)s::bigint[])
@@ -104,17 +106,17 @@ ORDER BY c.id
 # even if someone deleted a classification by hand without resetting the flag.
 UNCLASSIFIED = """
 SELECT c.id, s.name AS source, c.external_id, c.author, c.text, c.url, c.published_at,
-       c.classified, c.inserted_at, c.updated_at
+       c.classified, c.inserted_at, c.updated_at, c.quarantined_at, c.quarantine_reason
 FROM contents AS c
 JOIN sources AS s ON s.id = c.source_id
-WHERE NOT c.classified AND c.has_text
+WHERE NOT c.classified AND c.has_text AND c.quarantined_at IS NULL
   AND NOT EXISTS (SELECT 1 FROM classifications AS k WHERE k.content_id = c.id)
 ORDER BY c.id
 LIMIT %(limit)s
 """
 OUTDATED = """
 SELECT c.id, s.name AS source, c.external_id, c.author, c.text, c.url, c.published_at,
-       c.classified, c.inserted_at, c.updated_at
+       c.classified, c.inserted_at, c.updated_at, c.quarantined_at, c.quarantine_reason
 FROM contents AS c
 JOIN sources AS s ON s.id = c.source_id
 JOIN classifications AS k ON k.content_id = c.id
@@ -136,7 +138,11 @@ SET sentiment = excluded.sentiment, confidence = excluded.confidence,
     model_version = excluded.model_version, meta = excluded.meta, updated_at = now()
 RETURNING id, content_id, sentiment, confidence, model_version, meta, inserted_at, updated_at
 """
-MARK_CLASSIFIED = "UPDATE contents SET classified = true WHERE id = %(content_id)s"
+# A stored result also lifts a quarantine (a forced try succeeded).
+MARK_CLASSIFIED = """
+UPDATE contents SET classified = true, quarantined_at = NULL, quarantine_reason = NULL
+WHERE id = %(content_id)s
+"""
 BY_CONTENT = """
 SELECT id, content_id, sentiment, confidence, model_version, meta, inserted_at, updated_at
 FROM classifications
@@ -166,7 +172,9 @@ DISTRIBUTION = "SELECT sentiment, count(*) AS n FROM classifications GROUP BY se
 STATS = """
 SELECT count(*) AS total,
        count(k.id) AS classified,
-       count(*) FILTER (WHERE k.id IS NULL AND c.has_text) AS unclassified,
+       count(*) FILTER (WHERE k.id IS NULL AND c.has_text AND c.quarantined_at IS NULL)
+           AS unclassified,
+       count(*) FILTER (WHERE k.id IS NULL AND c.quarantined_at IS NOT NULL) AS quarantined,
        count(*) FILTER (WHERE NOT c.has_text) AS empty_text,
        count(*) FILTER (WHERE k.confidence >= %(threshold)s) AS high_confidence,
        count(*) FILTER (WHERE k.sentiment = 'positive') AS positive,
@@ -201,7 +209,8 @@ def contents_by_ids(conn: psycopg.Connection[Any], ids: Iterable[int]) -> list[C
 
 
 def unclassified(conn: psycopg.Connection[Any], *, limit: int | None = None) -> list[ContentRow]:
-    """Posts with text (not just whitespace) and no classification, oldest id first.
+    """Posts with text (not just whitespace), no classification and not quarantined, oldest
+    id first.
 
     >>> [row.id for row in unclassified(conn, limit=2)]  # doctest: +SKIP
     [1, 2]
@@ -323,11 +332,13 @@ def sentiment_distribution(conn: psycopg.Connection[Any]) -> dict[str, int]:
 def stats(conn: psycopg.Connection[Any], threshold: float = 0.9) -> dict[str, Any]:
     """Counts over all posts, from one consistent snapshot.
 
-    `unclassified` counts posts with text and no classification; `empty_text` counts posts
-    whose text is empty or whitespace (they are never classified).
+    `unclassified` counts posts with text, no classification and no quarantine;
+    `quarantined` counts posts whose text killed a child (see `volfefe.store.quarantine`);
+    `empty_text` counts posts whose text is empty or whitespace (they are never classified).
 
     >>> stats(conn, 0.9)  # doctest: +SKIP
-    {'total': 5, 'classified': 3, 'unclassified': 1, 'empty_text': 1, 'distribution':
+    {'total': 5, 'classified': 3, 'unclassified': 1, 'quarantined': 0, 'empty_text': 1,
+     'distribution':
      {'positive': 2, 'negative': 1, 'neutral': 0}, 'high_confidence': 2, 'threshold': 0.9}
     """
     with conn.cursor(row_factory=dict_row) as cur:
@@ -337,6 +348,7 @@ def stats(conn: psycopg.Connection[Any], threshold: float = 0.9) -> dict[str, An
         "total": row["total"],
         "classified": row["classified"],
         "unclassified": row["unclassified"],
+        "quarantined": row["quarantined"],
         "empty_text": row["empty_text"],
         "distribution": {name: row[name] for name in SENTIMENTS},
         "high_confidence": row["high_confidence"],

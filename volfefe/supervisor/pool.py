@@ -10,7 +10,7 @@ callers ──classify(texts)──> requests ──> RequestQueue ──batch�
   garbage fails only the call in flight, and is replaced.
 - When a call of several texts fails, each of its texts is retried once, alone, on a fresh
   child: a poison text then fails alone and the others get their results. A call of one text
-  is never retried.
+  is never retried: when it fails with a WorkerError, the text is answered with PoisonText.
 - More than `max_restarts` replacements within `restart_window` seconds, or a child that exits
   with the boot-failure status, breaks the pool: every pending and later call raises PoolBroken.
 """
@@ -26,7 +26,14 @@ from collections import deque
 from collections.abc import Callable, Sequence
 
 from volfefe.config import Settings
-from volfefe.errors import ClassifierError, PoolBroken, PoolClosed, WorkerBootError, WorkerError
+from volfefe.errors import (
+    ClassifierError,
+    PoisonText,
+    PoolBroken,
+    PoolClosed,
+    WorkerBootError,
+    WorkerError,
+)
 from volfefe.protocol import EXIT_BOOT_FAILED, Ready
 from volfefe.supervisor.batching import Item, Request, RequestQueue
 from volfefe.supervisor.port import Port
@@ -204,16 +211,22 @@ class Pool:
         self.stats["texts"] += len(texts)
         call = asyncio.create_task(port.call(texts))
         futures = [request.future for request in batch]
-        while not call.done():
-            waiting = [f for f in futures if not f.done()]
-            if not waiting:  # every caller gave up: the child may still compute, so burn it
-                call.cancel()
-                with contextlib.suppress(asyncio.CancelledError, WorkerError):
-                    await call
-                self._replaced(slot, None)
-                return
-            waiters: list[asyncio.Future[object]] = [call, *waiting]  # type: ignore[list-item]
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        try:
+            while not call.done():
+                waiting = [f for f in futures if not f.done()]
+                if not waiting:  # every caller gave up; the child may still compute: burn it
+                    call.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, WorkerError):
+                        await call
+                    self._replaced(slot, None)
+                    return
+                waiters: list[asyncio.Future[object]] = [call, *waiting]  # type: ignore[list-item]
+                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:  # close() past the grace: no caller may wait forever
+            for request in batch:
+                request.fail(PoolClosed("the classifier was closed while this call ran"))
+            call.cancel()
+            raise
         try:
             items: list[Item] = list(call.result())
         except WorkerError as exc:
@@ -223,6 +236,8 @@ class Pool:
             for request in batch:
                 if len(texts) > 1 and request.retryable:
                     self._retry_alone(request)
+                elif len(texts) == 1:  # sent alone, it failed: poison (a permanent error)
+                    request.resolve([_poison(exc)])
                 else:
                     request.resolve([exc] * len(request.texts))
             return
@@ -274,6 +289,12 @@ class Pool:
     def _fail_queued(self, exc: ClassifierError) -> None:
         for request in self._queue.drain():
             request.fail(exc)
+
+
+def _poison(exc: WorkerError) -> PoisonText:
+    poison = PoisonText(f"this text, sent alone, made a child fail: {exc}", reason=str(exc))
+    poison.__cause__ = exc
+    return poison
 
 
 def _only_item(future: asyncio.Future[list[Item]]) -> Item:

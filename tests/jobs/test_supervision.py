@@ -1,0 +1,182 @@
+"""The job worker under faults, as its service manager sees it: a bad cron, the attempt cap,
+SIGTERM past the grace, two signals, and poison that breaks the pool (the zombie worker).
+
+Every test runs real `python -m volfefe jobs worker` processes on a real database.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from tests.helpers import eventually
+from tests.jobs.conftest import FAST_JOBS, WORKER_ARGV, JobWorker, StartWorker
+from tests.jobs.helpers import (
+    attempts,
+    classifications_per_post,
+    enqueue_posts,
+    insert_posts,
+    job,
+    status_of,
+)
+from volfefe.store.connect import connect
+
+DEADLINE = 180.0
+
+
+def test_a_bad_cron_is_a_config_error_at_start(database_url: str, tiny_model: Path) -> None:
+    env = {
+        **os.environ,
+        **FAST_JOBS,
+        "DATABASE_URL": database_url,
+        "VOLFEFE_MODEL": str(tiny_model),
+        "VOLFEFE_JOBS_ENQUEUE_CRON": "61 * * * *",
+    }
+    started = time.monotonic()
+    proc = subprocess.run(
+        [*WORKER_ARGV], capture_output=True, text=True, timeout=60, env=env, check=False
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "ConfigError: VOLFEFE_JOBS_ENQUEUE_CRON is not a valid cron expression" in proc.stderr
+    assert "61 * * * *" in proc.stderr
+    assert time.monotonic() - started < 30, "no restart loop"
+
+
+@pytest.mark.parametrize("max_attempts", [1, 2, 3])
+def test_max_attempts_means_exactly_n_attempts(
+    database_url: str,
+    db_conn: psycopg.Connection[Any],
+    start_worker: StartWorker,
+    max_attempts: int,
+) -> None:
+    [post] = insert_posts(db_conn, ["Stocks rally after the rate cut"])
+    [job_id] = enqueue_posts(db_conn, [post])
+    # A transient failure on every attempt: the post's row stays locked, so storing the
+    # result runs into the 1 s statement timeout (QueryCanceled, a psycopg OperationalError).
+    with connect(database_url, autocommit=False) as locker:
+        locker.execute("SELECT id FROM contents WHERE id = %(id)s FOR UPDATE", {"id": post})
+        start_worker(
+            database_url,
+            VOLFEFE_JOBS_MAX_ATTEMPTS=str(max_attempts),
+            VOLFEFE_DB_STATEMENT_TIMEOUT="1",
+        )
+        eventually(lambda: status_of(db_conn, job_id) == "failed", timeout=DEADLINE)
+        locker.rollback()
+
+    records = attempts(db_conn, job_id)
+    expected = ["retrying"] * (max_attempts - 1) + ["failed"]
+    assert [(a, outcome) for a, outcome, _, _ in records] == list(
+        zip(range(1, max_attempts + 1), expected, strict=True)
+    )
+    assert {kind for _, _, kind, _ in records} == {"QueryCanceled"}
+    assert job(db_conn, job_id)["attempts"] == max_attempts
+    assert classifications_per_post(db_conn) == {}
+
+
+def test_sigterm_past_the_grace_fails_the_call_and_the_job_comes_back(
+    database_url: str, db_conn: psycopg.Connection[Any], start_worker: StartWorker
+) -> None:
+    [post] = insert_posts(db_conn, ["Oil slides on weak demand"])
+    [job_id] = enqueue_posts(db_conn, [post])
+    stuck = start_worker(
+        database_url,
+        fault="delay=60",
+        once=False,
+        VOLFEFE_CALL_TIMEOUT="120",
+        VOLFEFE_SHUTDOWN_GRACE="2",
+        VOLFEFE_JOBS_MAX_ATTEMPTS="1",  # an interrupted attempt comes back even at the cap
+    )
+    eventually(lambda: status_of(db_conn, job_id) == "doing", timeout=DEADLINE)
+
+    started = time.monotonic()
+    assert stuck.terminate(timeout=30) == 0
+    assert time.monotonic() - started < 20, "the sync task did not outlive the grace"
+    assert status_of(db_conn, job_id) == "todo"
+    [(attempt, outcome, kind, _)] = attempts(db_conn, job_id)
+    assert (attempt, outcome, kind) == (1, "interrupted", "PoolClosed")
+
+    start_worker(database_url)
+    eventually(lambda: status_of(db_conn, job_id) == "succeeded", timeout=DEADLINE)
+    assert classifications_per_post(db_conn) == {post: 1}
+
+
+def test_two_signals_exit_at_once_and_the_job_is_rescued(
+    database_url: str, db_conn: psycopg.Connection[Any], start_worker: StartWorker
+) -> None:
+    [post] = insert_posts(db_conn, ["Gold shines as yields fall"])
+    [job_id] = enqueue_posts(db_conn, [post])
+    doomed = start_worker(
+        database_url,
+        fault="delay=60",
+        once=False,
+        VOLFEFE_CALL_TIMEOUT="120",
+        VOLFEFE_SHUTDOWN_GRACE="60",
+    )
+    eventually(lambda: status_of(db_conn, job_id) == "doing", timeout=DEADLINE)
+
+    doomed.proc.send_signal(signal.SIGTERM)
+    eventually(lambda: "stop" in doomed.log().lower() or not doomed.running(), timeout=10)
+    started = time.monotonic()
+    doomed.proc.send_signal(signal.SIGTERM)
+    code = doomed.proc.wait(timeout=30)
+    assert code != 0 and time.monotonic() - started < 10, (code, doomed.log())
+
+    start_worker(database_url)
+    eventually(lambda: status_of(db_conn, job_id) == "succeeded", timeout=DEADLINE)
+    assert classifications_per_post(db_conn) == {post: 1}
+    outcomes = [outcome for _, outcome, _, _ in attempts(db_conn, job_id)]
+    assert outcomes[-1] == "classified" and outcomes.count("classified") == 1
+
+
+def test_poison_that_breaks_the_pool_never_fails_an_innocent_job(
+    database_url: str, db_conn: psycopg.Connection[Any], start_worker: StartWorker
+) -> None:
+    """The zombie worker of issue 10: 3 poison posts spend the restart budget (2 here).
+
+    Innocent posts must all be classified and the poison ones quarantined; a worker whose
+    classifier gives up exits with status 3 and is started again, as systemd would.
+    """
+    texts = [f"Post {n}: markets move" for n in range(27)]
+    for n in (3, 12, 21):
+        texts[n] = f"Post {n}: xpoisonx"
+    ids = insert_posts(db_conn, texts)
+    poison = {ids[3], ids[12], ids[21]}
+    job_ids = dict(zip(ids, enqueue_posts(db_conn, ids), strict=True))
+
+    def finished() -> bool:
+        return all(status_of(db_conn, j) in ("succeeded", "failed") for j in job_ids.values())
+
+    def start() -> JobWorker:
+        return start_worker(
+            database_url,
+            concurrency=4,
+            fault="poison=xpoisonx",
+            once=False,
+            VOLFEFE_MAX_RESTARTS="2",
+        )
+
+    lives = [start()]
+    deadline = time.monotonic() + DEADLINE
+    while not finished():
+        assert time.monotonic() < deadline, "jobs did not finish"
+        if not lives[-1].running():
+            assert lives[-1].proc.returncode == 3, lives[-1].log()
+            assert "PoolBroken" in lives[-1].log()
+            lives.append(start())
+        time.sleep(0.2)
+
+    assert classifications_per_post(db_conn) == dict.fromkeys(set(ids) - poison, 1)
+    for post, job_id in job_ids.items():
+        expected = "failed" if post in poison else "succeeded"
+        assert status_of(db_conn, job_id) == expected, (post, attempts(db_conn, job_id))
+    quarantined = db_conn.execute(
+        "SELECT id FROM contents WHERE quarantined_at IS NOT NULL"
+    ).fetchall()
+    assert {row["id"] for row in quarantined} == poison
