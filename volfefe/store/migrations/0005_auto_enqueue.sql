@@ -51,9 +51,7 @@ BEGIN
 END
 $$;
 
--- Which rows of a statement need a job: text, not classified, not quarantined. The
--- quarantine column arrives with 0004 on another branch; to_jsonb reads it when present.
--- TODO(merge): once 0004_quarantine.sql is in, `n.quarantined_at IS NULL` says it plainly.
+-- Which rows of a statement need a job: text, not classified, not quarantined (0004).
 CREATE FUNCTION volfefe_auto_enqueue() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     wanted bigint[];
@@ -65,13 +63,13 @@ BEGIN
         wanted := ARRAY(
             SELECT n.id FROM new_rows AS n
              WHERE n.has_text AND NOT n.classified
-               AND (to_jsonb(n) ->> 'quarantined_at') IS NULL
+               AND n.quarantined_at IS NULL
              ORDER BY n.id);
     ELSE
         wanted := ARRAY(
             SELECT n.id FROM new_rows AS n JOIN old_rows AS o ON o.id = n.id
              WHERE n.text IS DISTINCT FROM o.text AND n.has_text AND NOT n.classified
-               AND (to_jsonb(n) ->> 'quarantined_at') IS NULL
+               AND n.quarantined_at IS NULL
              ORDER BY n.id);
     END IF;
     PERFORM volfefe_enqueue_classify(wanted);  -- takes the lock only when there is work
