@@ -110,18 +110,19 @@ class Settings:
         )
         for name in positive:
             if not getattr(self, name) > 0:
-                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
+                raise _invalid(name, f"must be > 0, got {getattr(self, name)}")
         if self.batch_wait < 0:
-            raise ConfigError(f"batch_wait must be >= 0, got {self.batch_wait}")
+            raise _invalid("batch_wait", f"must be >= 0, got {self.batch_wait}")
         if self.shutdown_grace < 0:
-            raise ConfigError(f"shutdown_grace must be >= 0, got {self.shutdown_grace}")
+            raise _invalid("shutdown_grace", f"must be >= 0, got {self.shutdown_grace}")
         if self.jobs_stalled_after <= self.jobs_heartbeat:
-            raise ConfigError(
-                f"jobs_stalled_after ({self.jobs_stalled_after}) must exceed jobs_heartbeat "
-                f"({self.jobs_heartbeat}), or live workers would look stalled"
+            raise _invalid(
+                "jobs_stalled_after",
+                f"({self.jobs_stalled_after}) must exceed jobs_heartbeat "
+                f"({self.jobs_heartbeat}), or live workers would look stalled",
             )
         if self.threads < 0:
-            raise ConfigError(f"threads must be >= 0 (0 = cores // workers), got {self.threads}")
+            raise _invalid("threads", f"must be >= 0 (0 = cores // workers), got {self.threads}")
         for name in (
             "workers",
             "batch_size",
@@ -131,23 +132,20 @@ class Settings:
             "jobs_max_attempts",
         ):
             if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise _invalid(name, f"must be >= 1, got {getattr(self, name)}")
         if self.max_restarts < 0:
-            raise ConfigError(f"max_restarts must be >= 0, got {self.max_restarts}")
+            raise _invalid("max_restarts", f"must be >= 0, got {self.max_restarts}")
         if self.max_chars < 64:
-            raise ConfigError(f"max_chars must be >= 64, got {self.max_chars}")
-        if self.quantize not in QUANTIZE:
-            raise ConfigError(
-                f"quantize must be one of {', '.join(QUANTIZE)}, got {self.quantize!r}"
-            )
-        if self.backend not in BACKENDS:
-            raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
-        if self.device not in DEVICES:
-            raise ConfigError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+            raise _invalid("max_chars", f"must be >= 64, got {self.max_chars}")
+        for name, allowed in (("quantize", QUANTIZE), ("backend", BACKENDS), ("device", DEVICES)):
+            if getattr(self, name) not in allowed:
+                raise _invalid(
+                    name, f"must be one of {', '.join(allowed)}, got {getattr(self, name)!r}"
+                )
         if not self.model.strip():
-            raise ConfigError("model must name a hub id or a local folder, got ''")
+            raise _invalid("model", "must name a hub id or a local folder, got ''")
         if not self.worker_cmd:
-            raise ConfigError("worker_cmd must not be empty")
+            raise _invalid("worker_cmd", "must not be empty")
 
     @property
     def resolved_backend(self) -> str:
@@ -183,11 +181,26 @@ class Settings:
             try:
                 values[name] = convert(raw)
             except ValueError:
-                raise ConfigError(f"{var} must be {_KIND[convert]}, got {raw!r}") from None
+                raise ConfigError(
+                    f"{var} must be {_KIND[convert]}, got {raw!r}", setting=name
+                ) from None
         values.setdefault("data_dir", default_data_dir(env))
         values.setdefault("onnx_cache", default_onnx_cache(env))
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
+        given = {k: v for k, v in overrides.items() if v is not None}
+        values.update(given)
+        try:
+            return cls(**values)
+        except ConfigError as exc:
+            culprit = exc.setting
+            if culprit is None or culprit in given or culprit not in _ENV_VARS:
+                raise
+            var = _ENV_VARS[culprit][0]
+            raise ConfigError(f"{var}={env.get(var)!r}: {exc}", setting=culprit) from None
+
+
+def _invalid(name: str, problem: str) -> ConfigError:
+    """The error for field `name`: `workers must be >= 1, got 0`."""
+    return ConfigError(f"{name} {problem}", setting=name)
 
 
 _KIND: dict[Callable[[str], Any], str] = {

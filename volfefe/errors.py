@@ -19,6 +19,7 @@ VolfefeError
     ├── DatabaseUnavailable      cannot connect, or the connection dropped (transient)
     ├── SchemaOutdated           migrations are pending: run `volfefe db migrate`
     ├── ContentNotFound          no post with that id (permanent)
+    ├── JobNotFound              no background job with that id (permanent)
     └── AlreadyClassified        the post already has a classification (permanent)
 ```
 
@@ -41,9 +42,20 @@ class VolfefeError(Exception):
 
 
 class ConfigError(VolfefeError):
-    """A setting is invalid (raised when `Settings` is built, never mid-run)."""
+    """A setting is invalid (raised when `Settings` is built, never mid-run).
+
+    `setting` names the `Settings` field at fault when there is one, so the CLI can say which
+    variable or option set it.
+
+    >>> ConfigError("workers must be >= 1, got 0", setting="workers").setting
+    'workers'
+    """
 
     exit_code = 2
+
+    def __init__(self, message: str, *, setting: str | None = None) -> None:
+        super().__init__(message)
+        self.setting = setting
 
 
 class ClassifierError(VolfefeError):
@@ -212,6 +224,14 @@ class ContentNotFound(StoreError):
     def __init__(self, content_id: int) -> None:
         super().__init__(f"content {content_id} not found")
         self.content_id = content_id
+
+
+class JobNotFound(StoreError):
+    """No background job has this id (permanent)."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(f"job {job_id} not found")
+        self.job_id = job_id
 
 
 class AlreadyClassified(StoreError):

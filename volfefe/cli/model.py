@@ -15,8 +15,8 @@ from volfefe.supervisor.classifier import Classifier
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--compare",
-    type=click.Choice(["int8"]),
-    help="Also run the int8 model and report how often it agrees.",
+    type=click.Choice(["int8", "torch", "onnx"]),
+    help="Also run the int8 model (or the torch/onnx backend) and report how they agree.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
@@ -30,6 +30,13 @@ def eval_command(settings: Settings, file: Path, compare: str | None, as_json: b
     """
     from volfefe.cli.metrics import agreement, read_labelled_csv, score
 
+    if compare and compare == (
+        settings.quantize if compare == "int8" else settings.resolved_backend
+    ):
+        raise click.UsageError(
+            f"--compare {compare} compares the configured model with itself; pick the "
+            "other backend (e.g. --backend torch eval FILE --compare onnx)"
+        )
     texts, gold = read_labelled_csv(file)
     kept = [(t, g) for t, g in zip(texts, gold, strict=True) if t.strip()]
     with Classifier(settings) as clf:
@@ -70,8 +77,13 @@ def model_group() -> None:
 
 
 @model_group.command("export")
+@click.option(
+    "--quantize",
+    type=click.Choice(["none", "int8"]),
+    help="int8: the dynamically quantised export [default: the global --quantize].",
+)
 @click.pass_obj
-def export_command(settings: Settings) -> None:
+def export_command(settings: Settings, quantize: str | None) -> None:
     """Export the configured model to ONNX (cached; a second run reuses it) and print where.
 
     The orchestrator does the same on first use of the onnx backend.
@@ -80,5 +92,6 @@ def export_command(settings: Settings) -> None:
 
     from volfefe.supervisor.provision import backend_args
 
-    args = asyncio.run(backend_args(settings.replace(backend="onnx")))
+    onnx = settings.replace(backend="onnx", quantize=quantize or settings.quantize)
+    args = asyncio.run(backend_args(onnx))
     click.echo(args[args.index("--onnx-dir") + 1])
