@@ -76,7 +76,10 @@ def enqueue_command(
 @click.pass_obj
 def worker_command(settings: Settings, concurrency: int | None) -> None:
     """Run jobs until SIGTERM or Ctrl-C (a second signal stops at once)."""
+    from volfefe.jobs.logs import install_job_logging
     from volfefe.jobs.runner import run_worker  # procrastinate is only needed here
+
+    install_job_logging(quiet=click.get_current_context().meta.get("quiet", False))
 
     url = resolve_database_url(settings)
     with connect(url) as conn:

@@ -14,7 +14,9 @@ once; already classified ends it as succeeded. Each attempt's outcome and error 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
+import threading
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -45,14 +47,46 @@ class JobDeps:
     settings: Settings
 
 
+class SharedDeps:
+    """The tasks' `JobDeps`: those `jobs worker` passes in the job context, or else (under
+    procrastinate's own `procrastinate worker`, which passes none) one set made on first use
+    in this process and closed at its exit."""
+
+    def __init__(self, settings: Settings, url: str) -> None:
+        self._settings = settings
+        self._url = url
+        self._lock = threading.Lock()
+        self._made: JobDeps | None = None
+
+    def get(self, context: JobContext) -> JobDeps:
+        """The deps for a task running in `context`."""
+        given = context.additional_context.get("volfefe")
+        if isinstance(given, JobDeps):
+            return given
+        with self._lock:
+            if self._made is None:
+                from volfefe.jobs.runner import open_db_pool  # the runner imports this module
+
+                db = open_db_pool(self._url, self._settings.jobs_concurrency + 2)
+                self._made = JobDeps(Classifier(self._settings), db, self._settings)
+                atexit.register(self._close)
+            return self._made
+
+    def _close(self) -> None:
+        if self._made is not None:
+            self._made.db.close()
+            self._made.classifier.close()
+
+
 def make_app(settings: Settings, url: str) -> procrastinate.App:
     """A procrastinate app on `url` with volfefe's tasks and periodic tasks registered."""
     app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=url))
     retry = TransientRetry(settings.jobs_max_attempts, settings.jobs_backoff)
+    shared = SharedDeps(settings, url)
 
     @app.task(name=TASK, queue=QUEUE, pass_context=True, retry=retry)
     def classify_post(context: JobContext, content_id: int) -> None:
-        deps: JobDeps = context.additional_context["volfefe"]
+        deps = shared.get(context)
         job = context.job
         assert job.id is not None
         attempt = job.attempts + 1
@@ -73,7 +107,7 @@ def make_app(settings: Settings, url: str) -> procrastinate.App:
         @app.periodic(cron=settings.jobs_enqueue_cron, periodic_id="enqueue-unclassified")
         @app.task(name="volfefe.enqueue_unclassified", queue=MAINTENANCE_QUEUE, pass_context=True)
         def enqueue_unclassified(context: JobContext, timestamp: int) -> None:
-            deps: JobDeps = context.additional_context["volfefe"]
+            deps = shared.get(context)
             with deps.db.connection() as conn:
                 report = enqueue(conn, unclassified_ids(conn))
             logger.info(
@@ -87,7 +121,7 @@ def make_app(settings: Settings, url: str) -> procrastinate.App:
         @app.periodic(cron=settings.jobs_prune_cron, periodic_id="prune-jobs")
         @app.task(name="volfefe.prune_jobs", queue=MAINTENANCE_QUEUE, pass_context=True)
         def prune_jobs(context: JobContext, timestamp: int) -> None:
-            deps: JobDeps = context.additional_context["volfefe"]
+            deps = shared.get(context)
             with deps.db.connection() as conn:
                 deleted = prune(conn, timedelta(days=settings.jobs_prune_days))
             logger.info("pruned %d finished jobs", deleted)
@@ -97,7 +131,7 @@ def make_app(settings: Settings, url: str) -> procrastinate.App:
         @app.periodic(cron=settings.jobs_rescue_cron, periodic_id="rescue-stalled")
         @app.task(name="volfefe.rescue_stalled_jobs", queue=MAINTENANCE_QUEUE, pass_context=True)
         async def rescue_stalled_jobs(context: JobContext, timestamp: int) -> None:
-            await rescue_stalled(context.app, context.additional_context["volfefe"])
+            await rescue_stalled(context.app, await asyncio.to_thread(shared.get, context))
 
     return app
 
@@ -136,6 +170,9 @@ def _record(
     outcome: str,
     error: BaseException | None = None,
 ) -> None:
+    first_line = str(error).partition("\n")[0]  # a worker error's stderr tail stays in the table
+    because = f": {type(error).__name__}: {first_line}" if error is not None else ""
+    logger.info("job %s post %s attempt %d: %s%s", job_id, content_id, attempt, outcome, because)
     try:
         with deps.db.connection() as conn:
             record_attempt(conn, job_id, content_id, attempt, outcome, error)
