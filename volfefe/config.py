@@ -72,6 +72,8 @@ class Settings:
     backend: str = "auto"  # auto: onnx when onnxruntime and the exporter are installed
     onnx_cache: Path = field(default_factory=lambda: default_onnx_cache(os.environ))
     export_timeout: float = 900.0  # seconds for a first-use ONNX export
+    hub_timeout: float = 10.0  # seconds for the hub to answer (resolving a revision, metadata)
+    download_timeout: float = 3600.0  # seconds for downloading a hub model's files, in all
     call_timeout: float = 30.0
     boot_timeout: float = 60.0
     shutdown_grace: float = 10.0
@@ -101,6 +103,8 @@ class Settings:
         positive = (
             "call_timeout",
             "boot_timeout",
+            "hub_timeout",
+            "download_timeout",
             "restart_window",
             "jobs_backoff",
             "jobs_prune_days",
@@ -219,6 +223,8 @@ _ENV_VARS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "backend": ("VOLFEFE_BACKEND", str),
     "onnx_cache": ("VOLFEFE_ONNX_CACHE", Path),
     "export_timeout": ("VOLFEFE_EXPORT_TIMEOUT", float),
+    "hub_timeout": ("VOLFEFE_HUB_TIMEOUT", float),
+    "download_timeout": ("VOLFEFE_DOWNLOAD_TIMEOUT", float),
     "call_timeout": ("VOLFEFE_CALL_TIMEOUT", float),
     "boot_timeout": ("VOLFEFE_BOOT_TIMEOUT", float),
     "shutdown_grace": ("VOLFEFE_SHUTDOWN_GRACE", float),

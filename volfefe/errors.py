@@ -13,6 +13,7 @@ VolfefeError
 │   │   └── ProtocolError        undecodable line or wrong reply id from a child
 │   ├── PoisonText               this text alone kills, hangs or garbles a child (permanent)
 │   ├── Overloaded               too many requests waiting; try again later (transient)
+│   ├── ModelUnavailable         the model's files cannot be downloaded (hub down, unknown id)
 │   ├── PoolBroken               restart budget spent, or a boot that can never succeed
 │   └── PoolClosed               the classifier was used after close() (transient for a job)
 └── StoreError                   database errors that gain meaning here
@@ -176,6 +177,14 @@ class Overloaded(ClassifierError):
     """The pool's request queue is full: the caller should come back later (transient)."""
 
     transient = True
+
+
+class ModelUnavailable(ClassifierError):
+    """The model's files cannot be had: the hub cannot be reached (and they are not cached),
+    the repository or revision does not exist, or the download took too long (permanent for
+    this run: fix the network or point VOLFEFE_MODEL at a local folder)."""
+
+    exit_code = 3
 
 
 class PoolBroken(ClassifierError):

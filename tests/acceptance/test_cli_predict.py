@@ -52,7 +52,9 @@ def test_predict_stdin_one_text_per_line_with_bad_lines(tiny_model: Path) -> Non
 def test_bad_setting_is_a_config_error_exit_2(tiny_model: Path) -> None:
     proc = volfefe("predict", "x", model=tiny_model, env={"VOLFEFE_CALL_TIMEOUT": "-1"})
     assert proc.returncode == 2
-    assert proc.stderr.decode().strip().endswith("ConfigError: call_timeout must be > 0, got -1.0")
+    assert proc.stderr.decode() == (
+        "ConfigError: VOLFEFE_CALL_TIMEOUT='-1': call_timeout must be > 0, got -1.0\n"
+    )
 
 
 def test_model_that_cannot_load_says_what_to_do(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import click
 import orjson
 
-from volfefe.cli.common import echo_json
+from volfefe.cli.common import echo_json, with_model
 from volfefe.cli.params import IdList
 from volfefe.cli.progress import make_reporter
 from volfefe.config import Settings
@@ -72,6 +72,8 @@ def classify_command(
     reporter = make_reporter(
         sys.stderr, verbose=ctx.meta.get("verbose", 0) > 0, quiet=ctx.meta.get("quiet", False)
     )
+    if targets:
+        settings = with_model(settings)
     with Classifier(settings) as clf:
         if targets:
             reporter.stage(boot_stage(settings))

@@ -8,6 +8,7 @@ from datetime import timedelta
 import click
 import orjson
 
+from volfefe.cli.common import with_model
 from volfefe.cli.params import Age, IdList
 from volfefe.config import Settings
 from volfefe.errors import ContentNotFound, JobNotFound
@@ -84,6 +85,7 @@ def worker_command(settings: Settings, concurrency: int | None) -> None:
     url = resolve_database_url(settings)
     with connect(url) as conn:
         require_current_schema(conn)
+    settings = with_model(settings)
     asyncio.run(run_worker(settings, url, concurrency or settings.jobs_concurrency))
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from volfefe.cli.common import echo_json
+from volfefe.cli.common import echo_json, with_model
 from volfefe.config import Settings
 from volfefe.supervisor.classifier import Classifier
 
@@ -38,6 +38,7 @@ def eval_command(settings: Settings, file: Path, compare: str | None, as_json: b
             "other backend (e.g. --backend torch eval FILE --compare onnx)"
         )
     texts, gold = read_labelled_csv(file)
+    settings = with_model(settings)
     kept = [(t, g) for t, g in zip(texts, gold, strict=True) if t.strip()]
     with Classifier(settings) as clf:
         results = clf.classify_many([t for t, _ in kept])
@@ -92,6 +93,27 @@ def export_command(settings: Settings, quantize: str | None) -> None:
 
     from volfefe.supervisor.provision import backend_args
 
-    onnx = settings.replace(backend="onnx", quantize=quantize or settings.quantize)
+    onnx = with_model(settings).replace(backend="onnx", quantize=quantize or settings.quantize)
     args = asyncio.run(backend_args(onnx))
     click.echo(args[args.index("--onnx-dir") + 1])
+
+
+@model_group.command("pull")
+@click.pass_obj
+def pull_command(settings: Settings) -> None:
+    """Download the configured hub model (the revision resolved to a commit) into the cache,
+    with a progress bar, and print its folder. Every command that needs the model does this
+    first; a local folder is used as it is.
+
+    Fails at once, with ModelUnavailable (exit 3), when the hub cannot be reached and the
+    revision is not cached; VOLFEFE_HUB_TIMEOUT bounds each answer of the hub and
+    VOLFEFE_DOWNLOAD_TIMEOUT the whole download.
+    """
+    from volfefe.supervisor.pull import pull
+
+    quiet = bool(click.get_current_context().meta.get("quiet", False))
+    done = pull(settings, progress=not quiet)
+    if done.commit is not None:
+        got = f"{len(done.downloaded)} files" if done.downloaded else "from the cache"
+        click.echo(f"{settings.model}@{done.commit} ({got})", err=True)
+    click.echo(str(done.folder))

@@ -25,7 +25,7 @@ from typing import IO
 
 import click
 
-from volfefe.cli.common import echo_json
+from volfefe.cli.common import echo_json, with_model
 from volfefe.config import Settings
 from volfefe.errors import ClassifierError
 from volfefe.result import Classification
@@ -48,6 +48,7 @@ def predict_command(settings: Settings, texts: tuple[str, ...]) -> None:
     are batched), so a never-ending feed works. No database is needed. Exit status 1 when
     any text failed (its line holds the error).
     """
+    settings = with_model(settings)
     with Classifier(settings) as clf:
         if texts == ("-",):
             failed = stream_lines(clf, sys.stdin.buffer, in_flight=settings.workers + 1)

@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from volfefe.cli.classify import DEFAULT_LIMIT, boot_stage
-from volfefe.cli.common import echo_json
+from volfefe.cli.common import echo_json, with_model
 from volfefe.cli.params import IdList
 from volfefe.cli.progress import is_failure, make_reporter
 from volfefe.config import Settings
@@ -54,6 +54,7 @@ def reclassify_command(
     )
     outcomes: dict[int, Classification | VolfefeError] = {}
     started = time.monotonic()
+    settings = with_model(settings)
     with connect(url) as conn, Classifier(settings) as clf:
         require_current_schema(conn)
         reporter.stage(boot_stage(settings))
