@@ -267,6 +267,21 @@ def test_export_stats_by_and_reclassify(volfefe: Volfefe, tmp_path: Path) -> Non
     wanted = [i for i in (ids["a"], ids["b"]) if stored[i]["sentiment"] == one]
     assert [json.loads(x)["content_id"] for x in filtered.stdout.splitlines()] == wanted
 
+    version = (
+        stored[ids["a"]]["sentiment"]
+        and volfefe.sql("SELECT model_version FROM classifications LIMIT 1")[0]["model_version"]
+    )
+    same = volfefe.run("export", "--model-version", version, "--min-confidence", "0")
+    assert len(same.stdout.splitlines()) == 3
+    other = volfefe.run("export", "--model-version", "another@model")
+    assert (other.returncode, other.stdout) == (0, "")
+    sure = volfefe.run("export", "--min-confidence", "0.5")
+    assert len(sure.stdout.splitlines()) == sum(r["confidence"] >= 0.5 for r in stored.values())
+    threshold = json.loads(volfefe.run("stats", "--threshold", "0.5", "--json").stdout)
+    assert threshold["high_confidence"] == len(sure.stdout.splitlines())
+    table = volfefe.run("show", str(ids["a"]))
+    assert table.returncode == 0 and "classification: " in table.stdout
+
     out = tmp_path / "all.csv"
     csv_run = volfefe.run("export", "--format", "csv", "--unclassified", "-o", str(out))
     assert csv_run.returncode == 0, csv_run.stderr

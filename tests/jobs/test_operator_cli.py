@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -14,7 +15,7 @@ import psycopg
 
 from tests.helpers import eventually
 from tests.jobs.conftest import FAST_JOBS
-from tests.jobs.helpers import enqueue_posts, insert_posts, status_of
+from tests.jobs.helpers import classify_jobs, enqueue_posts, insert_posts, job, status_of
 
 DEADLINE = 120.0
 APP = "volfefe.jobs.procrastinate_app.app"
@@ -106,6 +107,27 @@ def test_procrastinate_cli_runs_volfefe_jobs_with_recorded_attempts(
         "SELECT count(*) AS n FROM classifications WHERE content_id = %(id)s", {"id": fresh}
     ).fetchone()
     assert stored is not None and stored["n"] == 1
+
+    def volfefe(*args: str) -> Any:
+        proc = subprocess.run(
+            [sys.executable, "-m", "volfefe", *args, "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=DEADLINE,
+        )
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)
+
+    # The attempts procrastinate's worker recorded are the ones `jobs status` shows.
+    assert volfefe("jobs", "status", "--failures", "0")["failures"] == []
+    [failure] = volfefe("jobs", "status", "--failures", "5")["failures"]
+    assert (failure["job_id"], failure["content_id"]) == (missing_job, missing)
+    assert failure["error"] == f"ContentNotFound: content {missing} not found"
+    [later] = insert_posts(db_conn, ["Oil slips"])
+    assert volfefe("jobs", "enqueue", "--ids", str(later), "--schedule-in", "3600")["queued"] == 1
+    [scheduled] = [j for j in classify_jobs(db_conn) if j["content_id"] == later]
+    assert job(db_conn, scheduled["id"])["in_future"] is True
 
     shell = procrastinate("shell", stdin="list_jobs\nexit\n")
     assert shell.returncode == 0, shell.stderr
