@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import sys
 from datetime import UTC, datetime
@@ -77,11 +78,14 @@ def export_command(
     )
     with connect(current_settings()) as conn:
         require_current_schema(conn)
-        if output is None:
-            count = _write(export_rows(conn, filters), fmt, sys.stdout)
-        else:
-            with output.open("w", encoding="utf-8", newline="") as out:
-                count = _write(export_rows(conn, filters), fmt, out)
+        # Closed before the connection, even when the reader goes away (`| head`), so the
+        # cursor's transaction ends first.
+        with contextlib.closing(export_rows(conn, filters)) as rows:
+            if output is None:
+                count = _write(rows, fmt, sys.stdout)
+            else:
+                with output.open("w", encoding="utf-8", newline="") as out:
+                    count = _write(rows, fmt, out)
     click.echo(f"exported {count} posts", err=True)
 
 

@@ -9,7 +9,7 @@ breakdown(conn, "model_version") sentiment counts per model_version
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -91,7 +91,9 @@ class ExportFilter:
         }
 
 
-def export_rows(conn: psycopg.Connection[Any], filters: ExportFilter) -> Iterator[dict[str, Any]]:
+def export_rows(
+    conn: psycopg.Connection[Any], filters: ExportFilter
+) -> Generator[dict[str, Any], None, None]:
     """Posts with their results (keys: EXPORT_FIELDS), by id, through a server-side cursor so
     a large table is never held in memory. Result filters leave out unclassified posts."""
     join = "LEFT JOIN" if filters.unclassified else "JOIN"
