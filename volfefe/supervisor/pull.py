@@ -40,8 +40,17 @@ class Pulled:
 
 
 def is_local(settings: Settings) -> bool:
-    """Whether `settings.model` names a folder on this machine (nothing to pull)."""
-    return Path(settings.model).expanduser().is_dir()
+    """Whether `settings.model` names a folder on this machine (nothing to pull): one that
+    exists, or a path no hub id looks like (absolute, `./`, `~`, more than one `/`), which
+    the children then report as missing.
+
+    >>> is_local(Settings(model="/no/such/folder")), is_local(Settings(model="org/name"))
+    (True, False)
+    """
+    model = settings.model
+    if Path(model).expanduser().is_dir():
+        return True
+    return model.startswith(("/", ".", "~")) or model.count("/") > 1
 
 
 def pull(settings: Settings, *, progress: bool = True) -> Pulled:
@@ -52,7 +61,12 @@ def pull(settings: Settings, *, progress: bool = True) -> Pulled:
     repository or revision.
     """
     if is_local(settings):
-        return Pulled(Path(settings.model).expanduser(), None, [])
+        folder = Path(settings.model).expanduser()
+        if not folder.is_dir():
+            raise ConfigError(
+                f"VOLFEFE_MODEL: the folder {settings.model!r} does not exist", setting="model"
+            )
+        return Pulled(folder, None, [])
     from huggingface_hub import constants
 
     if constants.HF_HUB_OFFLINE:
