@@ -66,9 +66,11 @@ class SharedDeps:
         with self._lock:
             if self._made is None:
                 from volfefe.jobs.runner import open_db_pool  # the runner imports this module
+                from volfefe.supervisor.pull import pulled_settings
 
-                db = open_db_pool(self._url, self._settings.jobs_concurrency + 2)
-                self._made = JobDeps(Classifier(self._settings), db, self._settings)
+                settings = pulled_settings(self._settings, progress=False)  # before any child
+                db = open_db_pool(self._url, settings.jobs_concurrency + 2)
+                self._made = JobDeps(Classifier(settings), db, settings)
                 atexit.register(self._close)
             return self._made
 
