@@ -40,6 +40,11 @@ def test_version_help_and_shell_completion(volfefe: Volfefe) -> None:
     assert helped.returncode == 0
     for command in ("predict", "classify", "reclassify", "export", "stats", "db", "jobs"):
         assert f"  {command} " in helped.stdout
+    bare = volfefe.run("db")  # a group without its command: its help, as a usage error
+    assert bare.returncode == 2
+    assert (
+        bare.stderr.startswith("Usage: volfefe db [OPTIONS] COMMAND") and "  stop " in bare.stderr
+    )
     completion = subprocess.run(
         [sys.executable, "-m", "volfefe"],
         env={**volfefe.env(), "_VOLFEFE_COMPLETE": "bash_source"},

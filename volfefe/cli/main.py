@@ -112,6 +112,9 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except click.exceptions.Abort:
         _fail("Interrupted", "aborted", EXIT_INTERRUPTED)
     except click.UsageError as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # click >= 8.2: a group alone shows help
+            click.echo(exc.format_message(), err=True)
+            sys.exit(exc.exit_code)
         if exc.ctx is not None:
             click.echo(exc.ctx.get_usage(), err=True)
             hint = f"{exc.ctx.command_path} {exc.ctx.help_option_names[0]}"
