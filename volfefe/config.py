@@ -99,6 +99,8 @@ class Settings:
     guard_size: int = 100  # int8-static: held-out texts the accuracy guard scores
     guard_min_agreement: float = 0.97  # int8-static: share of labels equal to fp32's, at least
     guard_max_dp: float = 0.2  # int8-static: largest probability difference to fp32, at most
+    hub_timeout: float = 10.0  # seconds for the hub to answer (resolving a revision, metadata)
+    download_timeout: float = 3600.0  # seconds for downloading a hub model's files, in all
     call_timeout: float = 30.0
     boot_timeout: float = 60.0
     shutdown_grace: float = 10.0
@@ -139,6 +141,8 @@ class Settings:
         positive = (
             "call_timeout",
             "boot_timeout",
+            "hub_timeout",
+            "download_timeout",
             "restart_window",
             "jobs_backoff",
             "jobs_prune_days",
@@ -150,22 +154,23 @@ class Settings:
         )
         for name in positive:
             if not getattr(self, name) > 0:
-                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
+                raise _invalid(name, f"must be > 0, got {getattr(self, name)}")
         if self.batch_wait < 0:
-            raise ConfigError(f"batch_wait must be >= 0, got {self.batch_wait}")
+            raise _invalid("batch_wait", f"must be >= 0, got {self.batch_wait}")
         if self.db_statement_timeout < 0:
-            raise ConfigError(
-                f"db_statement_timeout must be >= 0 (0 = none), got {self.db_statement_timeout}"
+            raise _invalid(
+                "db_statement_timeout", f"must be >= 0 (0 = none), got {self.db_statement_timeout}"
             )
         if self.shutdown_grace < 0:
-            raise ConfigError(f"shutdown_grace must be >= 0, got {self.shutdown_grace}")
+            raise _invalid("shutdown_grace", f"must be >= 0, got {self.shutdown_grace}")
         if self.jobs_stalled_after <= self.jobs_heartbeat:
-            raise ConfigError(
-                f"jobs_stalled_after ({self.jobs_stalled_after}) must exceed jobs_heartbeat "
-                f"({self.jobs_heartbeat}), or live workers would look stalled"
+            raise _invalid(
+                "jobs_stalled_after",
+                f"({self.jobs_stalled_after}) must exceed jobs_heartbeat "
+                f"({self.jobs_heartbeat}), or live workers would look stalled",
             )
         if self.threads < 0:
-            raise ConfigError(f"threads must be >= 0 (0 = cores // workers), got {self.threads}")
+            raise _invalid("threads", f"must be >= 0 (0 = cores // workers), got {self.threads}")
         for name in (
             "workers",
             "batch_size",
@@ -175,55 +180,53 @@ class Settings:
             "jobs_max_rebuilds",
         ):
             if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise _invalid(name, f"must be >= 1, got {getattr(self, name)}")
         if self.jobs_concurrency < 0:
-            raise ConfigError(
-                f"jobs_concurrency must be >= 0 (0 = batch_size x (workers + 1)), "
-                f"got {self.jobs_concurrency}"
+            raise _invalid(
+                "jobs_concurrency",
+                f"must be >= 0 (0 = batch_size x (workers + 1)), got {self.jobs_concurrency}",
             )
         for name in ("api_max_body", "api_max_items", "api_max_text_chars"):
             if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise _invalid(name, f"must be >= 1, got {getattr(self, name)}")
         if self.api_token is not None and len(self.api_token) < 16:
-            raise ConfigError(
-                f"api_token must be at least 16 characters, got {len(self.api_token)}"
+            raise _invalid(
+                "api_token", f"must be at least 16 characters, got {len(self.api_token)}"
             )
         if self.max_restarts < 0:
-            raise ConfigError(f"max_restarts must be >= 0, got {self.max_restarts}")
+            raise _invalid("max_restarts", f"must be >= 0, got {self.max_restarts}")
         if self.max_chars < 64:
-            raise ConfigError(f"max_chars must be >= 64, got {self.max_chars}")
-        if self.quantize not in QUANTIZE:
-            raise ConfigError(
-                f"quantize must be one of {', '.join(QUANTIZE)}, got {self.quantize!r}"
-            )
+            raise _invalid("max_chars", f"must be >= 64, got {self.max_chars}")
+        for name, allowed in (("quantize", QUANTIZE), ("backend", BACKENDS), ("device", DEVICES)):
+            if getattr(self, name) not in allowed:
+                raise _invalid(
+                    name, f"must be one of {', '.join(allowed)}, got {getattr(self, name)!r}"
+                )
         if self.auto_enqueue is not None and self.auto_enqueue not in SWITCH:
-            raise ConfigError(f"auto_enqueue must be on or off, got {self.auto_enqueue!r}")
+            raise _invalid("auto_enqueue", f"must be on or off, got {self.auto_enqueue!r}")
         for name in ("calibration_size", "guard_size"):
             if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise _invalid(name, f"must be >= 1, got {getattr(self, name)}")
         if not 0 <= self.guard_min_agreement <= 1:
-            raise ConfigError(
-                f"guard_min_agreement must be between 0 and 1, got {self.guard_min_agreement}"
+            raise _invalid(
+                "guard_min_agreement", f"must be between 0 and 1, got {self.guard_min_agreement}"
             )
         if not 0 <= self.guard_max_dp <= 1:
-            raise ConfigError(f"guard_max_dp must be between 0 and 1, got {self.guard_max_dp}")
+            raise _invalid("guard_max_dp", f"must be between 0 and 1, got {self.guard_max_dp}")
         if self.quantize == "int8-static" and self.device not in ("auto", "cpu"):
-            raise ConfigError(
-                f"quantize int8-static runs on the CPU only (OpenVINO), not on {self.device}"
+            raise _invalid(
+                "quantize", f"int8-static runs on the CPU only (OpenVINO), not on {self.device}"
             )
         if self.quantize == "int8-static" and self.backend in ("torch", "onnx"):
-            raise ConfigError(
-                f"quantize int8-static needs the openvino backend, not {self.backend} "
-                "(set VOLFEFE_BACKEND=openvino or auto)"
+            raise _invalid(
+                "quantize",
+                f"int8-static needs the openvino backend, not {self.backend} "
+                "(set VOLFEFE_BACKEND=openvino or auto)",
             )
-        if self.backend not in BACKENDS:
-            raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
-        if self.device not in DEVICES:
-            raise ConfigError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
         if not self.model.strip():
-            raise ConfigError("model must name a hub id or a local folder, got ''")
+            raise _invalid("model", "must name a hub id or a local folder, got ''")
         if not self.worker_cmd:
-            raise ConfigError("worker_cmd must not be empty")
+            raise _invalid("worker_cmd", "must not be empty")
 
     @property
     def resolved_backend(self) -> str:
@@ -285,11 +288,26 @@ class Settings:
             try:
                 values[name] = convert(raw)
             except ValueError:
-                raise ConfigError(f"{var} must be {_KIND[convert]}, got {raw!r}") from None
+                raise ConfigError(
+                    f"{var} must be {_KIND[convert]}, got {raw!r}", setting=name
+                ) from None
         values.setdefault("data_dir", default_data_dir(env))
         values.setdefault("onnx_cache", default_onnx_cache(env))
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
+        given = {k: v for k, v in overrides.items() if v is not None}
+        values.update(given)
+        try:
+            return cls(**values)
+        except ConfigError as exc:
+            culprit = exc.setting
+            if culprit is None or culprit in given or culprit not in _ENV_VARS:
+                raise
+            var = _ENV_VARS[culprit][0]
+            raise ConfigError(f"{var}={env.get(var)!r}: {exc}", setting=culprit) from None
+
+
+def _invalid(name: str, problem: str) -> ConfigError:
+    """The error for field `name`: `workers must be >= 1, got 0`."""
+    return ConfigError(f"{name} {problem}", setting=name)
 
 
 _KIND: dict[Callable[[str], Any], str] = {
@@ -312,6 +330,8 @@ _ENV_VARS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "guard_size": ("VOLFEFE_GUARD_SIZE", int),
     "guard_min_agreement": ("VOLFEFE_GUARD_MIN_AGREEMENT", float),
     "guard_max_dp": ("VOLFEFE_GUARD_MAX_DP", float),
+    "hub_timeout": ("VOLFEFE_HUB_TIMEOUT", float),
+    "download_timeout": ("VOLFEFE_DOWNLOAD_TIMEOUT", float),
     "call_timeout": ("VOLFEFE_CALL_TIMEOUT", float),
     "boot_timeout": ("VOLFEFE_BOOT_TIMEOUT", float),
     "shutdown_grace": ("VOLFEFE_SHUTDOWN_GRACE", float),

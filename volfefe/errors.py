@@ -13,6 +13,7 @@ VolfefeError
 │   │   └── ProtocolError        undecodable line or wrong reply id from a child
 │   ├── PoisonText               this text alone kills, hangs or garbles a child (permanent)
 │   ├── Overloaded               too many requests waiting; try again later (transient)
+│   ├── ModelUnavailable         the model's files cannot be downloaded (hub down, unknown id)
 │   ├── PoolBroken               restart budget spent, or a boot that can never succeed
 │   ├── AccuracyGuardFailed      a quantised export disagrees too much with fp32: not installed
 │   └── PoolClosed               the classifier was used after close() (transient for a job)
@@ -20,6 +21,7 @@ VolfefeError
     ├── DatabaseUnavailable      cannot connect, or the connection dropped (transient)
     ├── SchemaOutdated           migrations are pending: run `volfefe db migrate`
     ├── ContentNotFound          no post with that id (permanent)
+    ├── JobNotFound              no background job with that id (permanent)
     └── AlreadyClassified        the post already has a classification (permanent)
 ```
 
@@ -42,9 +44,20 @@ class VolfefeError(Exception):
 
 
 class ConfigError(VolfefeError):
-    """A setting is invalid (raised when `Settings` is built, never mid-run)."""
+    """A setting is invalid (raised when `Settings` is built, never mid-run).
+
+    `setting` names the `Settings` field at fault when there is one, so the CLI can say which
+    variable or option set it.
+
+    >>> ConfigError("workers must be >= 1, got 0", setting="workers").setting
+    'workers'
+    """
 
     exit_code = 2
+
+    def __init__(self, message: str, *, setting: str | None = None) -> None:
+        super().__init__(message)
+        self.setting = setting
 
 
 class ClassifierError(VolfefeError):
@@ -167,6 +180,14 @@ class Overloaded(ClassifierError):
     transient = True
 
 
+class ModelUnavailable(ClassifierError):
+    """The model's files cannot be had: the hub cannot be reached (and they are not cached),
+    the repository or revision does not exist, or the download took too long (permanent for
+    this run: fix the network or point VOLFEFE_MODEL at a local folder)."""
+
+    exit_code = 3
+
+
 class PoolBroken(ClassifierError):
     """The pool gave up restarting children; every call fails fast until a new Classifier."""
 
@@ -245,6 +266,14 @@ class ContentNotFound(StoreError):
     def __init__(self, content_id: int) -> None:
         super().__init__(f"content {content_id} not found")
         self.content_id = content_id
+
+
+class JobNotFound(StoreError):
+    """No background job has this id (permanent)."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(f"job {job_id} not found")
+        self.job_id = job_id
 
 
 class AlreadyClassified(StoreError):

@@ -267,8 +267,18 @@ def test_limit_takes_the_oldest_then_all_then_nothing(volfefe: Volfefe, tmp_path
         ("--ids", "1,a"),
         ("--ids", "0"),
         ("--ids", "1", "--all"),
+        ("--all", "--limit", "1"),
+        ("--ids", "1", "--limit", "1"),
     ],
-    ids=["limit-negative", "limit-zero", "ids-not-a-number", "ids-zero", "ids-with-all"],
+    ids=[
+        "limit-negative",
+        "limit-zero",
+        "ids-not-a-number",
+        "ids-zero",
+        "ids-with-all",
+        "all-with-limit",
+        "ids-with-limit",
+    ],
 )
 def test_usage_errors_exit_2_and_classify_nothing(
     volfefe: Volfefe, tmp_path: Path, args: tuple[str, ...]
@@ -276,7 +286,8 @@ def test_usage_errors_exit_2_and_classify_nothing(
     volfefe.import_posts(tmp_path, texts("stocks rally", "oil"))
     proc = volfefe.run("classify", *args)
     assert proc.returncode == 2, proc.stderr
-    assert "Usage:" in proc.stderr or "Error:" in proc.stderr
+    assert proc.stderr.splitlines()[0].startswith("Usage: volfefe classify")
+    assert proc.stderr.splitlines()[-1].startswith("UsageError: ")  # errors are printed one way
     assert proc.stdout == ""
     assert volfefe.sql(ROWS) == []
 
@@ -294,13 +305,38 @@ def test_dry_run_lists_ids_and_previews_and_writes_nothing(
         f"{ids['p2']}\tstocks rally again",  # whitespace is collapsed to keep one line
     ]
     proc = volfefe.run("classify", "--ids", f"{ids['p2']},999", "--dry-run")
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 1, proc.stderr  # as the real run would: a missing post fails
     assert proc.stdout.splitlines() == [
         f"{ids['p2']}\tstocks rally again",
-        "999\t(skipped: content 999 not found)",
+        "999\t(would fail: ContentNotFound: content 999 not found)",
     ]
     assert volfefe.sql(ROWS) == []
     assert volfefe.sql("SELECT id FROM contents WHERE classified") == []
+
+
+def test_dry_run_and_real_run_agree_on_skipped_and_failed(volfefe: Volfefe, tmp_path: Path) -> None:
+    ids = volfefe.import_posts(tmp_path, texts("stocks rally", "oil"))
+    assert volfefe.classify_json("--ids", str(ids["p0"]))[0] == 0
+    wanted = f"{ids['p0']},{ids['p1']},999"
+
+    dry = volfefe.run("classify", "--ids", wanted, "--dry-run", "--json")
+    assert dry.returncode == 1, dry.stderr
+    plan = json.loads(dry.stdout)  # --json is honoured by a dry run too
+    assert [p["content_id"] for p in plan["classify"]] == [ids["p1"]]
+    assert plan["skip"] == [
+        {
+            "content_id": ids["p0"],
+            "reason": f"AlreadyClassified: content {ids['p0']} is already classified",
+        }
+    ]
+    assert plan["fail"] == [{"content_id": 999, "reason": "ContentNotFound: content 999 not found"}]
+    assert len(volfefe.sql(ROWS)) == 1
+
+    code, summary, err = volfefe.classify_json("--ids", wanted)
+    assert code == 1, err
+    assert (summary["succeeded"], summary["skipped"], summary["failed"]) == (1, 1, 1)
+    assert [f["content_id"] for f in summary["failures"]] == [999]
+    assert f"content_id={ids['p0']} skipped: already classified" in err
 
 
 def test_ids_reports_missing_and_empty_posts_and_stores_the_others(

@@ -52,3 +52,35 @@ def test_eval_rejects_an_unknown_label(tiny_model: Path, tmp_path: Path) -> None
     proc = run_eval(tiny_model, labelled)
     assert proc.returncode == 2
     assert "line 2: label must be positive, negative or neutral" in proc.stderr
+
+
+def test_compare_backends_and_export_int8(tiny_model: Path, tmp_path: Path) -> None:
+    labelled = tmp_path / "labelled.csv"
+    labelled.write_text("text,label\nstocks rally,positive\ntariffs hit,negative\n", "utf-8")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "VOLFEFE_MODEL": str(tiny_model)}
+    proc = subprocess.run(
+        [
+            *(sys.executable, "-m", "volfefe", "--workers", "1", "--backend", "torch"),
+            *("eval", str(labelled), "--compare", "onnx", "--json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    compare = json.loads(proc.stdout)["compare"]
+    assert compare["model_version"].endswith("+onnx")
+    assert compare["label_agreement"] == 1.0 and compare["max_abs_dp"] < 1e-3  # the parity check
+
+    exported = subprocess.run(
+        [sys.executable, "-m", "volfefe", "model", "export", "--quantize", "int8"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert exported.returncode == 0, exported.stderr
+    folder = Path(exported.stdout.strip())
+    meta = json.loads((folder / "volfefe-onnx.json").read_text())
+    assert meta["model_version"].endswith("+onnx-int8")

@@ -52,7 +52,9 @@ def test_predict_stdin_one_text_per_line_with_bad_lines(tiny_model: Path) -> Non
 def test_bad_setting_is_a_config_error_exit_2(tiny_model: Path) -> None:
     proc = volfefe("predict", "x", model=tiny_model, env={"VOLFEFE_CALL_TIMEOUT": "-1"})
     assert proc.returncode == 2
-    assert proc.stderr.decode().strip().endswith("ConfigError: call_timeout must be > 0, got -1.0")
+    assert proc.stderr.decode() == (
+        "ConfigError: VOLFEFE_CALL_TIMEOUT='-1': call_timeout must be > 0, got -1.0\n"
+    )
 
 
 def test_model_that_cannot_load_says_what_to_do(tmp_path: Path) -> None:
@@ -66,3 +68,20 @@ def test_hub_model_without_network_names_volfefe_model() -> None:
     proc = volfefe("predict", "x", model=None, env={"VOLFEFE_MODEL": ""})
     assert proc.returncode == 3
     assert "VOLFEFE_MODEL" in proc.stderr.decode()
+
+
+def test_every_global_option_reaches_the_children(tiny_model: Path) -> None:
+    proc = volfefe(
+        *("--model", str(tiny_model), "--revision", "main", "--workers", "2", "--threads", "1"),
+        *("--device", "cpu", "--call-timeout", "20", "--boot-timeout", "90"),
+        *("--backend", "torch", "--quantize", "int8", "-v", "predict", "stocks rally"),
+        model=None,
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["model_version"].startswith(tiny_model.name + "@")
+    assert result["model_version"].endswith("+int8")  # --quantize and --backend torch
+    err = proc.stderr.decode()
+    ready = [line for line in err.splitlines() if " ready: " in line]  # -v: INFO lines
+    assert len(ready) == 2, err  # --workers 2
+    assert all("(cpu, 1 threads)" in line for line in ready), ready  # --device, --threads

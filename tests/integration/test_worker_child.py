@@ -54,7 +54,7 @@ def test_one_shot_from_a_shell_pipe(tiny_model: Path) -> None:
 def test_one_shot_empty_input_is_a_json_error(tiny_model: Path) -> None:
     proc = run_one_shot(tiny_model, b"  \n")
     assert proc.returncode == 1
-    assert json.loads(proc.stdout)["error"]["type"] == "EmptyText"
+    assert json.loads(proc.stdout)["error"]["type"] == "NoTextError"
 
 
 def test_one_shot_invalid_utf8_is_replaced_not_fatal(tiny_model: Path) -> None:

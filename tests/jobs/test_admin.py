@@ -40,7 +40,8 @@ def test_retry_failed_jobs_by_id_and_all(
     )
 
     unknown = volfefe(database_url, "jobs", "retry", str(second_job + 1000))
-    assert (unknown.returncode, unknown.stdout) == (1, f"job {second_job + 1000}: not found\n")
+    assert (unknown.returncode, unknown.stdout) == (1, "")
+    assert unknown.stderr.endswith(f"JobNotFound: job {second_job + 1000} not found\n")
 
     assert db_conn.execute(RESTORE, {"id": first}).rowcount == 1
     retried = volfefe(database_url, "jobs", "retry", str(first_job))

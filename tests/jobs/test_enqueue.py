@@ -34,7 +34,7 @@ DEADLINE = 120.0
 
 
 def enqueue_cli(database_url: str, *args: str) -> dict[str, Any]:
-    """`volfefe jobs enqueue ARGS --json` as a dict {"queued": n, "already_queued": [ids]}."""
+    """`volfefe jobs enqueue ARGS --json` as a dict: queued, already_queued, not_found."""
     report: dict[str, Any] = volfefe_json(database_url, "jobs", "enqueue", *args, "--json")
     return report
 
@@ -45,14 +45,35 @@ def test_enqueue_twice_queues_each_post_once(
     a, b, c, d, blank = insert_posts(db_conn, ["Stocks up", "Stocks down", "Oil", "Gold", " "])
     ids = f"{a},{b}"
 
-    assert enqueue_cli(database_url, "--ids", ids) == {"queued": 2, "already_queued": []}
-    assert enqueue_cli(database_url, "--ids", ids) == {"queued": 0, "already_queued": [a, b]}
-    assert enqueue_cli(database_url, "--limit", "3") == {"queued": 1, "already_queued": [a, b]}
-    assert enqueue_cli(database_url, "--all") == {"queued": 1, "already_queued": [a, b, c]}
-    assert enqueue_cli(database_url, "--all") == {"queued": 0, "already_queued": [a, b, c, d]}
+    assert enqueue_cli(database_url, "--ids", ids) == {
+        "queued": 2,
+        "already_queued": [],
+        "not_found": [],
+    }
+    assert enqueue_cli(database_url, "--ids", ids) == {
+        "queued": 0,
+        "already_queued": [a, b],
+        "not_found": [],
+    }
+    assert enqueue_cli(database_url, "--limit", "3") == {
+        "queued": 1,
+        "already_queued": [a, b],
+        "not_found": [],
+    }
+    assert enqueue_cli(database_url, "--all") == {
+        "queued": 1,
+        "already_queued": [a, b, c],
+        "not_found": [],
+    }
+    assert enqueue_cli(database_url, "--all") == {
+        "queued": 0,
+        "already_queued": [a, b, c, d],
+        "not_found": [],
+    }
     assert enqueue_cli(database_url, "--limit", "10") == {
         "queued": 0,
         "already_queued": [a, b, c, d],
+        "not_found": [],
     }
 
     assert jobs_per_post(db_conn) == dict.fromkeys([a, b, c, d], 1)  # none for the blank post
@@ -72,8 +93,13 @@ def test_enqueue_while_the_job_runs_is_already_queued(
     assert enqueue_cli(database_url, "--ids", str(post)) == {
         "queued": 0,
         "already_queued": [post],
+        "not_found": [],
     }
-    assert enqueue_cli(database_url, "--all") == {"queued": 0, "already_queued": [post]}
+    assert enqueue_cli(database_url, "--all") == {
+        "queued": 0,
+        "already_queued": [post],
+        "not_found": [],
+    }
     assert status_of(db_conn, job_id) == "doing", "the check must run while the job runs"
 
     eventually(lambda: status_of(db_conn, job_id) == "succeeded", timeout=DEADLINE)
@@ -101,6 +127,7 @@ def test_enqueue_while_the_job_waits_for_its_retry_is_already_queued(
     assert enqueue_cli(database_url, "--ids", str(post)) == {
         "queued": 0,
         "already_queued": [post],
+        "not_found": [],
     }
     assert waiting_for_retry(), "the check must run while the retry is pending"
 

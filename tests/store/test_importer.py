@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +164,20 @@ def test_csv_reports_file_line_numbers_across_multiline_fields(
     third = get_content(db_conn, ids(db_conn)["3"])
     assert (third.author, third.url) == (None, None)
     assert import_posts(db_conn, path).unchanged == 2
+
+
+def test_csv_takes_unix_seconds_as_json_does(db_conn: Conn, tmp_path: Path) -> None:
+    path = write_csv(
+        tmp_path / "posts.csv",
+        [post("s", published_at="1735732800"), post("f", published_at=" 1735732800.5 ")],
+    )
+
+    report = import_posts(db_conn, path)
+
+    assert (report.inserted, report.rejected) == (2, [])
+    noon = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
+    assert get_content(db_conn, ids(db_conn)["s"]).published_at == noon
+    assert get_content(db_conn, ids(db_conn)["f"]).published_at == noon + timedelta(seconds=0.5)
 
 
 def test_csv_without_an_id_column_is_rejected_at_the_header(db_conn: Conn, tmp_path: Path) -> None:

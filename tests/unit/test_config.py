@@ -33,16 +33,35 @@ def test_overrides_win_and_none_is_ignored() -> None:
     "env, match",
     [
         ({"VOLFEFE_WORKERS": "many"}, "VOLFEFE_WORKERS must be a whole number, got 'many'"),
-        ({"VOLFEFE_CALL_TIMEOUT": "-1"}, "call_timeout must be > 0, got -1.0"),
-        ({"VOLFEFE_BOOT_TIMEOUT": "0"}, "boot_timeout must be > 0, got 0.0"),
-        ({"VOLFEFE_DEVICE": "tpu"}, "device must be one of auto, cpu, cuda, mps, got 'tpu'"),
-        ({"VOLFEFE_MAX_RESTARTS": "-2"}, "max_restarts must be >= 0, got -2"),
-        ({"VOLFEFE_BATCH_SIZE": "0"}, "batch_size must be >= 1, got 0"),
+        (
+            {"VOLFEFE_CALL_TIMEOUT": "-1"},
+            "VOLFEFE_CALL_TIMEOUT='-1': call_timeout must be > 0, got -1.0",
+        ),
+        (
+            {"VOLFEFE_BOOT_TIMEOUT": "0"},
+            "VOLFEFE_BOOT_TIMEOUT='0': boot_timeout must be > 0, got 0.0",
+        ),
+        (
+            {"VOLFEFE_DEVICE": "tpu"},
+            "VOLFEFE_DEVICE='tpu': device must be one of auto, cpu, cuda, mps, got 'tpu'",
+        ),
+        (
+            {"VOLFEFE_MAX_RESTARTS": "-2"},
+            "VOLFEFE_MAX_RESTARTS='-2': max_restarts must be >= 0, got -2",
+        ),
+        ({"VOLFEFE_BATCH_SIZE": "0"}, "VOLFEFE_BATCH_SIZE='0': batch_size must be >= 1, got 0"),
     ],
 )
 def test_bad_values_are_named(env: dict[str, str], match: str) -> None:
-    with pytest.raises(ConfigError, match=match):
+    with pytest.raises(ConfigError, match=match) as caught:
         Settings.from_env(env)
+    assert caught.value.setting is not None
+
+
+def test_a_bad_override_is_not_blamed_on_the_environment() -> None:
+    with pytest.raises(ConfigError, match=r"^workers must be >= 1, got 0$") as caught:
+        Settings.from_env({"VOLFEFE_WORKERS": "2"}, workers=0)
+    assert caught.value.setting == "workers"
 
 
 def test_threads_follow_workers_so_cores_are_not_oversubscribed() -> None:

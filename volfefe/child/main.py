@@ -116,9 +116,9 @@ def one_shot(engine_factory: Callable[[], Engine], data: bytes, out: IO[bytes]) 
     """Classify all of `data` as one text and print one JSON object; return the exit code."""
     text = data.decode("utf-8", "replace").strip()
     if is_blank(text):
-        _print_json(
-            out, {"error": {"type": "EmptyText", "message": "no text to classify: stdin was empty"}}
-        )
+        # The same name and words as the CLI and the library (volfefe.errors.NoTextError).
+        message = "no text to classify: stdin was empty"
+        _print_json(out, {"error": {"type": "NoTextError", "message": message}})
         return 1
     engine = engine_factory()
     item = engine.classify([text])[0]

@@ -1,7 +1,7 @@
 """`volfefe classify`: classify stored posts that have no result yet.
 
-Exit status: 0 all succeeded, 1 some failed (or the database went away mid-run), 2 usage
-errors, 130 interrupted. The summary is printed also after Ctrl-C.
+Exit status: 0 all succeeded (or were skipped), 1 some failed (or the database went away
+mid-run), 2 usage errors, 130 interrupted. The summary is printed also after Ctrl-C.
 """
 
 from __future__ import annotations
@@ -12,13 +12,14 @@ from typing import Any
 import click
 import orjson
 
+from volfefe.cli.common import echo_json, with_model
 from volfefe.cli.params import IdList
-from volfefe.cli.progress import BarReporter, LineReporter
+from volfefe.cli.progress import make_reporter
 from volfefe.cli.terminal import for_terminal
 from volfefe.config import Settings
-from volfefe.errors import VolfefeError
+from volfefe.errors import AlreadyClassified, VolfefeError
 from volfefe.result import SENTIMENTS
-from volfefe.store.classify_run import ClassifyRun, Reporter, RunSummary
+from volfefe.store.classify_run import ClassifyRun, RunSummary
 from volfefe.store.connect import connect, resolve_database_url
 from volfefe.store.intelligence import classifiable
 from volfefe.store.migrate import require_current_schema
@@ -28,49 +29,60 @@ from volfefe.supervisor.classifier import Classifier
 PREVIEW_CHARS = 60
 
 
+DEFAULT_LIMIT = 10
+
+
 @click.command("classify")
 @click.option(
     "--limit",
     type=click.IntRange(min=1),
-    default=10,
-    show_default=True,
-    help="Classify at most N unclassified posts, oldest first.",
+    help=f"Classify at most N unclassified posts, oldest first [default: {DEFAULT_LIMIT}].",
 )
 @click.option("--all", "all_", is_flag=True, help="Classify every unclassified post.")
 @click.option("--ids", type=IdList(), help="Classify these posts, e.g. 1,2,3.")
 @click.option("--dry-run", is_flag=True, help="List what would be classified; write nothing.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary (or dry run) as JSON.")
 @click.pass_context
 def classify_command(
-    ctx: click.Context, limit: int, all_: bool, ids: list[int] | None, dry_run: bool, as_json: bool
+    ctx: click.Context,
+    limit: int | None,
+    all_: bool,
+    ids: list[int] | None,
+    dry_run: bool,
+    as_json: bool,
 ) -> None:
     """Classify stored posts in batches and store each result once.
 
-    Progress goes to stderr (a bar on a terminal; one line per post otherwise or with -v);
-    the summary goes to stdout.
+    Progress goes to stderr (a bar on a terminal; one line per post otherwise or with -v;
+    nothing with -q); the summary goes to stdout. A post already classified is skipped; a
+    missing or empty one fails (exit status 1). A dry run reports the same.
     """
-    if all_ and ids:
-        raise click.UsageError("--all and --ids cannot be used together")
+    given = [name for name, value in (("--limit", limit), ("--all", all_), ("--ids", ids)) if value]
+    if len(given) > 1:
+        raise click.UsageError(f"{' and '.join(given)} cannot be used together")
     settings: Settings = ctx.obj
     url = resolve_database_url(settings)
     with connect(url) as conn:
         require_current_schema(conn)
-        targets, early = _select(conn, ids, None if all_ else limit)
+        targets, early = _select(conn, ids, None if all_ else (limit or DEFAULT_LIMIT))
     if dry_run:
-        for row in targets:
-            preview = for_terminal(" ".join(row.text.split())[:PREVIEW_CHARS])
-            quarantined = "  (quarantined: forced try)" if row.quarantined_at else ""
-            click.echo(f"{row.id}\t{preview}{quarantined}")
-        for content_id, exc in early.items():
-            click.echo(f"{content_id}\t(skipped: {for_terminal(str(exc))})")
-        return
+        ctx.exit(_dry_run(targets, early, as_json))
     # Which posts is decided above; in what order does not matter, so similar lengths go
     # together and batches carry little padding.
     targets.sort(key=lambda row: len(row.text))
-    reporter = _reporter(ctx.meta.get("verbose", 0) > 0)
+    reporter = make_reporter(
+        sys.stderr, verbose=ctx.meta.get("verbose", 0) > 0, quiet=ctx.meta.get("quiet", False)
+    )
+    if targets:
+        settings = with_model(settings)
     with Classifier(settings) as clf:
         if targets:
-            clf.start()  # boot (and any first-use export) is not part of the run's rate
+            reporter.stage(boot_stage(settings))
+            try:
+                clf.start()  # boot (and any first-use export) is not part of the run's rate
+            except BaseException:
+                reporter.stop()
+                raise
         run = ClassifyRun(
             clf,
             lambda: connect(url, application_name="volfefe classify"),
@@ -80,7 +92,14 @@ def classify_command(
         )
         summary = run.run(targets, early)
     _print_summary(summary, as_json)
-    sys.exit(summary.exit_code)
+    ctx.exit(summary.exit_code)
+
+
+def boot_stage(settings: Settings) -> str:
+    """What the progress display says while the children start."""
+    children = f"{settings.workers} child{'ren' if settings.workers > 1 else ''}"
+    export = " (first use exports it to ONNX)" if settings.resolved_backend == "onnx" else ""
+    return f"starting {children} for {settings.model}{export}"
 
 
 def _select(
@@ -92,12 +111,39 @@ def _select(
     return classifiable(conn, ids)
 
 
-def _reporter(verbose: bool) -> Reporter:
-    if sys.stderr.isatty() and not verbose:
-        from rich.console import Console
+def _dry_run(targets: list[ContentRow], early: dict[int, VolfefeError], as_json: bool) -> int:
+    """Say what a real run would do with each post; 1 when some would fail, as the run would."""
+    skip: dict[int, VolfefeError] = {
+        i: exc for i, exc in early.items() if isinstance(exc, AlreadyClassified)
+    }
+    fail = {i: exc for i, exc in early.items() if i not in skip}
+    if as_json:
+        echo_json(
+            {
+                "classify": [
+                    {"content_id": row.id, "preview": _preview(row.text)} for row in targets
+                ],
+                "skip": [{"content_id": i, "reason": _reason(e)} for i, e in skip.items()],
+                "fail": [{"content_id": i, "reason": _reason(e)} for i, e in fail.items()],
+            }
+        )
+    else:
+        for row in targets:
+            quarantined = "  (quarantined: forced try)" if row.quarantined_at else ""
+            click.echo(f"{row.id}\t{for_terminal(_preview(row.text))}{quarantined}")
+        for content_id, why in skip.items():
+            click.echo(f"{content_id}\t(would skip: {for_terminal(_reason(why))})")
+        for content_id, why in fail.items():
+            click.echo(f"{content_id}\t(would fail: {for_terminal(_reason(why))})")
+    return 1 if fail else 0
 
-        return BarReporter(Console(stderr=True))
-    return LineReporter(sys.stderr)
+
+def _preview(text: str) -> str:
+    return " ".join(text.split())[:PREVIEW_CHARS]
+
+
+def _reason(exc: VolfefeError) -> str:
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _print_summary(summary: RunSummary, as_json: bool) -> None:

@@ -21,3 +21,12 @@ def current_settings() -> Settings:
 def echo_json(obj: dict[str, Any]) -> None:
     """Print one JSON object on a line of stdout."""
     click.echo(orjson.dumps(obj).decode())
+
+
+def with_model(settings: Settings) -> Settings:
+    """`settings` whose hub model is pulled into the cache first (`volfefe model pull`), so the
+    children only load it: a slow download never counts against their boot timeout."""
+    from volfefe.supervisor.pull import pulled_settings
+
+    quiet = bool(click.get_current_context().meta.get("quiet", False))
+    return pulled_settings(settings, progress=not quiet)

@@ -8,12 +8,15 @@ from datetime import timedelta
 import click
 import orjson
 
+from volfefe.cli.common import with_model
 from volfefe.cli.params import Age, IdList
 from volfefe.cli.terminal import for_terminal
 from volfefe.config import Settings
+from volfefe.errors import ContentNotFound, JobNotFound
 from volfefe.jobs.queue import enqueue, failed_job_ids, prune, retry, status, unclassified_ids
 from volfefe.store.connect import connect, resolve_database_url
 from volfefe.store.migrate import require_current_schema
+from volfefe.store.posts import contents_by_ids
 
 
 @click.group("jobs")
@@ -42,16 +45,28 @@ def enqueue_command(
         raise click.UsageError("give exactly one of --all, --ids or --limit")
     with connect(resolve_database_url(settings)) as conn:
         require_current_schema(conn)
-        targets = ids if ids else unclassified_ids(conn, limit)
+        missing: list[int] = []
+        if ids:  # a job for a post that does not exist could only fail later
+            found = {row.id for row in contents_by_ids(conn, ids)}
+            missing = [i for i in ids if i not in found]
+        targets = [i for i in ids if i not in missing] if ids else unclassified_ids(conn, limit)
         report = enqueue(conn, targets, schedule_in=schedule_in)
     if as_json:
         click.echo(
             orjson.dumps(
-                {"queued": len(report.queued), "already_queued": report.already_queued}
+                {
+                    "queued": len(report.queued),
+                    "already_queued": report.already_queued,
+                    "not_found": missing,
+                }
             ).decode()
         )
     else:
         click.echo(f"queued {len(report.queued)}, already queued {len(report.already_queued)}")
+    for content_id in missing:
+        click.echo(f"{ContentNotFound.__name__}: {ContentNotFound(content_id)}", err=True)
+    if missing:
+        click.get_current_context().exit(1)
 
 
 @jobs_group.command("worker")
@@ -69,12 +84,15 @@ def worker_command(settings: Settings, concurrency: int | None) -> None:
     times in a row, and 2 (ConfigError) on a bad setting such as a cron expression.
     """
     from volfefe.jobs.app import check_crons  # procrastinate is only needed here
+    from volfefe.jobs.logs import install_job_logging
     from volfefe.jobs.runner import run_worker
 
     check_crons(settings)  # a bad cron is a ConfigError now, never a restart loop
+    install_job_logging(quiet=click.get_current_context().meta.get("quiet", False))
     url = resolve_database_url(settings)
     with connect(url) as conn:
         require_current_schema(conn)
+    settings = with_model(settings)
     asyncio.run(run_worker(settings, url, concurrency or settings.job_slots))
 
 
@@ -127,7 +145,10 @@ def retry_command(settings: Settings, job_id: int | None, all_failed: bool) -> N
         require_current_schema(conn)
         outcomes = retry(conn, failed_job_ids(conn) if all_failed else [job_id or 0])
     for jid, outcome in outcomes.items():
-        click.echo(f"job {jid}: {outcome}")
+        if outcome == "not found":  # an error, printed the one way errors are
+            click.echo(f"{JobNotFound.__name__}: {JobNotFound(jid)}", err=True)
+        else:
+            click.echo(f"job {jid}: {outcome}")
     if job_id is not None and outcomes.get(job_id) != "retried":
         raise SystemExit(1)
 

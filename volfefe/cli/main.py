@@ -1,8 +1,17 @@
 """The command line: `python -m volfefe COMMAND`. Builds one Settings and passes it down.
 
-Errors that reach the top print `TypeName: message` on stderr and exit with the error's
-`exit_code` (1 failure, 2 usage or configuration, 3 pool broken, 4 database); click's usage
-errors exit 2; Ctrl-C exits 130.
+Every error is printed one way, `TypeName: message` on stderr, and ends the process with a
+documented status:
+
+```
+0    success
+1    some posts or texts failed, a rejected import row, an unknown id   (VolfefeError)
+2    usage error (click's, printed as `UsageError: ...`) or ConfigError
+3    the worker pool broke (PoolBroken)
+4    database unavailable or schema behind (DatabaseUnavailable, SchemaOutdated)
+130  interrupted (Ctrl-C)
+```
+A command ends with a status through `ctx.exit(N)` or `sys.exit(N)`; both are kept.
 """
 
 from __future__ import annotations
@@ -10,24 +19,30 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
 from volfefe.cli.classify import classify_command
 from volfefe.cli.db import db_group
+from volfefe.cli.export import export_command
 from volfefe.cli.jobs import jobs_group
 from volfefe.cli.model import eval_command, model_group
 from volfefe.cli.posts import import_command, show_command, stats_command
 from volfefe.cli.predict import predict_command
+from volfefe.cli.reclassify import reclassify_command
 from volfefe.cli.serve import serve_command
 from volfefe.cli.terminal import for_terminal
 from volfefe.cli.watch import watch_command
 from volfefe.config import Settings
-from volfefe.errors import VolfefeError
+from volfefe.errors import ConfigError, VolfefeError
+
+EXIT_INTERRUPTED = 130
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="volfefe", prog_name="volfefe")
 @click.option("--model", help="Hub id or local folder [env VOLFEFE_MODEL].")
 @click.option("--revision", help="Model revision on the hub [env VOLFEFE_REVISION].")
 @click.option(
@@ -59,13 +74,23 @@ from volfefe.errors import VolfefeError
     help="Seconds for a child to get ready [env VOLFEFE_BOOT_TIMEOUT].",
 )
 @click.option("-v", "--verbose", count=True, help="More logging on stderr (-vv for debug).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress display; warnings and errors only.")
 @click.pass_context
-def cli(ctx: click.Context, /, verbose: int, **options: Any) -> None:
+def cli(ctx: click.Context, /, verbose: int, quiet: bool, **options: Any) -> None:
     """volfefe: financial sentiment of market-moving posts."""
+    if verbose and quiet:
+        raise click.UsageError("-v and -q cannot be used together")
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    ctx.obj = Settings.from_env(os.environ, **options)
+    logging.basicConfig(level=level, format=LOG_FORMAT)
+    try:
+        ctx.obj = Settings.from_env(os.environ, **options)
+    except ConfigError as exc:
+        if exc.setting is not None and options.get(exc.setting) is not None:
+            option = "--" + exc.setting.replace("_", "-")
+            raise ConfigError(f"{option}: {exc}", setting=exc.setting) from None
+        raise
     ctx.meta["verbose"] = verbose
+    ctx.meta["quiet"] = quiet
 
 
 for command in (
@@ -73,8 +98,10 @@ for command in (
     db_group,
     import_command,
     classify_command,
+    reclassify_command,
     stats_command,
     show_command,
+    export_command,
     jobs_group,
     eval_command,
     model_group,
@@ -84,19 +111,36 @@ for command in (
     cli.add_command(command)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Run the CLI; VolfefeError becomes `TypeName: message` and its exit code."""
+def main(argv: list[str] | None = None) -> NoReturn:
+    """Run the CLI and exit with its status; errors become `TypeName: message` on stderr."""
     try:
-        cli.main(args=argv, prog_name="volfefe", standalone_mode=False)
+        status = cli.main(args=argv, prog_name="volfefe", standalone_mode=False)
     except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
-        sys.exit(130)
+        _fail("Interrupted", "aborted", EXIT_INTERRUPTED)
+    except click.UsageError as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # click >= 8.2: a group alone shows help
+            click.echo(exc.format_message(), err=True)
+            sys.exit(exc.exit_code)
+        if exc.ctx is not None:
+            click.echo(exc.ctx.get_usage(), err=True)
+            hint = f"{exc.ctx.command_path} {exc.ctx.help_option_names[0]}"
+            click.echo(f"Try '{hint}' for help.", err=True)
+        _fail("UsageError", exc.format_message(), exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
+        _fail(type(exc).__name__, exc.format_message(), exc.exit_code)
     except VolfefeError as exc:
-        click.echo(f"{type(exc).__name__}: {for_terminal(str(exc))}", err=True)
-        sys.exit(exc.exit_code)
+        _fail(type(exc).__name__, for_terminal(str(exc)), exc.exit_code)
     except KeyboardInterrupt:
-        click.echo("Interrupted.", err=True)
-        sys.exit(130)
+        _fail("Interrupted", "stopped by Ctrl-C", EXIT_INTERRUPTED)
+    except BrokenPipeError:
+        # The reader went away (`volfefe export | head`); say nothing more on a dead pipe.
+        sys.stderr.close()
+        os._exit(1)
+    # With standalone_mode=False click returns what `ctx.exit(N)` asked for instead of
+    # exiting: keep it, or a command's failure would end in status 0.
+    sys.exit(status if isinstance(status, int) else 0)
+
+
+def _fail(type_name: str, message: str, code: int) -> NoReturn:
+    click.echo(f"{type_name}: {message}", err=True)
+    sys.exit(code)

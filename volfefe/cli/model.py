@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from volfefe.cli.common import echo_json
+from volfefe.cli.common import echo_json, with_model
 from volfefe.config import Settings
 from volfefe.supervisor.classifier import Classifier
 
@@ -15,8 +15,8 @@ from volfefe.supervisor.classifier import Classifier
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--compare",
-    type=click.Choice(["int8", "int8-static"]),
-    help="Also run the int8 (or OpenVINO static int8) model and report how often it agrees.",
+    type=click.Choice(["int8", "int8-static", "torch", "onnx", "openvino"]),
+    help="Also run the int8 / static int8 model (or another backend) and report how they agree.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
@@ -30,7 +30,15 @@ def eval_command(settings: Settings, file: Path, compare: str | None, as_json: b
     """
     from volfefe.cli.metrics import agreement, read_labelled_csv, score
 
+    if compare and compare == (
+        settings.quantize if compare.startswith("int8") else settings.resolved_backend
+    ):
+        raise click.UsageError(
+            f"--compare {compare} compares the configured model with itself; pick the "
+            "other backend (e.g. --backend torch eval FILE --compare onnx)"
+        )
     texts, gold = read_labelled_csv(file)
+    settings = with_model(settings)
     kept = [(t, g) for t, g in zip(texts, gold, strict=True) if t.strip()]
     with Classifier(settings) as clf:
         results = clf.classify_many([t for t, _ in kept])
@@ -108,6 +116,7 @@ def export_command(
     from volfefe.cli.calibrate import calibration_file
     from volfefe.supervisor.provision import ExportRequest, backend_args
 
+    settings = with_model(settings)
     if quantize:
         settings = settings.replace(quantize=quantize)
     if from_db and calibrate:
@@ -122,3 +131,24 @@ def export_command(
         request = ExportRequest(calibrate=path, label=label, seed=seed, force=path is not None)
         args = asyncio.run(backend_args(settings, request))
     click.echo(args[args.index("--export-dir") + 1])
+
+
+@model_group.command("pull")
+@click.pass_obj
+def pull_command(settings: Settings) -> None:
+    """Download the configured hub model (the revision resolved to a commit) into the cache,
+    with a progress bar, and print its folder. Every command that needs the model does this
+    first; a local folder is used as it is.
+
+    Fails at once, with ModelUnavailable (exit 3), when the hub cannot be reached and the
+    revision is not cached; VOLFEFE_HUB_TIMEOUT bounds each answer of the hub and
+    VOLFEFE_DOWNLOAD_TIMEOUT the whole download.
+    """
+    from volfefe.supervisor.pull import pull
+
+    quiet = bool(click.get_current_context().meta.get("quiet", False))
+    done = pull(settings, progress=not quiet)
+    if done.commit is not None:
+        got = f"{len(done.downloaded)} files" if done.downloaded else "from the cache"
+        click.echo(f"{settings.model}@{done.commit} ({got})", err=True)
+    click.echo(str(done.folder))

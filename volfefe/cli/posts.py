@@ -21,6 +21,7 @@ from volfefe.store.connect import connect
 from volfefe.store.importer import SUFFIXES, import_posts
 from volfefe.store.migrate import require_current_schema
 from volfefe.store.posts import get_classification_by_content, get_content, stats
+from volfefe.store.report import GROUPS, breakdown
 
 
 @click.command("import")
@@ -69,8 +70,16 @@ def import_command(file: Path, enqueue: bool) -> None:
     help="Confidence at or above which a classification counts as high confidence.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def stats_command(threshold: float, as_json: bool) -> None:
+@click.option(
+    "--by",
+    type=click.Choice(sorted(GROUPS)),
+    help="Sentiment counts per day of publication (UTC) or per model_version instead.",
+)
+def stats_command(threshold: float, as_json: bool, by: str | None) -> None:
     """Count posts, classified posts, sentiments and high-confidence results."""
+    if by is not None:
+        print_breakdown(by, as_json)
+        return
     with connect(current_settings()) as conn:
         require_current_schema(conn)
         numbers = stats(conn, threshold)
@@ -113,6 +122,25 @@ def show_command(content_id: int, as_json: bool) -> None:
         f"classification: {found.sentiment} ({found.confidence:.3f}) by {found.model_version}"
         + (f"; scores: {scores}" if scores else "")
     )
+
+
+def print_breakdown(by: str, as_json: bool) -> None:
+    """`stats --by day|model_version`: one row per group of classified posts."""
+    with connect(current_settings()) as conn:
+        require_current_schema(conn)
+        rows = breakdown(conn, by)
+    if as_json:
+        click.echo(orjson.dumps({"by": by, "rows": rows}, option=orjson.OPT_INDENT_2).decode())
+        return
+    table = Table(title=f"volfefe results by {by.replace('_', ' ')}")
+    table.add_column(by)
+    for name in ("total", *SENTIMENTS, "mean confidence"):
+        table.add_column(name, justify="right")
+    for row in rows:
+        counts = [str(row[name]) for name in ("total", *SENTIMENTS)]
+        key = row["key"] if row["key"] is not None else "(no date)"
+        table.add_row(key, *counts, f"{row['mean_confidence']:.3f}")
+    Console().print(table)
 
 
 def stats_table(numbers: dict[str, Any]) -> Table:

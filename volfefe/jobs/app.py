@@ -15,7 +15,9 @@ once; so does a poison text (PoisonText: the post is quarantined, attempt outcom
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
+import threading
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -46,7 +48,8 @@ class JobDeps:
     classifier: Classifier
     db: ConnectionPool[Any]
     settings: Settings
-    adb: AsyncConnectionPool[Any]  # for classify_post, which runs on the event loop
+    # for classify_post, which runs on the event loop; made on that loop when None
+    adb: AsyncConnectionPool[Any] | None = None
 
 
 CRONS = {
@@ -76,6 +79,52 @@ def check_crons(settings: Settings) -> None:
             ) from None
 
 
+class SharedDeps:
+    """The tasks' `JobDeps`: those `jobs worker` passes in the job context, or else (under
+    procrastinate's own `procrastinate worker`, which passes none) one set made on first use
+    in this process and closed at its exit."""
+
+    def __init__(self, settings: Settings, url: str) -> None:
+        self._settings = settings
+        self._url = url
+        self._lock = threading.Lock()
+        self._async_lock = asyncio.Lock()
+        self._made: JobDeps | None = None
+
+    async def aget(self, context: JobContext) -> JobDeps:
+        """`get`, plus the async connection pool of classify_post, opened on this loop."""
+        deps = await asyncio.to_thread(self.get, context)
+        async with self._async_lock:
+            if deps.adb is None:
+                from volfefe.jobs.runner import DB_POOL_SIZE, open_async_db_pool
+
+                adb = open_async_db_pool(self._url, DB_POOL_SIZE)
+                await adb.open(wait=False)
+                deps.adb = adb
+        return deps
+
+    def get(self, context: JobContext) -> JobDeps:
+        """The deps for a task running in `context`."""
+        given = context.additional_context.get("volfefe")
+        if isinstance(given, JobDeps):
+            return given
+        with self._lock:
+            if self._made is None:
+                from volfefe.jobs.runner import open_db_pool  # the runner imports this module
+                from volfefe.supervisor.pull import pulled_settings
+
+                settings = pulled_settings(self._settings, progress=False)  # before any child
+                db = open_db_pool(self._url, 4)
+                self._made = JobDeps(Classifier(settings), db, settings)
+                atexit.register(self._close)
+            return self._made
+
+    def _close(self) -> None:
+        if self._made is not None:
+            self._made.db.close()
+            self._made.classifier.close()
+
+
 def make_app(settings: Settings, url: str) -> procrastinate.App:
     """A procrastinate app on `url` with volfefe's tasks and periodic tasks registered.
 
@@ -87,10 +136,12 @@ def make_app(settings: Settings, url: str) -> procrastinate.App:
     )
     app = procrastinate.App(connector=connector)
     retry = TransientRetry(settings.jobs_max_attempts, settings.jobs_backoff)
+    shared = SharedDeps(settings, url)
 
     @app.task(name=TASK, queue=QUEUE, pass_context=True, retry=retry)
     async def classify_post(context: JobContext, content_id: int) -> None:
-        deps: JobDeps = context.additional_context["volfefe"]
+        deps = await shared.aget(context)
+        assert deps.adb is not None
         job = context.job
         assert job.id is not None
         attempt = job.attempts + 1
@@ -121,7 +172,7 @@ def make_app(settings: Settings, url: str) -> procrastinate.App:
         @app.periodic(cron=settings.jobs_enqueue_cron, periodic_id="enqueue-unclassified")
         @app.task(name="volfefe.enqueue_unclassified", queue=MAINTENANCE_QUEUE, pass_context=True)
         def enqueue_unclassified(context: JobContext, timestamp: int) -> None:
-            deps: JobDeps = context.additional_context["volfefe"]
+            deps = shared.get(context)
             with deps.db.connection() as conn:
                 report = enqueue(conn, unclassified_ids(conn))
             logger.info(
@@ -135,7 +186,7 @@ def make_app(settings: Settings, url: str) -> procrastinate.App:
         @app.periodic(cron=settings.jobs_prune_cron, periodic_id="prune-jobs")
         @app.task(name="volfefe.prune_jobs", queue=MAINTENANCE_QUEUE, pass_context=True)
         def prune_jobs(context: JobContext, timestamp: int) -> None:
-            deps: JobDeps = context.additional_context["volfefe"]
+            deps = shared.get(context)
             with deps.db.connection() as conn:
                 deleted = prune(conn, timedelta(days=settings.jobs_prune_days))
             logger.info("pruned %d finished jobs", deleted)
@@ -145,7 +196,7 @@ def make_app(settings: Settings, url: str) -> procrastinate.App:
         @app.periodic(cron=settings.jobs_rescue_cron, periodic_id="rescue-stalled")
         @app.task(name="volfefe.rescue_stalled_jobs", queue=MAINTENANCE_QUEUE, pass_context=True)
         async def rescue_stalled_jobs(context: JobContext, timestamp: int) -> None:
-            await rescue_stalled(context.app, context.additional_context["volfefe"])
+            await rescue_stalled(context.app, await asyncio.to_thread(shared.get, context))
 
     return app
 
@@ -184,6 +235,9 @@ def _record(
     outcome: str,
     error: BaseException | None = None,
 ) -> None:
+    first_line = str(error).partition("\n")[0]  # a worker error's stderr tail stays in the table
+    because = f": {type(error).__name__}: {first_line}" if error is not None else ""
+    logger.info("job %s post %s attempt %d: %s%s", job_id, content_id, attempt, outcome, because)
     try:
         with deps.db.connection() as conn:
             record_attempt(conn, job_id, content_id, attempt, outcome, error)

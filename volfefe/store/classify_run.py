@@ -67,8 +67,8 @@ class RunSummary:
 
     def record(self, content_id: int, outcome: Outcome | None) -> None:
         """Count one post's outcome."""
-        if outcome is None:
-            self.skipped += 1
+        if outcome is None or isinstance(outcome, AlreadyClassified):
+            self.skipped += 1  # someone else has it, or had it: nothing for this run to do
         elif isinstance(outcome, Classification):
             self.succeeded += 1
             self.distribution[outcome.sentiment] += 1

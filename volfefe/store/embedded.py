@@ -5,16 +5,18 @@ records every attached pid in `pgdata/.handle_pids.json`; the server is reused b
 next. We use `cleanup_mode=None`: the server is never stopped on exit, so one volfefe process
 exiting can never stop it under another (pgserver's "stop" mode runs `pg_ctl stop`, which
 disconnects *every* client, including ones pgserver does not know about, such as psql or a
-child given the URL), and the next run reuses it instantly. Stop it by hand with
-`pg_ctl -D <data_dir>/pgdata stop` (as the `pgserver` user when running as root).
+child given the URL), and the next run reuses it instantly. `volfefe db stop` stops it, with
+pgserver's own `pg_ctl` (as the `pgserver` user when we run as root: pg_ctl refuses root).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -27,6 +29,51 @@ from volfefe.errors import DatabaseUnavailable
 EMBEDDED_DBNAME = "volfefe"
 
 DATABASE_EXISTS = "SELECT 1 FROM pg_database WHERE datname = %(name)s"
+PG_CTL_TIMEOUT = 60.0  # seconds for pg_ctl status/stop (stop waits for clients to go)
+PG_CTL_NOT_RUNNING = 3  # pg_ctl status: no server runs in this folder
+
+
+def embedded_pgdata(settings: Settings) -> Path:
+    """The embedded server's data folder: `<data_dir>/pgdata`."""
+    return settings.data_dir / "pgdata"
+
+
+def embedded_running(settings: Settings) -> bool:
+    """Whether the embedded server of `settings.data_dir` runs (`pg_ctl status`)."""
+    pgdata = embedded_pgdata(settings)
+    if not (pgdata / "PG_VERSION").exists():
+        return False
+    done = _pg_ctl(pgdata, ["status"])
+    if done.returncode not in (0, PG_CTL_NOT_RUNNING):
+        raise DatabaseUnavailable(f"pg_ctl status failed in {pgdata}: {done.stderr.strip()}")
+    return done.returncode == 0
+
+
+def stop_embedded(settings: Settings) -> bool:
+    """Stop the embedded server (fast mode: clients are disconnected); False if it was not
+    running."""
+    pgdata = embedded_pgdata(settings)
+    if not embedded_running(settings):
+        return False
+    done = _pg_ctl(pgdata, ["-w", "-m", "fast", "stop"])
+    if done.returncode != 0:
+        raise DatabaseUnavailable(f"pg_ctl stop failed in {pgdata}: {done.stderr.strip()}")
+    return True
+
+
+def _pg_ctl(pgdata: Path, args: list[str]) -> subprocess.CompletedProcess[str]:
+    """pgserver's pg_ctl on `pgdata`; as root, run as the `pgserver` user like the server."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+        from pgserver._commands import POSTGRES_BIN_PATH
+    argv = [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(pgdata), *args]
+    user = "pgserver" if os.geteuid() == 0 else None
+    try:
+        return subprocess.run(
+            argv, capture_output=True, text=True, timeout=PG_CTL_TIMEOUT, user=user, check=False
+        )
+    except subprocess.TimeoutExpired as err:
+        raise DatabaseUnavailable(f"pg_ctl {args[-1]} took more than {PG_CTL_TIMEOUT:g} s") from err
 
 
 def embedded_database_url(

@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -316,6 +317,9 @@ def _string(record: dict[str, Any], name: str) -> str | None:
     return value
 
 
+UNIX_SECONDS = re.compile(r"-?\d{9,11}(?:\.\d+)?")  # 1973..5138: never a year or a date
+
+
 def _parse_time(value: object) -> datetime | None:
     """ISO 8601, Twitter's format or Unix seconds, as an aware datetime; None when absent."""
     if value is None or value == "":
@@ -323,6 +327,8 @@ def _parse_time(value: object) -> datetime | None:
     try:
         if isinstance(value, int | float) and not isinstance(value, bool):
             return datetime.fromtimestamp(value, UTC)
+        if isinstance(value, str) and UNIX_SECONDS.fullmatch(value.strip()):
+            return datetime.fromtimestamp(float(value), UTC)  # CSV has no numbers, only text
         if isinstance(value, str):
             try:
                 parsed = datetime.fromisoformat(value.strip())
