@@ -146,7 +146,7 @@ def make_app(settings: Settings, url: str) -> procrastinate.App:
         assert job.id is not None
         attempt = job.attempts + 1
         try:  # a success records its attempt in the storing statement itself
-            await classify_post_job(
+            stored = await classify_post_job(
                 deps.adb, deps.classifier, job_id=job.id, attempt=attempt, content_id=content_id
             )
         except AlreadyClassified:
@@ -166,6 +166,8 @@ def make_app(settings: Settings, url: str) -> procrastinate.App:
                 outcome = "retrying"
             await asyncio.to_thread(_record, deps, job.id, content_id, attempt, outcome, exc)
             raise
+        outcome = "classified" if stored else "already_classified"
+        logger.info("job %s post %s attempt %d: %s", job.id, content_id, attempt, outcome)
 
     if settings.jobs_enqueue_cron != "off":
 
