@@ -10,10 +10,12 @@ VolfefeError
 │   │   ├── WorkerBootError      no ready line before boot_timeout, or exit during boot
 │   │   ├── CallTimeout          call_timeout exceeded; the child was killed
 │   │   ├── WorkerCrashed        EOF or exit during a call
-│   │   └── ProtocolError        undecodable line or wrong reply id from a child
+│   │   ├── ProtocolError        undecodable line or wrong reply id from a child
+│   │   └── ForwardPassFailed    the model's forward pass raised in the child (e.g. out of memory)
 │   ├── PoisonText               this text alone kills, hangs or garbles a child (permanent)
-│   ├── Overloaded               too many requests waiting; try again later (transient)
-│   ├── PoolBroken               restart budget spent, or a boot that can never succeed
+│   ├── Overloaded               too many texts waiting; try again later (transient)
+│   ├── RequestTimeout           no answer within request_timeout, queue wait included (transient)
+│   ├── PoolBroken               restart budget spent; the Classifier rebuilds (transient)
 │   └── PoolClosed               the classifier was used after close() (transient for a job)
 └── StoreError                   database errors that gain meaning here
     ├── DatabaseUnavailable      cannot connect, or the connection dropped (transient)
@@ -150,6 +152,21 @@ class ProtocolError(WorkerError):
         self.raw = raw[:200]
 
 
+class ForwardPassFailed(WorkerError):
+    """The child's forward pass raised (say, CUDA out of memory) for this text's pass.
+
+    Transient: the child lives on, and the same text may pass in a smaller or later batch.
+    `remote_type` is the exception's name in the child.
+    """
+
+    def __init__(self, message: str, remote_type: str = "", remote_traceback: str = "") -> None:
+        super().__init__(f"the forward pass failed in the child: {message}")
+        self.remote_type = remote_type
+        self.remote_traceback = remote_traceback
+        if remote_traceback:
+            self.__cause__ = RemoteTraceback(remote_traceback)
+
+
 class PoisonText(ClassifierError):
     """This text, sent alone, killed, hung or garbled a child: never feed it to a child again
     by itself. Permanent; `.reason` says what the child did (the `WorkerError` is the cause).
@@ -166,9 +183,27 @@ class Overloaded(ClassifierError):
     transient = True
 
 
-class PoolBroken(ClassifierError):
-    """The pool gave up restarting children; every call fails fast until a new Classifier."""
+class RequestTimeout(ClassifierError):
+    """A text got no answer within `request_timeout` seconds, queue wait included (transient).
 
+    >>> str(RequestTimeout(5.0))
+    'no answer within the request deadline of 5 s (queue wait included)'
+    """
+
+    transient = True
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__(
+            f"no answer within the request deadline of {timeout:g} s (queue wait included)"
+        )
+        self.timeout = timeout
+
+
+class PoolBroken(ClassifierError):
+    """The pool gave up restarting children. The `Classifier` rebuilds it after a backoff;
+    meanwhile every call fails fast with this error (transient: a later try may succeed)."""
+
+    transient = True
     exit_code = 3
 
 
