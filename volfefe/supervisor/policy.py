@@ -49,7 +49,7 @@ class RestartBudget:
 def boot_backoff(failures: int) -> float:
     """Seconds before booting a slot's child again after `failures` failed boots (jittered).
 
-    >>> boot_backoff(0), 0.05 <= boot_backoff(1) <= 0.15, boot_backoff(30) <= 3.0
+    >>> boot_backoff(0), 0.025 <= boot_backoff(1) <= 0.075, boot_backoff(30) <= 3.0
     (0.0, True, True)
     """
     if failures <= 0:

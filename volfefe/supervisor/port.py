@@ -297,7 +297,7 @@ class StderrLines:
     """Splits a byte stream into lines of at most `limit` characters (the rest is dropped).
 
     >>> lines = StderrLines(4)
-    >>> lines.feed(b"abcdefgh\nok\npart"), lines.flush()
+    >>> lines.feed(b"abcdefgh\\nok\\npart"), lines.flush()
     (['abcd [+4 bytes]', 'ok'], 'part')
     """
 
