@@ -133,11 +133,12 @@ class CallTimeout(WorkerError):
 class WorkerCrashed(WorkerError):
     """The child exited (or closed its stdout) while it was answering a call."""
 
-    def __init__(self, *, pid: int | None, returncode: int | None, stderr: str = "") -> None:
+    def __init__(
+        self, *, pid: int | None, returncode: int | None, stderr: str = "", idle: bool = False
+    ) -> None:
         how = describe_exit(returncode)
-        super().__init__(
-            f"the child (pid {pid}) crashed during a call: {how}", pid=pid, stderr=stderr
-        )
+        when = "died while idle" if idle else "crashed during a call"
+        super().__init__(f"the child (pid {pid}) {when}: {how}", pid=pid, stderr=stderr)
         self.returncode = returncode
 
 

@@ -106,7 +106,7 @@ def test_crash_report_carries_the_childs_stderr(
     clf = make_classifier(fault="stdout-noise")  # prints a stray line to stderr at boot
     clf.start()
     os.kill(clf.pids()[0], signal.SIGKILL)
-    eventually(lambda: any("died while idle" in r.getMessage() for r in caplog.records))
+    eventually(lambda: any("died while idle" in r.getMessage() for r in caplog.records), 30)
     report = next(r.getMessage() for r in caplog.records if "died while idle" in r.getMessage())
     assert "stray print" in report and "SIGKILL" in report
     assert clf.classify("stocks").sentiment in TINY_LABELS

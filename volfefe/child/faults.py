@@ -60,7 +60,7 @@ class Fault:
         if self.mode == "slow-start":
             time.sleep(float(self.arg))
         if self.mode == "stdout-noise":
-            print("this stray print must not reach the protocol stream")
+            print("this stray print must not reach the protocol stream", flush=True)
         if self.mode == "stderr-flood":
             block = b"x" * (1 << 20)
             for _ in range(int(self.arg)):

@@ -189,7 +189,7 @@ class Pool:
                     take = asyncio.create_task(self._queue.take())
                 await asyncio.wait([take, port.exited], return_when=asyncio.FIRST_COMPLETED)
                 if port.exited.done():  # died while idle: replace it before a batch reaches it
-                    self._child_died_idle(slot, port)
+                    await self._child_died_idle(slot, port)
                     if take.done() and (batch := take.result()):
                         self._queue.put_back(batch)
                         take = None
@@ -315,11 +315,12 @@ class Pool:
         self._tasks.add(closing)
         closing.add_done_callback(self._tasks.discard)
 
-    def _child_died_idle(self, slot: _Slot, port: Port) -> None:
+    async def _child_died_idle(self, slot: _Slot, port: Port) -> None:
+        await port.stderr_closed(within=1.0)  # its last words, for the report
         exc = WorkerCrashed(
-            pid=port.pid, returncode=port.exited.result(), stderr=port.stderr_tail()
+            pid=port.pid, returncode=port.exited.result(), stderr=port.stderr_tail(), idle=True
         )
-        logger.warning("child %s died while idle, replacing it: %s", port.pid, exc)
+        logger.warning("replacing child %s: %s", port.pid, exc)
         self._replaced(slot, exc)
 
     def _forget(self, slot: _Slot) -> None:

@@ -259,9 +259,13 @@ class Port:
         if not await self._exited_within(within):
             self.kill()
             return None
-        if self._stderr_task is not None:  # let the last stderr lines arrive for the report
-            await asyncio.wait([self._stderr_task], timeout=1.0)
+        await self.stderr_closed(within=1.0)  # let the last stderr lines arrive for the report
         return self._exit.result()
+
+    async def stderr_closed(self, within: float) -> None:
+        """Wait up to `within` seconds for the child's stderr to be read to its end."""
+        if self._stderr_task is not None:
+            await asyncio.wait([self._stderr_task], timeout=within)
 
     def _signal(self, sig: int) -> None:
         assert self._proc is not None

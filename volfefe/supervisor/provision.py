@@ -15,6 +15,7 @@ import sys
 from volfefe.config import Settings
 from volfefe.errors import WorkerBootError
 from volfefe.protocol import EXIT_BOOT_FAILED
+from volfefe.supervisor.child_env import child_environment
 
 STDERR_TAIL = 4000
 logger = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ async def _onnx_args(settings: Settings) -> list[str]:
         *argv,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, **settings.worker_env},
+        env=child_environment(os.environ, settings.worker_env),  # it runs model code too
         start_new_session=True,
     )
     try:
