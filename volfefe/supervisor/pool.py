@@ -136,7 +136,9 @@ class Pool:
         for request in requests:
             self._accept(request)
             self._queue.put(request)
-        timeout = self._settings.effective_request_timeout
+        # One deadline for the call; a bulk call of many batches gets one per round of them.
+        rounds = -(-len(requests) // self._settings.workers)
+        timeout = self._settings.effective_request_timeout * max(1, rounds)
         loop = asyncio.get_running_loop()
         expiry = loop.call_later(timeout, _expire, requests, timeout)
         try:
