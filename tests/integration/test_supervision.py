@@ -110,10 +110,11 @@ def test_child_that_ignores_sigterm_is_killed_at_close(make_classifier: MakeClas
     assert time.monotonic() - started < 20  # bounded (2 s + 2 s + 2 s), never forever
 
 
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
 def test_nan_scores_are_a_per_item_error_and_the_child_lives(
-    make_classifier: MakeClassifier,
+    make_classifier: MakeClassifier, backend: str
 ) -> None:
-    clf = make_classifier(fault="nan@1")
+    clf = make_classifier(fault="nan@1", backend=backend)
     clf.start()
     pid = clf.pids()[0]
     results = clf.classify_many(["stocks", "bonds"], return_exceptions=True)
@@ -125,10 +126,11 @@ def test_nan_scores_are_a_per_item_error_and_the_child_lives(
     assert clf.stats()["restarts"] == 0
 
 
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
 def test_failed_forward_pass_is_transient_and_the_child_lives(
-    make_classifier: MakeClassifier,
+    make_classifier: MakeClassifier, backend: str
 ) -> None:
-    clf = make_classifier(fault="oom@1")
+    clf = make_classifier(fault="oom@1", backend=backend)
     clf.start()
     pid = clf.pids()[0]
     with pytest.raises(ForwardPassFailed, match="out of memory") as info:
