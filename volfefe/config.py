@@ -106,6 +106,12 @@ class Settings:
     shutdown_grace: float = 10.0
     max_restarts: int = 5
     restart_window: float = 60.0
+    request_timeout: float = 0.0  # seconds per text, queue wait included; 0 = derived
+    max_queued: int = 10_000  # texts waiting for a child, at most; more get Overloaded
+    max_child_calls: int = 0  # recycle a child after this many calls; 0 = never
+    max_child_rss_mb: int = 0  # recycle a child whose memory is over this (MiB); 0 = never
+    rebuild_backoff: float = 1.0  # seconds before the first rebuild of a broken pool
+    rebuild_backoff_max: float = 60.0  # the backoff doubles per failed rebuild, up to this
     batch_size: int = 64  # texts per call to a child, at most
     batch_tokens: int = 8192  # estimated tokens per call to a child, at most
     batch_wait: float = 0.002  # seconds a call may wait for other callers' texts
@@ -144,6 +150,8 @@ class Settings:
             "hub_timeout",
             "download_timeout",
             "restart_window",
+            "rebuild_backoff",
+            "rebuild_backoff_max",
             "jobs_backoff",
             "jobs_prune_days",
             "jobs_heartbeat",
@@ -169,6 +177,18 @@ class Settings:
                 f"({self.jobs_stalled_after}) must exceed jobs_heartbeat "
                 f"({self.jobs_heartbeat}), or live workers would look stalled",
             )
+        if self.request_timeout < 0:
+            raise ConfigError(
+                f"request_timeout must be >= 0 (0 = derived), got {self.request_timeout}"
+            )
+        if self.rebuild_backoff_max < self.rebuild_backoff:
+            raise ConfigError(
+                f"rebuild_backoff_max ({self.rebuild_backoff_max}) must be >= rebuild_backoff "
+                f"({self.rebuild_backoff})"
+            )
+        for name in ("max_child_calls", "max_child_rss_mb"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0 (0 = off), got {getattr(self, name)}")
         if self.threads < 0:
             raise _invalid("threads", f"must be >= 0 (0 = cores // workers), got {self.threads}")
         for name in (
@@ -176,6 +196,7 @@ class Settings:
             "batch_size",
             "batch_tokens",
             "forward_tokens",
+            "max_queued",
             "jobs_max_attempts",
             "jobs_max_rebuilds",
         ):
@@ -266,6 +287,16 @@ class Settings:
         return self.jobs_concurrency or self.batch_size * (self.workers + 1)
 
     @property
+    def effective_request_timeout(self) -> float:
+        """`request_timeout`, or (when 0) long enough for a replacement child to boot and for
+        the call and its solo retry to run: boot_timeout + 2 x call_timeout.
+
+        >>> Settings(boot_timeout=60, call_timeout=30).effective_request_timeout
+        120.0
+        """
+        return self.request_timeout or self.boot_timeout + 2 * self.call_timeout
+
+    @property
     def child_threads(self) -> int:
         """Torch threads per child: `threads`, or (when 0) cores // workers, at least 1."""
         return self.threads or max(1, (os.cpu_count() or 1) // self.workers)
@@ -337,6 +368,12 @@ _ENV_VARS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "shutdown_grace": ("VOLFEFE_SHUTDOWN_GRACE", float),
     "max_restarts": ("VOLFEFE_MAX_RESTARTS", int),
     "restart_window": ("VOLFEFE_RESTART_WINDOW", float),
+    "request_timeout": ("VOLFEFE_REQUEST_TIMEOUT", float),
+    "max_queued": ("VOLFEFE_MAX_QUEUED", int),
+    "max_child_calls": ("VOLFEFE_MAX_CHILD_CALLS", int),
+    "max_child_rss_mb": ("VOLFEFE_MAX_CHILD_RSS_MB", int),
+    "rebuild_backoff": ("VOLFEFE_REBUILD_BACKOFF", float),
+    "rebuild_backoff_max": ("VOLFEFE_REBUILD_BACKOFF_MAX", float),
     "batch_size": ("VOLFEFE_BATCH_SIZE", int),
     "batch_tokens": ("VOLFEFE_BATCH_TOKENS", int),
     "batch_wait": ("VOLFEFE_BATCH_WAIT", float),

@@ -10,11 +10,13 @@ VolfefeError
 │   │   ├── WorkerBootError      no ready line before boot_timeout, or exit during boot
 │   │   ├── CallTimeout          call_timeout exceeded; the child was killed
 │   │   ├── WorkerCrashed        EOF or exit during a call
-│   │   └── ProtocolError        undecodable line or wrong reply id from a child
+│   │   ├── ProtocolError        undecodable line or wrong reply id from a child
+│   │   └── ForwardPassFailed    the model's forward pass raised in the child (e.g. out of memory)
 │   ├── PoisonText               this text alone kills, hangs or garbles a child (permanent)
-│   ├── Overloaded               too many requests waiting; try again later (transient)
+│   ├── Overloaded               too many texts waiting; try again later (transient)
+│   ├── RequestTimeout           no answer within request_timeout, queue wait included (transient)
 │   ├── ModelUnavailable         the model's files cannot be downloaded (hub down, unknown id)
-│   ├── PoolBroken               restart budget spent, or a boot that can never succeed
+│   ├── PoolBroken               restart budget spent; the Classifier rebuilds (transient)
 │   ├── AccuracyGuardFailed      a quantised export disagrees too much with fp32: not installed
 │   └── PoolClosed               the classifier was used after close() (transient for a job)
 └── StoreError                   database errors that gain meaning here
@@ -145,11 +147,12 @@ class CallTimeout(WorkerError):
 class WorkerCrashed(WorkerError):
     """The child exited (or closed its stdout) while it was answering a call."""
 
-    def __init__(self, *, pid: int | None, returncode: int | None, stderr: str = "") -> None:
+    def __init__(
+        self, *, pid: int | None, returncode: int | None, stderr: str = "", idle: bool = False
+    ) -> None:
         how = describe_exit(returncode)
-        super().__init__(
-            f"the child (pid {pid}) crashed during a call: {how}", pid=pid, stderr=stderr
-        )
+        when = "died while idle" if idle else "crashed during a call"
+        super().__init__(f"the child (pid {pid}) {when}: {how}", pid=pid, stderr=stderr)
         self.returncode = returncode
 
 
@@ -162,6 +165,21 @@ class ProtocolError(WorkerError):
         shown = raw[:200].decode("utf-8", "replace")
         super().__init__(f"{message} (got {shown!r})" if raw else message, pid=pid, stderr=stderr)
         self.raw = raw[:200]
+
+
+class ForwardPassFailed(WorkerError):
+    """The child's forward pass raised (say, CUDA out of memory) for this text's pass.
+
+    Transient: the child lives on, and the same text may pass in a smaller or later batch.
+    `remote_type` is the exception's name in the child.
+    """
+
+    def __init__(self, message: str, remote_type: str = "", remote_traceback: str = "") -> None:
+        super().__init__(f"the forward pass failed in the child: {message}")
+        self.remote_type = remote_type
+        self.remote_traceback = remote_traceback
+        if remote_traceback:
+            self.__cause__ = RemoteTraceback(remote_traceback)
 
 
 class PoisonText(ClassifierError):
@@ -188,9 +206,27 @@ class ModelUnavailable(ClassifierError):
     exit_code = 3
 
 
-class PoolBroken(ClassifierError):
-    """The pool gave up restarting children; every call fails fast until a new Classifier."""
+class RequestTimeout(ClassifierError):
+    """A text got no answer within `request_timeout` seconds, queue wait included (transient).
 
+    >>> str(RequestTimeout(5.0))
+    'no answer within the request deadline of 5 s (queue wait included)'
+    """
+
+    transient = True
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__(
+            f"no answer within the request deadline of {timeout:g} s (queue wait included)"
+        )
+        self.timeout = timeout
+
+
+class PoolBroken(ClassifierError):
+    """The pool gave up restarting children. The `Classifier` rebuilds it after a backoff;
+    meanwhile every call fails fast with this error (transient: a later try may succeed)."""
+
+    transient = True
     exit_code = 3
 
 

@@ -30,6 +30,15 @@ import orjson
 EXIT_BOOT_FAILED = 3
 """A child that exits with this status cannot start (bad model, bad labels): do not restart it."""
 
+EMPTY_TEXT = "EmptyText"
+"""Item error type: the text is blank (permanent)."""
+
+FORWARD_FAILED = "ForwardPassFailed"
+"""Item error type: the forward pass raised, e.g. out of memory (transient: the child lives on)."""
+
+BAD_SCORES = "BadScores"
+"""Item error type: the model gave NaN or infinite scores for this text (permanent)."""
+
 DEFAULT_MODEL = "yiyanghkust/finbert-tone"
 """The model used when none is configured (a hub id)."""
 

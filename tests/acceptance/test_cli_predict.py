@@ -58,15 +58,16 @@ def test_bad_setting_is_a_config_error_exit_2(tiny_model: Path) -> None:
 
 
 def test_model_that_cannot_load_says_what_to_do(tmp_path: Path) -> None:
+    # A model that can never load is a configuration error (exit 2), not a broken pool.
     proc = volfefe("predict", "x", model=tmp_path / "no-such-model")
-    assert proc.returncode == 3
+    assert proc.returncode == 2
     err = proc.stderr.decode()
-    assert "PoolBroken" in err and "does not exist" in err
+    assert "ConfigError" in err and "does not exist" in err
 
 
 def test_hub_model_without_network_names_volfefe_model() -> None:
     proc = volfefe("predict", "x", model=None, env={"VOLFEFE_MODEL": ""})
-    assert proc.returncode == 3
+    assert proc.returncode == 2
     assert "VOLFEFE_MODEL" in proc.stderr.decode()
 
 

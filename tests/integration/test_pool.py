@@ -18,6 +18,7 @@ from volfefe import (
     CallTimeout,
     Classification,
     Classifier,
+    ConfigError,
     NoTextError,
     PoisonText,
     PoolBroken,
@@ -51,17 +52,27 @@ def close_enough(a: Classification, b: Classification, tol: float = 1e-5) -> boo
 def test_fault_fails_one_call_then_a_new_child_answers(
     make_classifier: MakeClassifier, fault: str, expected: type[Exception]
 ) -> None:
+    # A text that, alone, fails a child is PoisonText (permanent), its cause the WorkerError.
     clf = make_classifier(fault=fault, call_timeout=1.0)
     clf.start()
     first_pid = clf.pids()[0]
-    # A call of one text that fails its child is poison (permanent); the cause says why.
     with pytest.raises(PoisonText) as info:
         clf.classify("rates cut")
-    assert not info.value.transient
     assert isinstance(info.value.__cause__, expected) and info.value.__cause__.transient
+    assert not info.value.transient
     assert clf.classify("rates cut").sentiment in TINY_LABELS
     assert clf.pids() != [first_pid]
     assert not alive(first_pid)
+
+
+@pytest.mark.parametrize("fault", ["crash@1", "hang@1", "garbage@1"])
+def test_fault_in_a_batch_is_retried_alone_on_a_fresh_child(
+    make_classifier: MakeClassifier, fault: str
+) -> None:
+    clf = make_classifier(fault=fault, call_timeout=1.0)
+    results = clf.classify_many(["rates cut", "stocks rally"])
+    assert all(r.sentiment in TINY_LABELS for r in results)
+    assert clf.stats()["restarts"] == 1
 
 
 def test_kill_9_of_a_child_mid_request_fails_that_call_at_once(
@@ -80,47 +91,58 @@ def test_kill_9_of_a_child_mid_request_fails_that_call_at_once(
     with pytest.raises(PoisonText) as info:
         clf.classify("stocks")  # the child hangs; it is killed long before the 120 s deadline
     killer.join()
-    crashed = info.value.__cause__
-    assert isinstance(crashed, WorkerCrashed)
-    assert crashed.returncode == -signal.SIGKILL and "SIGKILL" in info.value.reason
+    crash = info.value.__cause__
+    assert isinstance(crash, WorkerCrashed)
+    assert crash.returncode == -signal.SIGKILL and "SIGKILL" in info.value.reason
     assert clf.classify("stocks").sentiment in TINY_LABELS
 
 
-def test_crash_report_carries_the_childs_stderr(make_classifier: MakeClassifier) -> None:
+def test_crash_report_carries_the_childs_stderr(
+    make_classifier: MakeClassifier, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Behaviour change: a child killed while idle is replaced before a call reaches it, so the
+    # report (with the stderr tail) is the warning that says it was replaced.
+    caplog.set_level(logging.WARNING, logger="volfefe")
     clf = make_classifier(fault="stdout-noise")  # prints a stray line to stderr at boot
     clf.start()
     os.kill(clf.pids()[0], signal.SIGKILL)
-    with pytest.raises(PoisonText) as info:
-        clf.classify("stocks")
-    crashed = info.value.__cause__
-    assert isinstance(crashed, WorkerCrashed) and "stray print" in crashed.stderr
+    eventually(lambda: any("died while idle" in r.getMessage() for r in caplog.records), 30)
+    report = next(r.getMessage() for r in caplog.records if "died while idle" in r.getMessage())
+    assert "stray print" in report and "SIGKILL" in report
+    assert clf.classify("stocks").sentiment in TINY_LABELS
 
 
 def test_poison_text_in_a_batch_fails_alone(make_classifier: MakeClassifier) -> None:
     clf = make_classifier(fault="poison=POISON", once=False, max_restarts=5)
     texts = ["stocks rally", "oil falls", "POISON pill", "jobs report", "bonds"]
     results = clf.classify_many(texts, return_exceptions=True)
-    assert isinstance(results[2], PoisonText)
-    assert isinstance(results[2].__cause__, WorkerCrashed)
+    assert isinstance(results[2], PoisonText) and isinstance(results[2].__cause__, WorkerCrashed)
+    assert results[2].reason.startswith("crashed")
     assert [isinstance(r, Classification) for r in results] == [True, True, False, True, True]
     alone = clf.classify_many(["stocks rally", "oil falls"])
     assert close_enough(results[0], alone[0]) and close_enough(results[1], alone[1])
 
 
-def test_boot_failure_breaks_the_pool_without_a_crash_loop(
+def test_boot_failure_is_a_config_error_without_a_crash_loop(
     make_classifier: MakeClassifier, caplog: pytest.LogCaptureFixture
 ) -> None:
+    # Behaviour change: a child that exits with status 3 at boot is a ConfigError (exit code
+    # 2), from start() and from every call, and the pool is never rebuilt.
     caplog.set_level(logging.INFO, logger="volfefe")
     clf = make_classifier(fault="boot-fail", once=False, workers=1, max_restarts=5)
-    with pytest.raises(PoolBroken) as info:
+    with pytest.raises(ConfigError) as info:
         clf.classify("stocks")
     cause = info.value.__cause__
     assert isinstance(cause, WorkerBootError) and cause.returncode == 3
+    assert info.value.exit_code == 2
     assert "fault injected: boot-fail" in str(info.value)  # names the child's last stderr lines
     restarts = [r for r in caplog.records if "failed to boot" in r.getMessage()]
     assert restarts == []
-    with pytest.raises(PoolBroken):  # and later calls fail fast with the same error
+    with pytest.raises(ConfigError):  # and later calls fail fast with the same error
         clf.classify("again")
+    with pytest.raises(ConfigError):
+        clf.start()
+    assert clf.stats()["rebuilds"] == 0
 
 
 def test_child_never_ready_is_a_timed_out_boot_error(make_classifier: MakeClassifier) -> None:
@@ -137,13 +159,22 @@ def test_slow_start_within_the_deadline_is_fine(make_classifier: MakeClassifier)
 
 
 def test_restart_budget_stops_a_crash_loop(make_classifier: MakeClassifier) -> None:
-    clf = make_classifier(fault="crash@1", once=False, max_restarts=2, restart_window=60.0)
-    for _ in range(3):  # two replacements are allowed; the third crash spends the budget
+    clf = make_classifier(
+        fault="crash@1",
+        once=False,
+        max_restarts=2,
+        restart_window=60.0,
+        rebuild_backoff=600,
+        rebuild_backoff_max=600,
+    )
+    for _ in range(2):  # two replacements are allowed; the third crash spends the budget
         with pytest.raises(PoisonText):
             clf.classify("stocks")
     with pytest.raises(PoolBroken, match="stopped restarting") as info:
         clf.classify("stocks")
     assert isinstance(info.value.__cause__, WorkerCrashed)
+    with pytest.raises(PoolBroken):  # fails fast until the rebuild
+        clf.classify("stocks")
     assert clf.pids() == []
 
 
@@ -258,7 +289,7 @@ def test_close_lets_the_call_in_flight_finish(
     results: list[object] = []
     caller = threading.Thread(target=lambda: results.append(clf.classify("stocks")))
     caller.start()
-    eventually(lambda: clf._pool is not None)
+    eventually(lambda: clf._owner is not None)
     clf.close()
     caller.join()
     assert isinstance(results[0], Classification)

@@ -50,6 +50,27 @@ def test_overrides_win_and_none_is_ignored() -> None:
             "VOLFEFE_MAX_RESTARTS='-2': max_restarts must be >= 0, got -2",
         ),
         ({"VOLFEFE_BATCH_SIZE": "0"}, "VOLFEFE_BATCH_SIZE='0': batch_size must be >= 1, got 0"),
+        ({"VOLFEFE_MAX_QUEUED": "0"}, "VOLFEFE_MAX_QUEUED='0': max_queued must be >= 1, got 0"),
+        (
+            {"VOLFEFE_REQUEST_TIMEOUT": "-1"},
+            r"VOLFEFE_REQUEST_TIMEOUT='-1': request_timeout must be >= 0 \(0 = derived\), got -1.0",
+        ),
+        (
+            {"VOLFEFE_MAX_CHILD_CALLS": "-1"},
+            r"VOLFEFE_MAX_CHILD_CALLS='-1': max_child_calls must be >= 0 \(0 = off\), got -1",
+        ),
+        (
+            {"VOLFEFE_MAX_CHILD_RSS_MB": "-5"},
+            r"VOLFEFE_MAX_CHILD_RSS_MB='-5': max_child_rss_mb must be >= 0 \(0 = off\), got -5",
+        ),
+        (
+            {"VOLFEFE_REBUILD_BACKOFF": "0"},
+            "VOLFEFE_REBUILD_BACKOFF='0': rebuild_backoff must be > 0, got 0.0",
+        ),
+        (
+            {"VOLFEFE_REBUILD_BACKOFF": "10", "VOLFEFE_REBUILD_BACKOFF_MAX": "5"},
+            r"rebuild_backoff_max \(5.0\) must be >= rebuild_backoff \(10.0\)",
+        ),
     ],
 )
 def test_bad_values_are_named(env: dict[str, str], match: str) -> None:
@@ -80,3 +101,21 @@ def test_default_layout(cores: int, layout: tuple[int, int]) -> None:
     workers, threads = default_layout(cores)
     assert (workers, threads) == layout
     assert workers * threads <= cores
+
+
+def test_supervision_settings_from_env() -> None:
+    s = Settings.from_env(
+        {
+            "VOLFEFE_REQUEST_TIMEOUT": "7",
+            "VOLFEFE_MAX_QUEUED": "100",
+            "VOLFEFE_MAX_CHILD_CALLS": "1000",
+            "VOLFEFE_MAX_CHILD_RSS_MB": "2048",
+            "VOLFEFE_REBUILD_BACKOFF": "2",
+            "VOLFEFE_REBUILD_BACKOFF_MAX": "30",
+        }
+    )
+    assert (s.request_timeout, s.effective_request_timeout, s.max_queued) == (7.0, 7.0, 100)
+    assert (s.max_child_calls, s.max_child_rss_mb) == (1000, 2048)
+    assert (s.rebuild_backoff, s.rebuild_backoff_max) == (2.0, 30.0)
+    derived = Settings(boot_timeout=20, call_timeout=5)
+    assert derived.effective_request_timeout == 30.0  # boot + 2 x call

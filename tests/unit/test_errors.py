@@ -11,7 +11,7 @@ import volfefe
 from volfefe import errors
 from volfefe.protocol import ItemError
 from volfefe.supervisor.classifier import _to_result
-from volfefe.supervisor.pool import RestartBudget
+from volfefe.supervisor.policy import RestartBudget
 
 
 def test_public_names_match_all() -> None:
@@ -49,13 +49,17 @@ def test_transient_and_permanent_are_told_apart_by_class() -> None:
         errors.ProtocolError("x"),
         errors.DatabaseUnavailable("x"),
         errors.PoolClosed("x"),
+        errors.PoolBroken("x"),  # the Classifier rebuilds its pool: a later try may succeed
+        errors.Overloaded("x"),
+        errors.RequestTimeout(1.0),
+        errors.ForwardPassFailed("x"),
     ]
     permanent = [
         errors.NoTextError(),
         errors.ClassificationFailed("x"),
         errors.ContentNotFound(1),
         errors.AlreadyClassified(1),
-        errors.PoolBroken("x"),
+        errors.PoisonText("x", reason="crashed"),
         errors.ConfigError("x"),
     ]
     assert all(e.transient for e in transient)
@@ -69,6 +73,10 @@ def test_child_error_kinds_map_to_classes() -> None:
     assert isinstance(other, errors.ClassificationFailed)
     assert other.remote_type == "RuntimeError"
     assert "RuntimeError: boom" in str(other.__cause__)
+    oom = _to_result(ItemError("ForwardPassFailed", "RuntimeError: CUDA out of memory"), "m")
+    nan = _to_result(ItemError("BadScores", "non-finite scores"), "m")
+    assert isinstance(oom, errors.ForwardPassFailed) and oom.transient
+    assert isinstance(nan, errors.ClassificationFailed) and nan.remote_type == "BadScores"
 
 
 def test_crash_message_names_the_signal_and_stderr() -> None:

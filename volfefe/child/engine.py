@@ -13,6 +13,7 @@ volfefe.protocol only: the ONNX child never imports torch.
 from __future__ import annotations
 
 import hashlib
+import math
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,7 +23,17 @@ from typing import Any
 import numpy as np
 
 from volfefe.child.digest import file_digest
-from volfefe.protocol import FINBERT_ORDER, SENTIMENTS, ItemError, ItemResult, Ready, is_blank
+from volfefe.protocol import (
+    BAD_SCORES,
+    EMPTY_TEXT,
+    FINBERT_ORDER,
+    FORWARD_FAILED,
+    SENTIMENTS,
+    ItemError,
+    ItemResult,
+    Ready,
+    is_blank,
+)
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".onnx", ".pt", ".pth")
 Predict = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -91,12 +102,13 @@ class Engine:
     ready: Ready
 
     def classify(self, texts: list[str]) -> list[ItemResult | ItemError]:
-        """Classify `texts`; a blank text or a failed forward pass gives an ItemError instead."""
+        """Classify `texts`; a blank text, a failed forward pass (ForwardPassFailed) or NaN
+        scores (BadScores) give an ItemError for the texts concerned instead."""
         results: list[ItemResult | ItemError | None] = [None] * len(texts)
         todo: list[_Item] = []
         for i, text in enumerate(texts):
             if is_blank(text):
-                results[i] = ItemError("EmptyText", "the text is empty or whitespace only")
+                results[i] = ItemError(EMPTY_TEXT, "the text is empty or whitespace only")
         kept = [i for i in range(len(texts)) if results[i] is None]
         cut = [texts[i][: self.max_chars] for i in kept]
         for i, encoding in zip(kept, self.tokenizer.encode_batch(cut), strict=True):
@@ -110,12 +122,18 @@ class Engine:
             try:
                 probs = self._forward([ids for _, ids, _ in batch])
             except Exception as exc:  # one failed forward pass must not end the child
-                error = ItemError(type(exc).__name__, str(exc), traceback.format_exc())
+                message = f"{type(exc).__name__}: {exc}"
+                error = ItemError(FORWARD_FAILED, message, traceback.format_exc())
                 for index, _, _ in batch:
                     results[index] = error
                 continue
             for (index, ids, truncated), row in zip(batch, probs, strict=True):
-                results[index] = self._result(row, truncated, len(ids))
+                if all(math.isfinite(p) for p in row):
+                    results[index] = self._result(row, truncated, len(ids))
+                else:  # NaN would reach the wire as null and garble the reply
+                    results[index] = ItemError(
+                        BAD_SCORES, f"the model gave non-finite scores for this text: {row}"
+                    )
         return [r for r in results if r is not None]
 
     def _forward(self, batch: list[list[int]]) -> list[list[float]]:
@@ -126,8 +144,9 @@ class Engine:
             input_ids[row, : len(ids)] = ids
             mask[row, : len(ids)] = 1
         logits = np.asarray(self.predict(input_ids, mask), dtype=np.float64)
-        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-        probs: list[list[float]] = (shifted / shifted.sum(axis=1, keepdims=True)).tolist()
+        with np.errstate(invalid="ignore"):  # NaN rows are reported per item, not warned about
+            shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+            probs: list[list[float]] = (shifted / shifted.sum(axis=1, keepdims=True)).tolist()
         return probs
 
     def _result(self, row: list[float], truncated: bool, tokens: int) -> ItemResult:

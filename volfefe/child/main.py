@@ -102,6 +102,8 @@ def serve(engine: Engine, proto_in: IO[bytes], proto_out: IO[bytes], fault: Faul
             reply = Reply(request.id, engine.classify([clean_text(t) for t in request.texts]))
         proto_out.write(encode(reply))
         proto_out.flush()
+    if fault is not None:
+        fault.on_eof()
 
 
 def _guess_id(line: bytes) -> int | None:
@@ -222,10 +224,14 @@ def main(argv: list[str] | None = None) -> int:
         if not args.serve:
             return one_shot(lambda: load_engine(args), sys.stdin.buffer.read(), proto_out)
         engine = load_engine(args)
+        if fault is not None:
+            engine.predict = fault.wrap_predict(engine.predict)
     except ModelLoadError as exc:
         print(f"volfefe worker: {exc}", file=sys.stderr)
         if not args.serve:
             _print_json(proto_out, {"error": {"type": "ModelLoadError", "message": str(exc)}})
-        return EXIT_BOOT_FAILED
+            return EXIT_BOOT_FAILED
+        sys.stderr.flush()
+        os._exit(EXIT_BOOT_FAILED)  # at once: unloading torch can take seconds, and says nothing
     serve(engine, sys.stdin.buffer, proto_out, fault)
     return 0

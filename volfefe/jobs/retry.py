@@ -1,10 +1,10 @@
 """The one retry policy of background jobs: which failures come back, and when.
 
 A failure is retried when it is transient (`VolfefeError.transient`, or a psycopg error that
-says the connection or server failed); anything else fails the job at once. One exception to
-`.transient`: `PoolBroken` is transient for a job (the classifier is rebuilt, or the job
-worker exits and its service manager restarts it; either way a later attempt can succeed),
-while the CLI stops on it. `PoisonText` is permanent: the post is quarantined instead. A job gets
+says the connection or server failed); anything else fails the job at once. `PoolBroken` is
+transient (the classifier rebuilds its pool, or the job worker exits and its service manager
+restarts it; either way a later attempt can succeed). `PoisonText` is permanent: the post is
+quarantined instead. A job gets
 `jobs_max_attempts` attempts in all, with `backoff ** attempt` seconds between them; an
 attempt cut off by the worker's shutdown (`PoolClosed`, or the async task cancelled after
 the grace) is queued again at once, cap or not.
@@ -19,7 +19,7 @@ from procrastinate import BaseRetryStrategy, RetryDecision
 from procrastinate.exceptions import JobAborted
 from procrastinate.jobs import Job
 
-from volfefe.errors import PoolBroken, PoolClosed, VolfefeError
+from volfefe.errors import PoolClosed, VolfefeError
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -31,8 +31,6 @@ def is_transient(exc: BaseException) -> bool:
     >>> is_transient(PoolBroken("budget spent")), is_transient(PoisonText("kills a child"))
     (True, False)
     """
-    if isinstance(exc, PoolBroken):
-        return True
     if isinstance(exc, VolfefeError):
         return exc.transient
     return isinstance(exc, psycopg.OperationalError)

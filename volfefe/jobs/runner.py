@@ -42,7 +42,6 @@ SIGNALS = (signal.SIGTERM, signal.SIGINT)
 # Jobs hold a connection only to load a post and to store its result (one round trip each).
 DB_POOL_SIZE = 8
 WATCH_INTERVAL = 0.5  # seconds between looks at the classifier's health
-NO_REBUILD = 1_000_000  # a broken pool that nothing will ever rebuild
 
 
 def open_db_pool(url: str, size: int) -> ConnectionPool[Any]:
@@ -126,11 +125,7 @@ async def run_worker(settings: Settings, url: str, concurrency: int) -> None:
             await asyncio.sleep(WATCH_INTERVAL)
             failures = rebuild_failures(classifier)
             if failures >= settings.jobs_max_rebuilds:
-                why = (
-                    "its worker pool broke and this classifier cannot rebuild it"
-                    if failures >= NO_REBUILD
-                    else f"the classifier could not be rebuilt ({failures} times in a row)"
-                )
+                why = f"the classifier could not be rebuilt ({failures} times in a row)"
                 gave_up.append(
                     PoolBroken(
                         f"{why}; the job worker stops so that its service manager restarts it"
@@ -173,17 +168,9 @@ async def run_worker(settings: Settings, url: str, concurrency: int) -> None:
 
 
 def rebuild_failures(classifier: Classifier) -> int:
-    """How many times in a row the classifier failed to rebuild its broken pool.
+    """How many times in a row the classifier failed to rebuild its broken pool."""
+    return classifier.consecutive_rebuild_failures
 
-    Reads `Classifier.consecutive_rebuild_failures` (the supervisor's escalation counter).
-    A classifier without that counter never rebuilds, so a broken pool is final for it: that
-    counts as having given up.
-    """
-    failures = getattr(classifier, "consecutive_rebuild_failures", None)
-    if failures is not None:
-        return int(failures)
-    pool = getattr(classifier, "_pool", None)
-    return NO_REBUILD if getattr(pool, "_broken", None) is not None else 0
 
 
 async def _run_procrastinate(app: procrastinate.App, deps: JobDeps, concurrency: int) -> None:

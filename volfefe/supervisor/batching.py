@@ -67,10 +67,19 @@ class RequestQueue:
         self._waiting: deque[Request] = deque()
         self._arrived = asyncio.Event()  # set on every put/stop; waiters re-check and clear
         self._stopped = False
+        self.texts = 0  # texts waiting now (the pool bounds it)
 
     def put(self, request: Request, *, retry: bool = False) -> None:
         """Queue a request (a retry goes ahead of new work)."""
         (self._retries if retry else self._waiting).append(request)
+        self.texts += len(request.texts)
+        self._arrived.set()
+
+    def put_back(self, batch: list[Request]) -> None:
+        """Return a taken batch to the front of the queue, in order (its child died first)."""
+        for request in reversed(batch):
+            (self._retries if not request.retryable else self._waiting).appendleft(request)
+            self.texts += len(request.texts)
         self._arrived.set()
 
     def stop(self) -> None:
@@ -83,6 +92,7 @@ class RequestQueue:
         requests = [*self._retries, *self._waiting]
         self._retries.clear()
         self._waiting.clear()
+        self.texts = 0
         return requests
 
     async def take(self) -> list[Request] | None:
@@ -91,7 +101,9 @@ class RequestQueue:
             self._arrived.clear()
             await self._arrived.wait()
         if self._retries:
-            return [self._retries.popleft()]
+            retry = self._retries.popleft()
+            self.texts -= len(retry.texts)
+            return [retry]
         if not self._waiting:
             return None
         batch: list[Request] = []
@@ -128,6 +140,7 @@ class RequestQueue:
             if batch and too_big:
                 break
             self._waiting.popleft()
+            self.texts -= len(request.texts)
             batch.append(request)
             texts += len(request.texts)
             tokens += request.tokens

@@ -15,12 +15,18 @@ from collections.abc import Sequence
 from typing import Any, Literal, overload
 
 from volfefe.config import Settings
-from volfefe.errors import ClassificationFailed, ClassifierError, NoTextError, PoolClosed
-from volfefe.protocol import ItemError, Ready, clean_text, is_blank
+from volfefe.errors import (
+    ClassificationFailed,
+    ClassifierError,
+    ForwardPassFailed,
+    NoTextError,
+    PoolClosed,
+)
+from volfefe.protocol import EMPTY_TEXT, FORWARD_FAILED, ItemError, Ready, clean_text, is_blank
 from volfefe.result import Classification
 from volfefe.supervisor.batching import Item
 from volfefe.supervisor.loop_thread import LoopThread
-from volfefe.supervisor.pool import Pool
+from volfefe.supervisor.owner import PoolOwner
 
 
 class Classifier:
@@ -29,6 +35,10 @@ class Classifier:
     Starts lazily on first use; safe to share between threads and asyncio tasks; close it (or
     use it as a context manager) to stop the children. Keyword arguments override `settings`
     (which default to `Settings.from_env(os.environ)`).
+
+    When its pool breaks (restart budget spent) it rebuilds it after a backoff; calls in
+    between fail fast with PoolBroken. A child that can never start (a model that cannot load,
+    an impossible device) is a ConfigError from `start()` and from every call.
     """
 
     def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
@@ -36,13 +46,22 @@ class Classifier:
         self.settings = base.replace(**overrides) if overrides else base
         self._lock = threading.Lock()
         self._runner: LoopThread | None = None
-        self._pool: Pool | None = None
+        self._owner: PoolOwner | None = None
         self._closed = False
 
     # --- lifecycle -----------------------------------------------------------------------
     def start(self) -> Ready:
-        """Boot the children now and wait for the first ready line (else the first call does)."""
+        """Boot the children now and wait for the first ready line (else the first call does).
+
+        Raises ConfigError when the children can never start, PoolBroken when they keep failing.
+        """
         return self._loop().run(self._wait_ready())
+
+    @property
+    def consecutive_rebuild_failures(self) -> int:
+        """Rebuilt pools in a row that never got a child ready (0 once one is ready again)."""
+        owner = self._owner
+        return owner.consecutive_rebuild_failures if owner is not None else 0
 
     @property
     def model_version(self) -> str:
@@ -51,13 +70,19 @@ class Classifier:
 
     def pids(self) -> list[int]:
         """Process ids of the running children."""
-        pool = self._pool
+        pool = self._owner.current if self._owner is not None else None
         return pool.pids() if pool is not None else []
 
     def stats(self) -> dict[str, int]:
-        """Counters since start: calls sent to children, texts in them, children replaced."""
-        pool = self._pool
-        return dict(pool.stats) if pool is not None else {"calls": 0, "texts": 0, "restarts": 0}
+        """Counters of the pool in charge: calls sent to children, texts in them, children
+        replaced and recycled; and how many times the pool was rebuilt."""
+        owner = self._owner
+        pool = owner.current if owner is not None else None
+        stats = {"calls": 0, "texts": 0, "restarts": 0, "recycled": 0}
+        if pool is not None:
+            stats.update(pool.stats)
+        stats["rebuilds"] = owner.rebuilds if owner is not None else 0
+        return stats
 
     def close(self) -> None:
         """Stop taking calls, finish in-flight ones within the grace, then stop every child."""
@@ -65,19 +90,19 @@ class Classifier:
             if self._closed:
                 return
             self._closed = True
-            runner, pool = self._runner, self._pool
+            runner, owner = self._runner, self._owner
         if runner is None:
             return
-        if pool is not None:
-            runner.run(pool.close())
+        if owner is not None:
+            runner.run(owner.close())
         runner.stop()
 
     async def aclose(self) -> None:
         """Async twin of `close()`."""
         with self._lock:
-            runner, pool = self._runner, self._pool
-        if pool is not None and runner is not None and not self._closed:
-            await runner.run_async(pool.close())
+            runner, owner = self._runner, self._owner
+        if owner is not None and runner is not None and not self._closed:
+            await runner.run_async(owner.close())
         self.close()
 
     def __enter__(self) -> Classifier:
@@ -152,28 +177,28 @@ class Classifier:
             return self._runner
 
     async def _wait_ready(self) -> Ready:
-        return await self._started_pool().wait_ready()
+        return await self._pool_owner().wait_ready()
 
-    def _started_pool(self) -> Pool:
+    def _pool_owner(self) -> PoolOwner:
         # Only on the loop thread: the pool's futures and pipes belong to that loop.
         with self._lock:
-            if self._pool is None:
-                self._pool = Pool(self.settings)
-            return self._pool
+            if self._owner is None:
+                self._owner = PoolOwner(self.settings)
+            return self._owner
 
     async def _classify(self, texts: Sequence[str]) -> list[Classification | ClassifierError]:
         if isinstance(texts, str):
             raise TypeError("classify_many() takes a sequence of texts, not one string")
-        cleaned = [clean_text(t) if isinstance(t, str) else _not_text(t) for t in texts]
+        cut = self.settings.max_chars + 1  # the child still sees the text was longer
+        cleaned = [clean_text(t[:cut]) if isinstance(t, str) else _not_text(t) for t in texts]
         results: list[Classification | ClassifierError] = [NoTextError()] * len(cleaned)
         todo = [i for i, text in enumerate(cleaned) if not is_blank(text)]
         if not todo:
             return results
-        pool = self._started_pool()
-        items = await pool.classify([cleaned[i] for i in todo])  # queued before any await
-        ready = await pool.wait_ready()
+        owner = self._pool_owner()
+        items, model_version = await owner.classify([cleaned[i] for i in todo])
         for index, item in zip(todo, items, strict=True):
-            results[index] = _to_result(item, ready.model_version)
+            results[index] = _to_result(item, model_version)
         return results
 
 
@@ -185,8 +210,10 @@ def _to_result(item: Item, model_version: str) -> Classification | ClassifierErr
     if isinstance(item, ClassifierError):
         return item
     if isinstance(item, ItemError):
-        if item.type == "EmptyText":
+        if item.type == EMPTY_TEXT:
             return NoTextError()
+        if item.type == FORWARD_FAILED:  # the child lives on; the text may pass later
+            return ForwardPassFailed(item.message, item.type, item.traceback)
         return ClassificationFailed(item.message, item.type, item.traceback)
     return Classification(
         item.sentiment, item.confidence, model_version, item.raw_scores, item.truncated, item.tokens

@@ -10,6 +10,17 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+FINISH_WAIT = 1.0
+
+
+async def _finish_tasks() -> None:
+    others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    if not others:
+        return
+    _, late = await asyncio.wait(others, timeout=FINISH_WAIT)
+    for task in late:
+        task.cancel()
+    await asyncio.wait(late, timeout=FINISH_WAIT)
 
 
 class LoopThread:
@@ -45,9 +56,16 @@ class LoopThread:
         return await asyncio.wrap_future(self.submit(coro))
 
     def stop(self) -> None:
-        """Stop the loop and join the thread (call after the pool is closed)."""
+        """Stop the loop and join the thread (call after the pool is closed).
+
+        Tasks still running (callers whose requests the pool has just failed) get
+        `FINISH_WAIT` seconds to hand their answer over, then are cancelled, so no thread
+        waiting in `run()` is left blocked on a loop that no longer runs.
+        """
         if self._loop.is_closed():
             return
+        if threading.current_thread() is not self._thread:
+            self.submit(_finish_tasks()).result()
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join()
         self._loop.close()

@@ -2,17 +2,23 @@
 
 ```
 callers ──classify(texts)──> requests ──> RequestQueue ──batch──> slot 1: Port ─ child
-                 (<= batch_size texts each)  (batching.py)           slot 2: Port ─ child
+        (bounded: Overloaded)  (one deadline each)  (batching.py)  slot 2: Port ─ child
 ```
 
-- Each slot boots its child, then takes one batch at a time: the waiting requests that fit
-  the token budget (dynamic batching, see batching.py). A child that crashes, hangs or writes
-  garbage fails only the call in flight, and is replaced.
-- When a call of several texts fails, each of its texts is retried once, alone, on a fresh
-  child: a poison text then fails alone and the others get their results. A call of one text
-  is never retried: when it fails with a WorkerError, the text is answered with PoisonText.
-- More than `max_restarts` replacements within `restart_window` seconds, or a child that exits
-  with the boot-failure status, breaks the pool: every pending and later call raises PoolBroken.
+- The pool owns every request it accepted, queued or in flight (`_accepted`). Whatever ends
+  the pool (a break, close after the grace, a slot dying of any exception) fails each of
+  them at once with a typed error; each also fails with RequestTimeout at its deadline.
+- Each slot boots its child, then takes one batch at a time. A child that crashes, hangs or
+  writes garbage fails only the call in flight; it is SIGKILLed and reaped in the background
+  while the slot boots a replacement at once. A child that dies while idle is replaced
+  before a batch reaches it. With `max_child_calls` / `max_child_rss_mb` a child is retired
+  (closed gracefully) and replaced after a call, off by default.
+- When a call of several texts fails, each text is retried once, alone, on a fresh child. A
+  call of one text that fails with a WorkerError answers that text with PoisonText.
+- Only child faults count against the restart budget (`max_restarts` in `restart_window`);
+  a child burnt because every caller gave up, or retired, does not. A spent budget breaks
+  the pool (PoolBroken); so does a child that exits with the boot-failure status. The
+  pool's owner (the Classifier) then rebuilds it.
 """
 
 from __future__ import annotations
@@ -20,52 +26,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
-import time
-from collections import deque
 from collections.abc import Callable, Sequence
 
 from volfefe.config import Settings
 from volfefe.errors import (
     ClassifierError,
-    PoisonText,
+    Overloaded,
     PoolBroken,
     PoolClosed,
+    RequestTimeout,
     WorkerBootError,
+    WorkerCrashed,
     WorkerError,
 )
-from volfefe.protocol import EXIT_BOOT_FAILED, Ready
+from volfefe.protocol import ItemError, ItemResult, Ready
 from volfefe.supervisor.batching import Item, Request, RequestQueue
-from volfefe.supervisor.port import Port
+from volfefe.supervisor.policy import RestartBudget, boot_backoff, is_impossible_boot, poison_from
+from volfefe.supervisor.port import KILL_WAIT, Port
 from volfefe.supervisor.provision import backend_args
 
 logger = logging.getLogger(__name__)
-
-
-class RestartBudget:
-    """At most `max_restarts` restarts in any `window` seconds.
-
-    >>> clock = iter([0.0, 1.0, 2.0]).__next__
-    >>> budget = RestartBudget(1, 10.0, clock)
-    >>> budget.record(), budget.record()
-    (True, False)
-    """
-
-    def __init__(
-        self, max_restarts: int, window: float, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self._max = max_restarts
-        self._window = window
-        self._clock = clock
-        self._times: deque[float] = deque()
-
-    def record(self) -> bool:
-        """Count one restart now; False when the budget is exceeded."""
-        now = self._clock()
-        while self._times and now - self._times[0] > self._window:
-            self._times.popleft()
-        self._times.append(now)
-        return len(self._times) <= self._max
+MIB = 1024 * 1024
 
 
 class _Slot:
@@ -76,18 +57,27 @@ class _Slot:
 
 
 class Pool:
-    """Supervises `settings.workers` children; `classify` may be awaited by many tasks at once."""
+    """Supervises `settings.workers` children; `classify` may be awaited by many tasks at once.
 
-    def __init__(self, settings: Settings) -> None:
+    `on_broken` is called once, on the loop, when the pool breaks (its owner rebuilds it).
+    """
+
+    def __init__(
+        self, settings: Settings, on_broken: Callable[[PoolBroken], None] | None = None
+    ) -> None:
         self._settings = settings
+        self._on_broken = on_broken
         self._queue = RequestQueue(settings.batch_tokens, settings.batch_size, settings.batch_wait)
         self._slots = [_Slot(i) for i in range(settings.workers)]
         self._budget = RestartBudget(settings.max_restarts, settings.restart_window)
         self._runners: list[asyncio.Task[None]] = []
+        self._accepted: set[Request] = set()
+        self._gone: set[Port] = set()  # killed or retired ports not reaped yet
+        self._tasks: set[asyncio.Task[None]] = set()  # retiring children
         self._ready: asyncio.Future[Ready] = asyncio.get_running_loop().create_future()
-        self._broken: PoolBroken | None = None
+        self.broken: PoolBroken | None = None
         self._closing = False
-        self.stats = {"calls": 0, "texts": 0, "restarts": 0}
+        self.stats = {"calls": 0, "texts": 0, "restarts": 0, "recycled": 0}
         self._backend_args: list[str] | None = None
         self._preparing = asyncio.Lock()
 
@@ -104,6 +94,16 @@ class Pool:
         self.start()
         return await asyncio.shield(self._ready)
 
+    @property
+    def was_ready(self) -> bool:
+        """True once a child of this pool has been ready."""
+        return self._ready.done() and self._ready.exception() is None
+
+    @property
+    def model_version(self) -> str:
+        """The model_version of this pool's children ('' before one is ready)."""
+        return self._ready.result().model_version if self.was_ready else ""
+
     def pids(self) -> list[int]:
         """Process ids of the children that are up now."""
         return [
@@ -113,76 +113,120 @@ class Pool:
         ]
 
     async def classify(self, texts: Sequence[str]) -> list[Item]:
-        """One item per text, in order: a result, the child's error, or a WorkerError."""
+        """One item per text, in order: a result, the child's error, or a ClassifierError.
+
+        Raises PoolBroken / PoolClosed when the pool takes no calls, and Overloaded (at once,
+        nothing queued) when the queue holds `max_queued` texts already. Texts are cut to
+        `max_chars + 1` characters here, so a huge text never crosses the pipe and the child
+        still knows it was longer (`truncated`).
+        """
         self._check_open()
+        limit = self._settings.max_queued
+        if self._queue.texts and self._queue.texts + len(texts) > limit:
+            raise Overloaded(
+                f"{self._queue.texts} texts are waiting already (max_queued={limit}); "
+                "try again later"
+            )
         self.start()
+        cut = self._settings.max_chars + 1
         size = self._settings.batch_size
-        requests = [Request(list(texts[i : i + size])) for i in range(0, len(texts), size)]
+        requests = [
+            Request([t[:cut] for t in texts[i : i + size]]) for i in range(0, len(texts), size)
+        ]
         for request in requests:
+            self._accept(request)
             self._queue.put(request)
+        # One deadline for the call; a bulk call of many batches gets one per round of them.
+        rounds = -(-len(requests) // self._settings.workers)
+        timeout = self._settings.effective_request_timeout * max(1, rounds)
+        loop = asyncio.get_running_loop()
+        expiry = loop.call_later(timeout, _expire, requests, timeout)
         try:
-            chunks = await asyncio.gather(*(request.future for request in requests))
+            await asyncio.wait([r.future for r in requests])
         except BaseException:
             for request in requests:
                 request.future.cancel()
             raise
-        return [item for chunk in chunks for item in chunk]
+        finally:
+            expiry.cancel()
+        return [item for request in requests for item in _items_of(request)]
 
     async def close(self) -> None:
-        """Stop taking calls, let queued and in-flight calls finish in the grace, stop children."""
+        """Stop taking calls, let queued and in-flight calls finish in the grace, then fail
+        whatever is left with PoolClosed and stop the children (never waits without bound)."""
         if self._closing:
             return
         self._closing = True
         self._queue.stop()
         if self._runners:
             _, late = await asyncio.wait(self._runners, timeout=self._settings.shutdown_grace)
+            self._fail_all(PoolClosed("the classifier was closed before this call finished"))
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
-        self._fail_queued(PoolClosed("the classifier was closed before this call ran"))
+        self._fail_all(PoolClosed("the classifier was closed before this call ran"))
         ports = [s.port for s in self._slots if s.port is not None]
         await asyncio.gather(*(p.close(grace=2.0) for p in ports), return_exceptions=True)
+        if self._gone:
+            await asyncio.wait([p.exited for p in self._gone], timeout=KILL_WAIT)
         if not self._ready.done():
             self._ready.set_exception(PoolClosed("the classifier was closed"))
             self._ready.exception()  # retrieved: nobody may be waiting
 
     def _check_open(self) -> None:
-        if self._broken is not None:
-            raise self._broken
+        if self.broken is not None:
+            raise self.broken
         if self._closing:
             raise PoolClosed("the classifier is closed")
 
+    def _accept(self, request: Request) -> None:
+        self._accepted.add(request)
+        request.future.add_done_callback(lambda _: self._accepted.discard(request))
+
     async def _run(self, slot: _Slot) -> None:
+        take: asyncio.Task[list[Request] | None] | None = None
         try:
             while (port := await self._boot(slot)) is not None:
-                batch = await self._queue.take()
+                if take is None:
+                    take = asyncio.create_task(self._queue.take())
+                await asyncio.wait([take, port.exited], return_when=asyncio.FIRST_COMPLETED)
+                if port.exited.done():  # died while idle: replace it before a batch reaches it
+                    await self._child_died_idle(slot, port)
+                    if take.done() and (batch := take.result()):
+                        self._queue.put_back(batch)
+                        take = None
+                    continue
+                batch, take = take.result(), None
                 if batch is None:
                     return
                 batch = [request for request in batch if not request.future.done()]
                 if batch:
                     await self._serve(slot, port, batch)
+                    self._maybe_recycle(slot, port)
         except asyncio.CancelledError:
             if slot.port is not None:
-                await slot.port.kill()
+                slot.port.kill()
             raise
-        except Exception as exc:  # a bug here must not leave callers waiting forever
+        except Exception as exc:  # a bug or an OSError must not leave callers waiting
             logger.exception("slot %d failed", slot.index)
             self._break(exc)
+        finally:
+            if take is not None:
+                take.cancel()
 
     async def _boot(self, slot: _Slot) -> Port | None:
         while slot.port is None or slot.port.dead:
-            if self._broken is not None or self._closing:
+            if self.broken is not None or self._closing:
                 return None
-            if slot.failures:
-                delay = min(2.0, 0.05 * 2**slot.failures) * random.uniform(0.5, 1.5)  # noqa: S311
-                await asyncio.sleep(delay)
+            await asyncio.sleep(boot_backoff(slot.failures))
+            slot.port = None
             try:
                 slot.port = Port(self._settings, await self._children_backend())
                 ready = await slot.port.start()
-            except WorkerBootError as exc:
-                slot.port = None
+            except WorkerBootError as exc:  # an ONNX export that failed comes here too
+                self._forget(slot)
                 slot.failures += 1
-                if exc.returncode == EXIT_BOOT_FAILED or not self._budget.record():
+                if is_impossible_boot(exc) or not self._budget.record():
                     self._break(exc)
                     return None
                 logger.warning("child failed to boot, restarting: %s", exc)
@@ -210,23 +254,14 @@ class Pool:
         self.stats["calls"] += 1
         self.stats["texts"] += len(texts)
         call = asyncio.create_task(port.call(texts))
-        futures = [request.future for request in batch]
         try:
-            while not call.done():
-                waiting = [f for f in futures if not f.done()]
-                if not waiting:  # every caller gave up; the child may still compute: burn it
-                    call.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, WorkerError):
-                        await call
-                    self._replaced(slot, None)
-                    return
-                waiters: list[asyncio.Future[object]] = [call, *waiting]  # type: ignore[list-item]
-                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        except asyncio.CancelledError:  # close() past the grace: no caller may wait forever
-            for request in batch:
-                request.fail(PoolClosed("the classifier was closed while this call ran"))
+            answered = await self._await_call(call, batch)
+        except asyncio.CancelledError:  # the pool is closing past its grace
             call.cancel()
             raise
+        if not answered:  # every caller gave up: the child may still compute, so burn it
+            self._forget(slot)  # not the child's fault: the budget is not charged
+            return
         try:
             items: list[Item] = list(call.result())
         except WorkerError as exc:
@@ -234,10 +269,10 @@ class Pool:
             if port.dead:
                 self._replaced(slot, exc)
             for request in batch:
-                if len(texts) > 1 and request.retryable:
+                if len(texts) == 1:
+                    request.resolve([poison_from(exc)])
+                elif request.retryable:
                     self._retry_alone(request)
-                elif len(texts) == 1:  # sent alone, it failed: poison (a permanent error)
-                    request.resolve([_poison(exc)])
                 else:
                     request.resolve([exc] * len(request.texts))
             return
@@ -246,16 +281,69 @@ class Pool:
             request.resolve(items[start : start + len(request.texts)])
             start += len(request.texts)
 
-    def _replaced(self, slot: _Slot, cause: BaseException | None) -> None:
+    async def _await_call(
+        self, call: asyncio.Task[list[ItemResult | ItemError]], batch: list[Request]
+    ) -> bool:
+        """Wait for the call while a caller still waits for it; False when none does."""
+        futures = [request.future for request in batch]
+        while not call.done():
+            waiting = [f for f in futures if not f.done()]
+            if not waiting:
+                call.cancel()
+                with contextlib.suppress(asyncio.CancelledError, WorkerError):
+                    await call
+                return False
+            waiters: list[asyncio.Future[object]] = [call, *waiting]  # type: ignore[list-item]
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        return True
+
+    def _maybe_recycle(self, slot: _Slot, port: Port) -> None:
+        if port.dead or slot.port is not port:
+            return
+        max_calls, max_mib = self._settings.max_child_calls, self._settings.max_child_rss_mb
+        why = ""
+        if max_calls and port.calls >= max_calls:
+            why = f"it served {port.calls} calls (max_child_calls={max_calls})"
+        elif max_mib and (rss := port.rss_bytes()) is not None and rss > max_mib * MIB:
+            why = f"its memory is {rss // MIB} MiB (max_child_rss_mb={max_mib})"
+        if not why:
+            return
+        logger.info("recycling child %s: %s", port.pid, why)
+        self.stats["recycled"] += 1
         slot.port = None
+        self._gone.add(port)
+        port.exited.add_done_callback(lambda _: self._gone.discard(port))
+        closing = asyncio.create_task(port.close(grace=self._settings.shutdown_grace))
+        self._tasks.add(closing)
+        closing.add_done_callback(self._tasks.discard)
+
+    async def _child_died_idle(self, slot: _Slot, port: Port) -> None:
+        await port.stderr_closed(within=1.0)  # its last words, for the report
+        exc = WorkerCrashed(
+            pid=port.pid, returncode=port.exited.result(), stderr=port.stderr_tail(), idle=True
+        )
+        logger.warning("replacing child %s: %s", port.pid, exc)
+        self._replaced(slot, exc)
+
+    def _forget(self, slot: _Slot) -> None:
+        port, slot.port = slot.port, None
+        if port is None:
+            return
+        port.kill()
+        if port.pid is not None and not port.exited.done():
+            self._gone.add(port)
+            port.exited.add_done_callback(lambda _: self._gone.discard(port))
+
+    def _replaced(self, slot: _Slot, cause: BaseException) -> None:
+        self._forget(slot)
         self.stats["restarts"] += 1
         if not self._budget.record():
-            self._break(cause or WorkerError("children keep failing"))
+            self._break(cause)
 
     def _retry_alone(self, request: Request) -> None:
         """Retry each text of a request from a failed call once, alone, ahead of new work."""
-        if self._broken is not None:
-            request.resolve([self._broken] * len(request.texts))
+        if self.broken is not None:
+            request.resolve([self.broken] * len(request.texts))
             return
         parts = [Request([text], retryable=False) for text in request.texts]
 
@@ -264,37 +352,54 @@ class Pool:
                 request.resolve([_only_item(p.future) for p in parts])
 
         def cancel_parts(future: asyncio.Future[list[Item]]) -> None:
-            if future.cancelled():
-                for part in parts:
+            for part in parts:
+                if future.cancelled():
                     part.future.cancel()
+                elif future.exception() is not None:  # failed from above (timeout, close)
+                    part.fail(future.exception() or PoolClosed("cancelled"))
 
         request.future.add_done_callback(cancel_parts)
         for part in parts:
             part.future.add_done_callback(collect)
+            self._accept(part)
             self._queue.put(part, retry=True)
 
     def _break(self, cause: BaseException) -> None:
-        if self._broken is not None:
+        if self.broken is not None:
             return
         broken = PoolBroken(f"the worker pool stopped restarting children: {cause}")
         broken.__cause__ = cause
-        self._broken = broken
+        self.broken = broken
         logger.info("%s", broken)  # raised to every caller, so not logged as an error too
-        self._fail_queued(broken)
+        self._fail_all(broken)
         self._queue.stop()  # runners waiting on the queue wake up and exit
         if not self._ready.done():
             self._ready.set_exception(broken)
             self._ready.exception()
+        if self._on_broken is not None:
+            self._on_broken(broken)
 
-    def _fail_queued(self, exc: ClassifierError) -> None:
-        for request in self._queue.drain():
+    def _fail_all(self, exc: ClassifierError) -> None:
+        """Fail every request the pool accepted, queued or in flight, at once."""
+        self._queue.drain()
+        for request in list(self._accepted):
             request.fail(exc)
 
 
-def _poison(exc: WorkerError) -> PoisonText:
-    poison = PoisonText(f"this text, sent alone, made a child fail: {exc}", reason=str(exc))
-    poison.__cause__ = exc
-    return poison
+def _expire(requests: list[Request], timeout: float) -> None:
+    for request in requests:
+        request.fail(RequestTimeout(timeout))
+
+
+def _items_of(request: Request) -> list[Item]:
+    if request.future.cancelled():
+        return [PoolClosed("the call was cancelled")] * len(request.texts)
+    exc = request.future.exception()
+    if exc is None:
+        return request.future.result()
+    if isinstance(exc, ClassifierError) and not isinstance(exc, (PoolBroken, PoolClosed)):
+        return [exc] * len(request.texts)
+    raise exc  # the pool's own end is the whole call's error
 
 
 def _only_item(future: asyncio.Future[list[Item]]) -> Item:

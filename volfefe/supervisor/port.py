@@ -1,4 +1,4 @@
-"""One child process running `worker/classify.py --serve`, spoken to over NDJSON.
+"""One child process running `python -m volfefe.child --serve`, spoken to over NDJSON.
 
 ```
 spawn ──> booting ──ready line──> idle <──> busy (one call at a time)
@@ -35,12 +35,16 @@ from volfefe.protocol import (
     decode_reply,
     encode,
 )
+from volfefe.supervisor.child_env import child_environment
 
 logger = logging.getLogger(__name__)
 
 STDERR_TAIL_LINES = 40
+STDERR_LINE_CHARS = 4096  # longer stderr lines are cut (the rest is counted, not kept)
+STDERR_CHUNK = 64 * 1024
 LINE_LIMIT = 64 * 1024 * 1024  # a reply to a large batch is one long line
 KILL_WAIT = 2.0
+REAP_WARN = 5.0  # seconds after SIGKILL before a child that is still there is logged
 
 
 def worker_argv(settings: Settings, extra: Sequence[str] = ()) -> list[str]:
@@ -68,7 +72,12 @@ def worker_argv(settings: Settings, extra: Sequence[str] = ()) -> list[str]:
 
 
 class Port:
-    """One supervised child. `start()` waits for its ready line; `call()` sends one request."""
+    """One supervised child. `start()` waits for its ready line; `call()` sends one request.
+
+    Killing never waits: `kill()` sends SIGKILL and returns; the exit is reaped by a task that
+    runs from spawn (`exited`), and a child still there `REAP_WARN` seconds after SIGKILL is
+    logged and left to the kernel.
+    """
 
     _ids = itertools.count(1)
 
@@ -78,48 +87,71 @@ class Port:
         self._proc: asyncio.subprocess.Process | None = None
         self._stderr: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
         self._stderr_task: asyncio.Task[None] | None = None
+        self._exit: asyncio.Task[int] | None = None
+        self._reap_watch: asyncio.Task[None] | None = None
         self.ready: Ready | None = None
         self.dead = False
+        self.calls = 0
 
     @property
     def pid(self) -> int | None:
         """The child's process id once spawned."""
         return self._proc.pid if self._proc else None
 
+    @property
+    def exited(self) -> asyncio.Task[int]:
+        """Done when the child has exited and been reaped (its result is the exit status)."""
+        assert self._exit is not None, "the port was not started"
+        return self._exit
+
     def stderr_tail(self) -> str:
         """The last lines the child wrote to stderr."""
         return "\n".join(self._stderr)
 
+    def rss_bytes(self) -> int | None:
+        """The child's resident memory now (Linux), or None when unknown."""
+        try:
+            with open(f"/proc/{self.pid}/statm", "rb") as fh:
+                return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError, IndexError):
+            return None
+
     async def start(self) -> Ready:
-        """Spawn the child and wait up to `boot_timeout` for its ready line (WorkerBootError)."""
-        env = {**os.environ, **self._settings.worker_env}
+        """Spawn the child and wait up to `boot_timeout` for its ready line (WorkerBootError).
+
+        OSError from the spawn itself (the executable is missing) is not a child's fault and
+        propagates as is.
+        """
         self._proc = await asyncio.create_subprocess_exec(
             *worker_argv(self._settings, self._extra_args),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            env=env,
+            env=child_environment(os.environ, self._settings.worker_env),
             limit=LINE_LIMIT,
             start_new_session=True,  # Ctrl-C reaches the orchestrator only; it decides
         )
+        self._exit = asyncio.create_task(self._proc.wait(), name=f"volfefe-reap-{self.pid}")
         self._stderr_task = asyncio.create_task(self._drain_stderr())
         timeout = self._settings.boot_timeout
         try:
             async with asyncio.timeout(timeout):
                 line = await self._stdout().readline()
         except TimeoutError:
-            await self.kill()
+            self.kill()
             raise WorkerBootError(
                 f"the child (pid {self.pid}) was not ready within {timeout:g} s",
                 pid=self.pid,
                 timed_out=True,
                 stderr=self.stderr_tail(),
             ) from None
+        except ValueError:  # a line over LINE_LIMIT: not a ready line
+            line = b"<an over-long line>"
         except BaseException:
-            await self.kill()
+            self.kill()
             raise
-        if not line:
-            code = await self._wait_exit()
+        if not line:  # a child that cannot start may take a while to unload torch and exit
+            code = await self._wait_exit(max(KILL_WAIT, self._settings.boot_timeout))
             why = (
                 "cannot start (it will not be restarted)"
                 if code == EXIT_BOOT_FAILED
@@ -134,7 +166,7 @@ class Port:
         try:
             self.ready = decode_ready(line)
         except DecodeError as exc:
-            await self.kill()
+            self.kill()
             raise WorkerBootError(
                 f"the child (pid {self.pid}) sent a bad ready line: {exc}",
                 pid=self.pid,
@@ -147,6 +179,7 @@ class Port:
         req = Request(next(self._ids), list(texts))
         timeout = self._settings.call_timeout
         proc = self._running()
+        self.calls += 1
         try:
             async with asyncio.timeout(timeout):
                 assert proc.stdin is not None
@@ -154,12 +187,17 @@ class Port:
                 await proc.stdin.drain()
                 line = await self._stdout().readline()
         except TimeoutError:
-            await self.kill()
+            self.kill()
             raise CallTimeout(timeout, pid=self.pid, stderr=self.stderr_tail()) from None
         except (BrokenPipeError, ConnectionResetError):
             line = b""
+        except ValueError:  # asyncio's LimitOverrunError: a reply line over LINE_LIMIT
+            self.kill()
+            raise ProtocolError(
+                f"the child wrote a line over {LINE_LIMIT} bytes", pid=self.pid
+            ) from None
         except BaseException:  # cancelled by the caller: the reply would arrive late, so burn it
-            await self.kill()
+            self.kill()
             raise
         if not line:
             raise WorkerCrashed(
@@ -168,47 +206,66 @@ class Port:
         try:
             reply = decode_reply(line, expect_id=req.id, expect_items=len(req.texts))
         except DecodeError as exc:
-            await self.kill()
+            self.kill()
             raise ProtocolError(
                 str(exc), raw=line, pid=self.pid, stderr=self.stderr_tail()
             ) from None
         return _items_of(reply)
 
     async def close(self, grace: float) -> None:
-        """Close stdin so the child exits by itself; terminate, then kill, if it takes longer."""
-        if self._proc is None or self.dead:
+        """Close stdin so the child exits by itself; SIGTERM after `grace`, SIGKILL 2 s later.
+
+        Returns within about grace + 2 x KILL_WAIT seconds whatever the child does.
+        """
+        if self._proc is None or self._exit is None:
             return
+        self.dead = True
         if self._proc.stdin is not None:
             self._proc.stdin.close()
-        try:
-            async with asyncio.timeout(grace):
-                await self._proc.wait()
-        except TimeoutError:
-            self._signal(signal.SIGTERM)
-            try:
-                async with asyncio.timeout(KILL_WAIT):
-                    await self._proc.wait()
-            except TimeoutError:
-                pass
-        await self.kill()
+        if await self._exited_within(grace):
+            return
+        self._signal(signal.SIGTERM)
+        if await self._exited_within(KILL_WAIT):
+            return
+        self.kill()
+        await self._exited_within(KILL_WAIT)
 
-    async def kill(self) -> None:
-        """SIGKILL the child and reap it (idempotent)."""
+    def kill(self) -> None:
+        """SIGKILL the child and return at once; it is reaped in the background (idempotent)."""
         self.dead = True
-        if self._proc is None:
+        if self._proc is None or self._exit is None:
             return
         self._signal(signal.SIGKILL)
-        await self._wait_exit()
+        if self._reap_watch is None and not self._exit.done():
+            self._reap_watch = asyncio.create_task(self._watch_reap())
 
-    async def _wait_exit(self) -> int | None:
-        assert self._proc is not None
+    async def _watch_reap(self) -> None:
+        if not await self._exited_within(REAP_WARN):
+            logger.error(
+                "child %s did not exit %g s after SIGKILL (stuck in the kernel?); left behind",
+                self.pid,
+                REAP_WARN,
+            )
+
+    async def _exited_within(self, seconds: float) -> bool:
+        assert self._exit is not None
+        done, _ = await asyncio.wait([self._exit], timeout=seconds)
+        return bool(done)
+
+    async def _wait_exit(self, within: float = KILL_WAIT) -> int | None:
+        """The exit status of a child that closed its stdout (killed if it lingers)."""
+        assert self._exit is not None
         self.dead = True
-        code = await self._proc.wait()
-        if self._stderr_task is not None:  # let the last stderr lines arrive for the report
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(1.0):
-                    await asyncio.shield(self._stderr_task)
-        return code
+        if not await self._exited_within(within):
+            self.kill()
+            return None
+        await self.stderr_closed(within=1.0)  # let the last stderr lines arrive for the report
+        return self._exit.result()
+
+    async def stderr_closed(self, within: float) -> None:
+        """Wait up to `within` seconds for the child's stderr to be read to its end."""
+        if self._stderr_task is not None:
+            await asyncio.wait([self._stderr_task], timeout=within)
 
     def _signal(self, sig: int) -> None:
         assert self._proc is not None
@@ -226,11 +283,59 @@ class Port:
         return self._proc.stdout
 
     async def _drain_stderr(self) -> None:
+        """Read stderr in bounded chunks, so no line length can break the reader."""
         assert self._proc is not None and self._proc.stderr is not None
-        while line := await self._proc.stderr.readline():
-            text = line.decode("utf-8", "replace").rstrip()
-            self._stderr.append(text)
-            logger.debug("child %s: %s", self._proc.pid, text)
+        lines = StderrLines(STDERR_LINE_CHARS)
+        while chunk := await self._proc.stderr.read(STDERR_CHUNK):
+            for text in lines.feed(chunk):
+                self._log_stderr(text)
+        if tail := lines.flush():
+            self._log_stderr(tail)
+
+    def _log_stderr(self, text: str) -> None:
+        self._stderr.append(text)
+        logger.debug("child %s: %s", self.pid, text)
+
+
+class StderrLines:
+    """Splits a byte stream into lines of at most `limit` characters (the rest is dropped).
+
+    >>> lines = StderrLines(4)
+    >>> lines.feed(b"abcdefgh\\nok\\npart"), lines.flush()
+    (['abcd [+4 bytes]', 'ok'], 'part')
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._buf = bytearray()
+        self._dropped = 0
+
+    def feed(self, chunk: bytes) -> list[str]:
+        """The complete lines in `chunk` (with what came before it)."""
+        out: list[str] = []
+        *complete, rest = chunk.split(b"\n")
+        for piece in complete:
+            self._add(piece)
+            out.append(self._take())
+        self._add(rest)
+        return out
+
+    def flush(self) -> str:
+        """The unfinished last line, if any."""
+        return self._take() if self._buf or self._dropped else ""
+
+    def _add(self, piece: bytes) -> None:
+        room = max(0, self._limit - len(self._buf))
+        self._buf += piece[:room]
+        self._dropped += len(piece) - min(room, len(piece))
+
+    def _take(self) -> str:
+        text = self._buf.decode("utf-8", "replace").rstrip()
+        if self._dropped:
+            text += f" [+{self._dropped} bytes]"
+        self._buf.clear()
+        self._dropped = 0
+        return text
 
 
 def _items_of(reply: Reply) -> list[ItemResult | ItemError]:

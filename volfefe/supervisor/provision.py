@@ -20,6 +20,7 @@ from pathlib import Path
 from volfefe.config import Settings
 from volfefe.errors import AccuracyGuardFailed, WorkerBootError
 from volfefe.protocol import EXIT_BOOT_FAILED
+from volfefe.supervisor.child_env import child_environment
 
 STDERR_TAIL = 4000
 EXIT_GUARD_REFUSED = 4  # volfefe.child.export's code for a refused int8-static export
@@ -109,7 +110,7 @@ async def _export_args(settings: Settings, backend: str, request: ExportRequest)
         *argv,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, **settings.worker_env},
+        env=child_environment(os.environ, settings.worker_env),  # it runs model code too
         start_new_session=True,
     )
     try:

@@ -72,17 +72,24 @@ def quantize_int8(model: Any) -> Any:
 
 
 def pick_device(wanted: str) -> str:
-    """`auto` means cuda when present, then mps, else cpu."""
+    """`auto` means cuda when present, then mps, else cpu; a device that is not there is a
+    ModelLoadError (the child exits with status 3: a configuration error, not a crash loop)."""
     import torch
 
-    if wanted != "auto":
-        return wanted
-    if torch.cuda.is_available():
-        return "cuda"
     mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return "mps"
-    return "cpu"
+    present = {
+        "cpu": True,
+        "cuda": torch.cuda.is_available(),
+        "mps": mps is not None and mps.is_available(),
+    }
+    if wanted == "auto":
+        return "cuda" if present["cuda"] else "mps" if present["mps"] else "cpu"
+    if not present.get(wanted, False):
+        raise ModelLoadError(
+            f"device {wanted!r} is not available in this torch build or on this machine "
+            "(use --device auto or cpu)"
+        )
+    return wanted
 
 
 def load_engine(
@@ -102,10 +109,13 @@ def load_engine(
     torch.set_num_threads(threads)
     with contextlib.suppress(RuntimeError):  # already set only when embedded in a process
         torch.set_num_interop_threads(1)
+    device = pick_device(device)  # before the model loads: a wrong device fails fast
     tokenizer, hf_model = load_hf(model, revision)
     labels = resolve_labels({int(k): v for k, v in hf_model.config.id2label.items()})
-    device = pick_device(device)
-    hf_model.to(device)
+    try:
+        hf_model.to(device)
+    except (RuntimeError, AssertionError) as exc:  # e.g. a driver that cannot take the model
+        raise ModelLoadError(f"cannot move the model to {device!r}: {exc}") from exc
     if quantize == "int8":
         hf_model = quantize_int8(hf_model)
     if quantize not in ("none", "int8"):
