@@ -31,7 +31,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from volfefe.config import Settings
 from volfefe.errors import AlreadyClassified, ConfigError, PoisonText, VolfefeError, WorkerError
 from volfefe.jobs.classify_job import classify_post_job
-from volfefe.jobs.connections import WORKER_SESSION, unchecked_pool, use_autocommit
+from volfefe.jobs.connections import unchecked_pool, use_autocommit, worker_url
 from volfefe.jobs.queue import QUEUE, TASK, enqueue, prune, record_attempt, unclassified_ids
 from volfefe.jobs.retry import TransientRetry, interrupted, is_transient
 from volfefe.supervisor.classifier import Classifier
@@ -132,7 +132,7 @@ def make_app(settings: Settings, url: str) -> procrastinate.App:
     """
     check_crons(settings)
     connector = procrastinate.PsycopgConnector(
-        conninfo=url, kwargs=WORKER_SESSION, configure=use_autocommit, pool_factory=unchecked_pool
+        conninfo=worker_url(url), configure=use_autocommit, pool_factory=unchecked_pool
     )
     app = procrastinate.App(connector=connector)
     retry = TransientRetry(settings.jobs_max_attempts, settings.jobs_backoff)

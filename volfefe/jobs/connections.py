@@ -21,10 +21,24 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
-# libpq options for every connection of a job worker.
-WORKER_SESSION = {"options": "-c synchronous_commit=off"}
+WORKER_OPTIONS = "-c synchronous_commit=off"  # libpq options of every job-worker connection
+
+
+def worker_url(url: str) -> str:
+    """`url` with the job worker's session options added to the ones it has already (the
+    statement timeout of `volfefe.store.connect.with_limits`, say), never replacing them.
+
+    >>> worker_url("dbname=v options='-c statement_timeout=1000'")
+    "dbname=v options='-c statement_timeout=1000 -c synchronous_commit=off'"
+    """
+    params = conninfo_to_dict(url)
+    options = str(params.get("options") or "")
+    if "synchronous_commit" not in options:
+        params["options"] = f"{options} {WORKER_OPTIONS}".strip()
+    return make_conninfo("", **params)
 
 
 def unchecked_pool(**kwargs: Any) -> AsyncConnectionPool[Any]:

@@ -31,7 +31,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from volfefe.config import Settings
 from volfefe.errors import PoolBroken
 from volfefe.jobs.app import MAINTENANCE_QUEUE, JobDeps, make_app
-from volfefe.jobs.connections import WORKER_SESSION
+from volfefe.jobs.connections import worker_url
 from volfefe.jobs.queue import QUEUE
 from volfefe.store.deadline import LimitedConnection
 from volfefe.supervisor.classifier import Classifier
@@ -47,7 +47,7 @@ WATCH_INTERVAL = 0.5  # seconds between looks at the classifier's health
 def open_db_pool(url: str, size: int) -> ConnectionPool[Any]:
     """A connection pool for the tasks; broken connections are replaced after a restart."""
     pool: ConnectionPool[Any] = ConnectionPool(
-        url,
+        worker_url(url),
         connection_class=LimitedConnection,
         min_size=1,
         max_size=size,
@@ -57,7 +57,6 @@ def open_db_pool(url: str, size: int) -> ConnectionPool[Any]:
             "autocommit": True,
             "row_factory": dict_row,
             "application_name": "volfefe jobs",
-            **WORKER_SESSION,
         },
         timeout=30.0,
     )
@@ -69,7 +68,7 @@ def open_async_db_pool(url: str, size: int) -> AsyncConnectionPool[Any]:
     """The pool classify_post uses; a connection broken by a database restart is discarded
     when its job fails (a transient error: the job is retried)."""
     return AsyncConnectionPool(
-        url,
+        worker_url(url),
         min_size=1,
         max_size=size,
         open=False,
@@ -77,7 +76,6 @@ def open_async_db_pool(url: str, size: int) -> AsyncConnectionPool[Any]:
             "autocommit": True,
             "row_factory": dict_row,
             "application_name": "volfefe jobs",
-            **WORKER_SESSION,
         },
         timeout=30.0,
     )
