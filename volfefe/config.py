@@ -178,17 +178,17 @@ class Settings:
                 f"({self.jobs_heartbeat}), or live workers would look stalled",
             )
         if self.request_timeout < 0:
-            raise ConfigError(
-                f"request_timeout must be >= 0 (0 = derived), got {self.request_timeout}"
+            raise _invalid(
+                "request_timeout", f"must be >= 0 (0 = derived), got {self.request_timeout}"
             )
         if self.rebuild_backoff_max < self.rebuild_backoff:
-            raise ConfigError(
-                f"rebuild_backoff_max ({self.rebuild_backoff_max}) must be >= rebuild_backoff "
-                f"({self.rebuild_backoff})"
+            raise _invalid(
+                "rebuild_backoff_max",
+                f"({self.rebuild_backoff_max}) must be >= rebuild_backoff ({self.rebuild_backoff})",
             )
         for name in ("max_child_calls", "max_child_rss_mb"):
             if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must be >= 0 (0 = off), got {getattr(self, name)}")
+                raise _invalid(name, f"must be >= 0 (0 = off), got {getattr(self, name)}")
         if self.threads < 0:
             raise _invalid("threads", f"must be >= 0 (0 = cores // workers), got {self.threads}")
         for name in (
