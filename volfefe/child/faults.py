@@ -7,15 +7,18 @@ supervisor's tests use it to crash, hang or garble a real child instead of mocki
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 from collections.abc import Mapping
+from types import FrameType
 from typing import IO
 
 from volfefe.protocol import EXIT_BOOT_FAILED
 
 FAULT_VAR = "VOLFEFE_WORKER_FAULT"
 FAULT_ONCE_VAR = "VOLFEFE_WORKER_FAULT_ONCE"
+GARBAGE = b"\x00this is not json\n"
 
 
 def fault_from_env(env: Mapping[str, str]) -> Fault | None:
@@ -32,45 +35,60 @@ class Fault:
     which must land on stderr), `delay=S` (sleep S seconds before every reply, so a test can
     act while a run is under way), `crash@N` / `hang@N` / `garbage@N` (on the N-th request:
     SIGKILL itself, hang forever, write a non-JSON line), `poison=WORD` (SIGKILL itself on any
-    request holding a text that contains WORD). With VOLFEFE_WORKER_FAULT_ONCE=PATH the
-    request faults fire in one child only: the first to create PATH.
+    request holding a text that contains WORD), `garbage-on-usr1` (after a SIGUSR1, write a
+    non-JSON line before the next reply: the crash-isolation harness garbles a child of its
+    choice this way). Several modes combine with commas: `poison=WORD,garbage-on-usr1`. With
+    VOLFEFE_WORKER_FAULT_ONCE=PATH the request faults fire in one child only: the first to
+    create PATH.
     """
 
     def __init__(self, spec: str, once_path: str) -> None:
-        self.mode, _, arg = spec.partition("@") if "@" in spec else spec.partition("=")
-        self.arg = arg
+        self.modes: dict[str, str] = {}
+        for part in spec.split(","):
+            mode, _, arg = part.partition("@") if "@" in part else part.partition("=")
+            self.modes[mode.strip()] = arg
         self.once_path = once_path
         self.requests = 0
+        self.garble_next = False
+        if "garbage-on-usr1" in self.modes:
+            signal.signal(signal.SIGUSR1, self._on_usr1)
 
     def on_boot(self) -> None:
         """Fire the boot-time modes."""
-        if self.mode == "boot-fail":
+        if "boot-fail" in self.modes:
             print("fault injected: boot-fail", file=sys.stderr)
             sys.exit(EXIT_BOOT_FAILED)
-        if self.mode == "boot-hang":
+        if "boot-hang" in self.modes:
             _hang()
-        if self.mode == "slow-start":
-            time.sleep(float(self.arg))
-        if self.mode == "stdout-noise":
+        if "slow-start" in self.modes:
+            time.sleep(float(self.modes["slow-start"]))
+        if "stdout-noise" in self.modes:
             print("this stray print must not reach the protocol stream")
 
     def on_request(self, texts: list[str], out: IO[bytes]) -> None:
         """Fire the request-time modes, counting requests from 1."""
         self.requests += 1
-        if self.mode == "delay":
-            time.sleep(float(self.arg))
+        if "delay" in self.modes:
+            time.sleep(float(self.modes["delay"]))
+        if self.garble_next:
+            self.garble_next = False
+            _garble(out)
             return
-        due = self.mode in ("crash", "hang", "garbage") and self.requests == int(self.arg)
-        poisoned = self.mode == "poison" and any(self.arg in t for t in texts)
+        mode = next((m for m in ("crash", "hang", "garbage") if m in self.modes), None)
+        due = mode is not None and self.requests == int(self.modes[mode])
+        word = self.modes.get("poison")
+        poisoned = word is not None and any(word in t for t in texts)
         if not (due or poisoned) or not self._claim():
             return
-        if self.mode == "garbage":
-            out.write(b"\x00this is not json\n")
-            out.flush()
+        if mode == "garbage" and not poisoned:
+            _garble(out)
             return
-        if self.mode == "hang":
+        if mode == "hang" and not poisoned:
             _hang()
         os.kill(os.getpid(), 9)
+
+    def _on_usr1(self, signum: int, frame: FrameType | None) -> None:
+        self.garble_next = True
 
     def _claim(self) -> bool:
         if not self.once_path:
@@ -80,6 +98,11 @@ class Fault:
         except FileExistsError:
             return False
         return True
+
+
+def _garble(out: IO[bytes]) -> None:
+    out.write(GARBAGE)
+    out.flush()
 
 
 def _hang() -> None:
