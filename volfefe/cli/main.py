@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from volfefe.cli.chaos import chaos_command
 from volfefe.cli.classify import classify_command
 from volfefe.cli.db import db_group
 from volfefe.cli.jobs import jobs_group
@@ -74,6 +75,7 @@ for command in (
     jobs_group,
     eval_command,
     model_group,
+    chaos_command,
 ):
     cli.add_command(command)
 
