@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PR_SET_CHILD_SUBREAPER = 36
-CHILD_MARKER = b"volfefe.child"
+CHILD_ARG = b"volfefe.child"  # `python -m volfefe.child`; not volfefe.child.export
 PROC = Path("/proc")
 
 
@@ -32,7 +32,7 @@ class Proc:
     @property
     def is_volfefe_child(self) -> bool:
         """True for a live (not zombie) `python -m volfefe.child` process."""
-        return CHILD_MARKER in self.cmdline and self.state not in ("Z", "X")
+        return CHILD_ARG in self.cmdline.split(b"\0") and self.state not in ("Z", "X")
 
 
 def become_subreaper() -> None:

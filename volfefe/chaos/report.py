@@ -21,6 +21,7 @@ class Report:
     faults_injected: Counter[str] = field(default_factory=Counter)
     faults_no_target: Counter[str] = field(default_factory=Counter)
     outcomes: dict[str, Any] = field(default_factory=dict)
+    phases: dict[str, float] = field(default_factory=dict)  # seconds: setup, chaos, drain...
     notes: list[str] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
 
@@ -67,6 +68,8 @@ class Report:
         )
         lines += ["", f"{'outcome':<46} {'value':>9}"]
         lines += [f"{name:<46} {value!s:>9}" for name, value in self.outcomes.items()]
+        if self.phases:
+            lines.append("seconds: " + ", ".join(f"{k} {v:g}" for k, v in self.phases.items()))
         if self.notes:
             lines += ["", "notes:"] + [f"  - {note}" for note in self.notes]
         lines += ["", f"violations: {len(self.violations)}"]
