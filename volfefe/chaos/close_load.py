@@ -29,20 +29,26 @@ TEXTS = ["Stocks rally as the trade deal is signed", "Tariffs hit exporters hard
 
 @dataclass
 class CloseOutcome:
-    """What one close-under-load did: calls ended, calls still blocked, untyped errors."""
+    """What one close-under-load did: calls ended, calls still blocked, errors (untyped
+    errors of callers, or a classifier that did not start)."""
 
     froze_child: bool
     calls: int = 0
     blocked: int = 0
     seconds: float = 0.0  # from close() until every caller had its answer (or the deadline)
-    untyped: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
 
 
 def close_under_load(settings: Settings, rng: random.Random) -> CloseOutcome:
     """Start a classifier, load it from CALLERS threads, freeze a child, close it."""
     outcome = CloseOutcome(froze_child=False)
     clf = Classifier(settings)
-    clf.start()
+    try:
+        clf.start()
+    except VolfefeError as exc:
+        clf.close()
+        outcome.errors.append(f"the classifier did not start: {type(exc).__name__}: {exc}")
+        return outcome
     lock = threading.Lock()
 
     def call_until_closed() -> None:
@@ -53,7 +59,7 @@ def close_under_load(settings: Settings, rng: random.Random) -> CloseOutcome:
                 return  # typed: PoolClosed, PoolBroken... the contract holds
             except Exception as exc:  # an untyped error is what this fault looks for
                 with lock:
-                    outcome.untyped.append(f"{type(exc).__name__}: {exc}")
+                    outcome.errors.append(f"untyped error {type(exc).__name__}: {exc}")
                 return
             finally:
                 with lock:

@@ -6,6 +6,7 @@ running) and adds a violation to the report when the system did not keep its wor
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import signal
@@ -20,6 +21,7 @@ from volfefe.chaos.schedule import FaultEvent
 from volfefe.config import Settings
 from volfefe.errors import DatabaseUnavailable
 
+logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MIN_CHILD_AGE = 1.0  # seconds: a child younger than this may not have its signal handler yet
@@ -60,6 +62,7 @@ class Injector:
             hit = getattr(self, "_" + event.kind.replace("-", "_"))(event)
         counter = self.report.faults_injected if hit else self.report.faults_no_target
         counter[event.kind] += 1
+        logger.info("fault %s at %.1f s: %s", event.kind, event.at, "done" if hit else "no target")
 
     def children(self) -> list[Proc]:
         """Running (not frozen) volfefe children anywhere below this process, by pid."""
@@ -77,7 +80,9 @@ class Injector:
             targets = [p for p in targets if catches(p.pid, sig)]
             if not targets:
                 return False
-        return signal_quietly(_pick(targets, event).pid, sig)
+        target = _pick(targets, event)
+        logger.info("sending %s to child %d (parent %d)", sig.name, target.pid, target.ppid)
+        return signal_quietly(target.pid, sig)
 
     def _kill_worker(self, event: FaultEvent) -> bool:
         if not self.fleet.workers:
@@ -118,8 +123,8 @@ class Injector:
                 f"close() under load{frozen}: {outcome.blocked} threads (callers or close "
                 f"itself) still blocked past the deadline (grace + call timeout + 10 s)"
             )
-        for error in outcome.untyped:
-            self.report.violations.append(f"close() under load{frozen}: untyped error {error}")
+        for error in outcome.errors:
+            self.report.violations.append(f"close() under load{frozen}: {error}")
         return True
 
 
