@@ -43,6 +43,10 @@ FAILED_JOB_POSTS = """
 SELECT DISTINCT (args ->> 'content_id')::bigint AS content_id FROM procrastinate_jobs
 WHERE queue_name = %(queue)s AND status = 'failed'
 """
+FAILED_ATTEMPT_ERRORS = """
+SELECT coalesce(error_type, '?') AS error_type, count(*) AS n FROM volfefe_job_attempts
+WHERE outcome = 'failed' AND content_id = ANY(%(ids)s) GROUP BY 1 ORDER BY 1
+"""
 
 
 def poison_error_names() -> frozenset[str]:
@@ -121,7 +125,11 @@ def check_jobs(
     counts = {r["status"]: r["n"] for r in conn.execute(JOBS_BY_STATUS, {"queue": QUEUE})}
     failed = [r["content_id"] for r in conn.execute(FAILED_JOB_POSTS, {"queue": QUEUE})]
     outcomes = {f"jobs {status}": n for status, n in sorted(counts.items())}
-    outcomes["innocent posts with a failed job"] = len(set(failed).difference(poison))
+    innocent_failed = sorted(set(failed).difference(poison))
+    outcomes["innocent posts with a failed job"] = len(innocent_failed)
+    if innocent_failed:
+        errors = conn.execute(FAILED_ATTEMPT_ERRORS, {"ids": innocent_failed})
+        outcomes["  their last errors"] = ", ".join(f"{r['error_type']} {r['n']}" for r in errors)
     violations = []
     if counts.get("doing"):
         violations.append(f"{counts['doing']} jobs left in doing after the drain")

@@ -11,7 +11,6 @@ one call timeout plus a margin: after that the caller must have its answer.
 
 from __future__ import annotations
 
-import random
 import signal
 import threading
 import time
@@ -39,8 +38,9 @@ class CloseOutcome:
     errors: list[str] = field(default_factory=list)
 
 
-def close_under_load(settings: Settings, rng: random.Random) -> CloseOutcome:
-    """Start a classifier, load it from CALLERS threads, freeze a child, close it."""
+def close_under_load(settings: Settings, load_for: float) -> CloseOutcome:
+    """Start a classifier, load it from CALLERS threads for `load_for` seconds, freeze a
+    child, close it."""
     outcome = CloseOutcome(froze_child=False)
     clf = Classifier(settings)
     try:
@@ -68,7 +68,7 @@ def close_under_load(settings: Settings, rng: random.Random) -> CloseOutcome:
     callers = [threading.Thread(target=call_until_closed, daemon=True) for _ in range(CALLERS)]
     for thread in callers:
         thread.start()
-    time.sleep(rng.uniform(0.2, 1.0))  # let the load build up: part of the fault's pacing
+    time.sleep(load_for)  # let the load build up: part of the fault's pacing
     pids = clf.pids()
     if pids:
         outcome.froze_child = signal_quietly(pids[0], signal.SIGSTOP)

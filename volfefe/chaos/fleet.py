@@ -53,6 +53,7 @@ JOB_TIMING = {
     "VOLFEFE_JOBS_PRUNE_CRON": "off",
 }
 VOLFEFE = (sys.executable, "-m", "volfefe")
+ABORT_WAIT = 5.0  # seconds a process gets to dump its stacks after SIGABRT
 
 
 def process_env(settings: Settings, url: str, fault: str) -> dict[str, str]:
@@ -67,7 +68,19 @@ def process_env(settings: Settings, url: str, fault: str) -> dict[str, str]:
     env.update(JOB_TIMING)
     env["DATABASE_URL"] = url
     env["VOLFEFE_WORKER_FAULT"] = fault
+    env["PYTHONFAULTHANDLER"] = "1"  # SIGABRT prints every thread's stack: see `abort`
     return env
+
+
+def abort(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a process that overran its deadline: SIGABRT first, so faulthandler writes every
+    thread's stack to its log (kept with --keep), then SIGKILL; reaped."""
+    proc.send_signal(signal.SIGABRT)
+    try:
+        proc.wait(timeout=ABORT_WAIT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 @dataclass
@@ -161,8 +174,7 @@ class Fleet:
             if code is None and not overdue:
                 continue
             if code is None:
-                worker.proc.kill()
-                worker.proc.wait()
+                abort(worker.proc)
             self.retiring.remove(worker)
             ended.append((worker, code))
         return ended
@@ -192,8 +204,7 @@ class Fleet:
         if run.proc.poll() is None and not overdue:
             return None
         if run.proc.poll() is None:
-            run.proc.kill()
-            run.proc.wait()
+            abort(run.proc)
         try:
             run.summary = orjson.loads(run.out.read_bytes() or b"{}")
         except orjson.JSONDecodeError:

@@ -42,6 +42,7 @@ from volfefe.store.connect import connect
 TICK = 0.2  # seconds between looks at the processes: the harness's own pacing
 WAVES = 5  # the posts arrive in this many imports; the last lands at 60% of the chaos phase
 IMPORT_TIMEOUT = 60.0  # seconds an import may keep failing while the database restarts
+FAULT_GAP = 1.0  # seconds at least between two faults
 ORPHAN_WAIT = 15.0  # seconds children of stopped processes get to die (PDEATHSIG is instant)
 
 
@@ -129,13 +130,16 @@ class Harness:
         fleet.top_up(opts.job_workers)
         start = time.monotonic()
         self._phase("setup")
-        next_wave, last_run = 1, 0.0
+        next_wave, last_run, next_fault = 1, 0.0, 0.0
         while (elapsed := time.monotonic() - start) < duration or schedule:
             if next_wave < len(waves) and elapsed >= next_wave / WAVES * 0.6 * duration:
                 self._import(db, next_wave, waves[next_wave])
                 next_wave += 1
-            while schedule and time.monotonic() - start >= schedule[0].at:
+            # A late event (after a pause or a close that took long) waits FAULT_GAP after
+            # the previous one, so faults never arrive all at once.
+            if schedule and elapsed >= schedule[0].at and time.monotonic() >= next_fault:
                 injector.inject(schedule.pop(0))
+                next_fault = time.monotonic() + FAULT_GAP
             self._tick(fleet)
             if fleet.classify is None and time.monotonic() - last_run >= opts.classify_every:
                 fleet.start_classify()
@@ -143,6 +147,7 @@ class Harness:
             time.sleep(TICK)
         for wave in range(next_wave, len(waves)):
             self._import(db, wave, waves[wave])
+        injector.finish()
         self._phase("chaos")
         self._drain(db, fleet)
         self._phase("drain")
@@ -175,7 +180,8 @@ class Harness:
             run, overdue = ended
             if overdue:
                 self.report.violations.append(
-                    f"a classify run took over {self.options.run_timeout:g} s (killed)"
+                    f"a classify run took over {self.options.run_timeout:g} s (aborted; its "
+                    f"stacks are in {run.out.with_suffix('.log').name}, see --keep)"
                 )
             self.run_codes[run.proc.returncode] += 1
             for failure in run.summary.get("failures", []):
@@ -184,7 +190,8 @@ class Harness:
         for worker, code in fleet.retired(grace):
             if code is None:
                 self.report.violations.append(
-                    f"job worker {worker.pid} still ran {grace:g} s after SIGTERM (killed)"
+                    f"job worker {worker.pid} still ran {grace:g} s after SIGTERM (aborted; "
+                    f"its stacks are in {worker.log.name}, see --keep)"
                 )
             elif code != 0:
                 self.report.notes.append(f"job worker {worker.pid} exited {code} after SIGTERM")
@@ -258,9 +265,16 @@ class Harness:
                 return round(waited, 2)
             time.sleep(TICK)
         alive = sum(w.proc.poll() is None for w in fleet.workers)
+        with connect(db.url) as conn:
+            attempts = conn.execute(
+                "SELECT outcome, error_type FROM volfefe_job_attempts"
+                " WHERE content_id = %(id)s ORDER BY id",
+                {"id": content_id},
+            ).fetchall()
+        tried = "; ".join(f"{a['outcome']} {a['error_type'] or ''}".strip() for a in attempts)
         self.report.violations.append(
             f"the surviving job workers ({alive} running) did not classify a new post within "
-            f"{self.options.fresh_timeout:g} s"
+            f"{self.options.fresh_timeout:g} s (its job's attempts: {tried or 'none'})"
         )
         return None
 
