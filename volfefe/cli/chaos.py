@@ -5,6 +5,7 @@ Exit status: 0 when every check held, 1 on any violation (listed in the table).
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -106,6 +107,8 @@ def chaos_command(
         child_delay=child_delay,
         keep=keep,
     )
+    # pgserver logs every pg_ctl call at INFO; with -v the faults' own lines should stand out.
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
     report = Harness(settings, options).run()
     click.echo(report.table())
     if json_path is not None:
