@@ -89,3 +89,14 @@ def test_a_short_seed_survives_every_fault_todays_supervisor_handles(
 )
 def test_a_short_seed_survives_every_fault(tiny_model: Path, tmp_path: Path) -> None:
     assert_clean(run_chaos(tiny_model, tmp_path, FAULT_KINDS), FAULT_KINDS)
+
+
+def test_an_unknown_fault_kind_is_a_usage_error() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "volfefe", "chaos", "--faults", "kill-child,kill-everything"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "unknown fault kind kill-everything" in done.stderr
