@@ -75,9 +75,10 @@ def start_worker(ctx: click.Context, url: str) -> subprocess.Popen[bytes]:
     """`python -m volfefe [the same global options] jobs worker` on the same database."""
     options: list[str] = []
     for name, value in ctx.find_root().params.items():
-        if value is None or name == "verbose":
+        if value is None or value is False or name == "verbose":
             continue
-        options += [f"--{name.replace('_', '-')}", str(value)]
+        flag = f"--{name.replace('_', '-')}"
+        options += [flag] if value is True else [flag, str(value)]  # True: a flag (--quiet)
     verbose = ["-" + "v" * ctx.meta["verbose"]] if ctx.meta.get("verbose") else []
     argv = [sys.executable, "-m", "volfefe", *verbose, *options, "jobs", "worker"]
     click.echo(f"starting a job worker: {' '.join(argv[1:])}", err=True)
