@@ -83,7 +83,6 @@ def overview_page(request: Request) -> Response:
         chart=timeline_chart(rows, bucket),
         bucket=bucket,
         recent=recent,
-        restarts=data["pool"]["restarts"],
     )
 
 
