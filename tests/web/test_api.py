@@ -418,15 +418,9 @@ def test_a_lost_database_answers_503_database_unavailable(serve: Serve, database
     assert lost.stop() == 0
 
 
-def test_quarantine_shows_when_the_database_has_its_columns(
+def test_quarantine_shows_in_the_api_the_stats_and_the_post_page(
     serve: Serve, database_url: str
 ) -> None:
-    with connect(database_url) as c:
-        # What migration 0004 adds (helper "jobs"); the server looks for the columns at start.
-        c.execute(
-            "ALTER TABLE contents ADD COLUMN quarantined_at timestamptz NULL, "
-            "ADD COLUMN quarantine_reason text NULL"
-        )
     site = serve(database_url)
     with site.client(TOKEN) as client:
         report = ingest(client, post("q", "1", "Poison text", None), post("q", "2", "Fine", None))

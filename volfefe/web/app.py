@@ -35,7 +35,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from volfefe.config import Settings
 from volfefe.errors import VolfefeError
 from volfefe.protocol import Ready
-from volfefe.store.browse import has_quarantine
 from volfefe.supervisor.classifier import Classifier
 from volfefe.web import api_classify, api_jobs, api_posts, api_stats, health, openapi, pages
 from volfefe.web.errors import (
@@ -101,8 +100,6 @@ def create_app(
             timeout=10.0,
         )
         await asyncio.to_thread(db.open, wait=True, timeout=30.0)
-        with db.connection() as conn:
-            quarantine = has_quarantine(conn)
         hub = Hub(database_url)
         state = AppState(
             settings=settings,
@@ -112,7 +109,6 @@ def create_app(
             db=db,
             hub=hub,
             metrics=Metrics(lambda: metrics_snapshot(state)),
-            quarantine=quarantine,
         )
         app.state.volfefe = state
         hub.start()

@@ -19,7 +19,7 @@ def collect(state: AppState) -> dict[str, Any]:
         totals = stats(conn)
         queue = status(conn, failures=0)
         done_last_hour = classified_within(conn, THROUGHPUT_WINDOW)
-        quarantined = quarantined_count(conn, quarantine=state.quarantine)
+        quarantined = quarantined_count(conn)
     jobs = queue["queues"].get(QUEUE, {})
     clf = state.classifier
     return {

@@ -27,7 +27,6 @@ class AppState:
     db: ConnectionPool[Any]
     hub: Hub
     metrics: Metrics
-    quarantine: bool = False  # the database has the quarantine columns (migration 0004)
 
 
 def app_state(request: Request) -> AppState:
