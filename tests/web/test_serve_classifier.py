@@ -29,9 +29,16 @@ def unloadable_copy(tiny_model: Path, folder: Path) -> Path:
     return model
 
 
-@pytest.mark.parametrize("cause", ["boot-fail", "model-cannot-load"])
-def test_serve_stops_at_start_with_config_error_when_no_child_can_start(
-    cause: str, tiny_model: Path, tmp_path: Path, web_database_url: str
+@pytest.mark.parametrize(
+    "cause, status, error",
+    [
+        ("boot-fail", 2, "ConfigError: the children cannot start"),
+        ("model-cannot-load", 2, "ConfigError: the children cannot start"),
+        ("boot-hang", 3, "PoolBroken: the worker pool stopped restarting children"),
+    ],
+)
+def test_serve_stops_at_start_when_no_child_gets_ready(
+    cause: str, status: int, error: str, tiny_model: Path, tmp_path: Path, web_database_url: str
 ) -> None:
     env = {
         **os.environ,
@@ -40,10 +47,12 @@ def test_serve_stops_at_start_with_config_error_when_no_child_can_start(
         "VOLFEFE_API_TOKEN": TOKEN,
         "VOLFEFE_MODEL": str(tiny_model),
     }
-    if cause == "boot-fail":
-        env["VOLFEFE_WORKER_FAULT"] = "boot-fail"
-    else:
+    if cause == "model-cannot-load":
         env["VOLFEFE_MODEL"] = str(unloadable_copy(tiny_model, tmp_path))
+    else:
+        env["VOLFEFE_WORKER_FAULT"] = cause
+    if cause == "boot-hang":  # no ready line in time, again and again: not a ConfigError
+        env.update(VOLFEFE_BOOT_TIMEOUT="1", VOLFEFE_MAX_RESTARTS="1")
     argv = [sys.executable, "-m", "volfefe", "serve", "--port", str(free_port()), "--with-worker"]
     proc = subprocess.run(
         argv,
@@ -53,9 +62,9 @@ def test_serve_stops_at_start_with_config_error_when_no_child_can_start(
         text=True,
         timeout=START_TIMEOUT,
     )
-    assert proc.returncode == 2, proc.stderr
+    assert proc.returncode == status, proc.stderr
     # `TypeName: message` like every command (the message ends with the child's stderr tail)
-    assert "\nConfigError: the children cannot start" in "\n" + proc.stderr, proc.stderr
+    assert "\n" + error in "\n" + proc.stderr, proc.stderr
     output = proc.stdout + proc.stderr
     assert "Uvicorn running" not in output  # it never listened
     assert "starting a job worker" not in output  # nor started a worker for nothing
