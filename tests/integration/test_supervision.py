@@ -227,6 +227,7 @@ def test_model_folder_that_can_never_load_is_a_config_error(
         clf.start()
     with pytest.raises(ConfigError):
         clf.classify("stocks")
+    assert clf.health().startswith("ConfigError: ")
 
 
 def test_poison_text_alone_is_poison_text(make_classifier: MakeClassifier) -> None:
@@ -311,12 +312,17 @@ def test_children_get_a_minimal_environment(
 
 def test_broken_pool_is_rebuilt_after_the_backoff(make_classifier: MakeClassifier) -> None:
     clf = make_classifier(fault="crash@1", max_restarts=0, rebuild_backoff=0.5)
+    assert clf.health() == "starting"  # not started: health() does not start it
     clf.start()
+    assert clf.health() == "ready"
     with pytest.raises(PoolBroken):  # the crash spends a budget of zero
         clf.classify("stocks")
+    assert clf.health().startswith(("PoolBroken: ", "starting"))  # broken, or being rebuilt
     eventually(lambda: clf.stats()["rebuilds"] == 1 and clf.pids(), timeout=60)
     assert clf.classify("stocks").sentiment in TINY_LABELS
+    assert clf.health() == "ready"
     assert clf.consecutive_rebuild_failures == 0
+    assert clf.stats()["calls"] == 2  # the broken pool's call still counts: totals never go back
 
 
 def test_rebuilds_that_never_get_ready_are_counted(make_classifier: MakeClassifier) -> None:

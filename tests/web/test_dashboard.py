@@ -134,7 +134,7 @@ def test_overview_shows_totals_chart_children_and_live_rows(
     assert page.locator("svg.chart rect").count() >= 3  # one bar segment per classified post
     pid = str(stats["children"][0]["pid"])
     assert pid in page.locator("table").first.inner_text()
-    assert "Restarts since start: 0" in page.inner_text("main")
+    assert "Restarts since start: 0 · pool rebuilds: 0" in page.inner_text("main")
     for sentiment, n in stats["distribution"].items():
         assert page.inner_text(f'[data-count="{sentiment}"]') == str(n)
     page.wait_for_selector("#live-status.on", timeout=WAIT_MS)
@@ -207,7 +207,7 @@ def test_posts_page_filters_searches_and_opens_a_post(page: Any, site: Served, s
     assert detail["model_version"] in page.inner_text("dl")
     assert "Truncated" in page.inner_text("dl")
     assert "classified" in page.locator("table").last.inner_text()  # the job's attempt
-    assert "Quarantine" in page.inner_text("main")
+    assert "Quarantined" not in page.inner_text("main")  # only a quarantined post says so
     page.screenshot(path=str(shots / "dashboard-post.png"), full_page=True)
 
 

@@ -1,7 +1,8 @@
 """The test-only fault switch: `VOLFEFE_WORKER_FAULT` makes a child misbehave on purpose.
 
 Off unless the variable is set; read before the heavy imports so boot faults stay fast. The
-supervisor's tests use it to crash, hang or garble a real child instead of mocking one.
+supervisor's tests and the crash-isolation harness use it to crash, hang or garble a real
+child instead of mocking one.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Mapping
+from types import FrameType
 from typing import IO, Any
 
 from volfefe.protocol import EXIT_BOOT_FAILED
@@ -19,6 +21,8 @@ Predict = Callable[[Any, Any], Any]  # engine.Predict; numpy is not imported bef
 
 FAULT_VAR = "VOLFEFE_WORKER_FAULT"
 FAULT_ONCE_VAR = "VOLFEFE_WORKER_FAULT_ONCE"
+GARBAGE = b"\x00this is not json\n"
+COUNTED = ("crash", "hang", "garbage")  # request faults that fire on the N-th request
 
 
 def fault_from_env(env: Mapping[str, str]) -> Fault | None:
@@ -39,39 +43,47 @@ class Fault:
     N-th request: SIGKILL itself, hang forever, write a non-JSON line), `nan@N` / `oom@N`
     (on the N-th request the model gives NaN scores / its forward pass raises a RuntimeError
     like CUDA's out of memory), `poison=WORD` (SIGKILL itself on any request holding a text
-    that contains WORD). With VOLFEFE_WORKER_FAULT_ONCE=PATH the request faults fire in one
-    child only: the first to create PATH.
+    that contains WORD), `garbage-on-usr1` (after a SIGUSR1, write a non-JSON line before the
+    next reply: the crash-isolation harness garbles a child of its choice this way). Several
+    modes combine with commas: `poison=WORD,garbage-on-usr1`. With
+    VOLFEFE_WORKER_FAULT_ONCE=PATH the request faults fire in one child only: the first to
+    create PATH.
     """
 
     def __init__(self, spec: str, once_path: str) -> None:
-        self.mode, _, arg = spec.partition("@") if "@" in spec else spec.partition("=")
-        self.arg = arg
+        self.modes: dict[str, str] = {}
+        for part in spec.split(","):
+            mode, _, arg = part.partition("@") if "@" in part else part.partition("=")
+            self.modes[mode.strip()] = arg
         self.once_path = once_path
         self.requests = 0
         self.model_fault = ""  # "nan" or "oom" while the current request is the faulty one
+        self.garble_next = False
+        if "garbage-on-usr1" in self.modes:
+            signal.signal(signal.SIGUSR1, self._on_usr1)
 
     def on_boot(self) -> None:
         """Fire the boot-time modes."""
-        if self.mode == "boot-fail":
+        if "boot-fail" in self.modes:
             print("fault injected: boot-fail", file=sys.stderr)
             sys.exit(EXIT_BOOT_FAILED)
-        if self.mode == "boot-hang":
+        if "boot-hang" in self.modes:
             _hang()
-        if self.mode == "slow-start":
-            time.sleep(float(self.arg))
-        if self.mode == "stdout-noise":
+        if "slow-start" in self.modes:
+            time.sleep(float(self.modes["slow-start"]))
+        if "stdout-noise" in self.modes:
             print("this stray print must not reach the protocol stream", flush=True)
-        if self.mode == "stderr-flood":
+        if "stderr-flood" in self.modes:
             block = b"x" * (1 << 20)
-            for _ in range(int(self.arg)):
+            for _ in range(int(self.modes["stderr-flood"])):
                 os.write(2, block)
             os.write(2, b"\nfault injected: stderr-flood done\n")
-        if self.mode == "ignore-term":
+        if "ignore-term" in self.modes:
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
     def on_eof(self) -> None:
         """Fire the modes that act when the parent closes stdin."""
-        if self.mode == "ignore-term":
+        if "ignore-term" in self.modes:
             _hang()
 
     def wrap_predict(self, predict: Predict) -> Predict:
@@ -93,23 +105,30 @@ class Fault:
         """Fire the request-time modes, counting requests from 1."""
         self.requests += 1
         self.model_fault = ""
-        if self.mode in ("nan", "oom") and self.requests == int(self.arg) and self._claim():
-            self.model_fault = self.mode
-            return
-        if self.mode == "delay":
-            time.sleep(float(self.arg))
-            return
-        due = self.mode in ("crash", "hang", "garbage") and self.requests == int(self.arg)
-        poisoned = self.mode == "poison" and any(self.arg in t for t in texts)
+        for broken in ("nan", "oom"):
+            if broken in self.modes and self.requests == int(self.modes[broken]) and self._claim():
+                self.model_fault = broken
+                return
+        if "delay" in self.modes:
+            time.sleep(float(self.modes["delay"]))
+        if self.garble_next:
+            self.garble_next = False
+            _garble(out)
+        mode = next((m for m in COUNTED if m in self.modes), None)
+        due = mode is not None and self.requests == int(self.modes[mode])
+        word = self.modes.get("poison")
+        poisoned = word is not None and any(word in t for t in texts)
         if not (due or poisoned) or not self._claim():
             return
-        if self.mode == "garbage":
-            out.write(b"\x00this is not json\n")
-            out.flush()
+        if mode == "garbage" and not poisoned:
+            _garble(out)
             return
-        if self.mode == "hang":
+        if mode == "hang" and not poisoned:
             _hang()
         os.kill(os.getpid(), 9)
+
+    def _on_usr1(self, signum: int, frame: FrameType | None) -> None:
+        self.garble_next = True
 
     def _claim(self) -> bool:
         if not self.once_path:
@@ -124,3 +143,8 @@ class Fault:
 def _hang() -> None:
     while True:
         time.sleep(3600)
+
+
+def _garble(out: IO[bytes]) -> None:
+    out.write(GARBAGE)
+    out.flush()

@@ -23,6 +23,7 @@ from typing import Any, NoReturn
 
 import click
 
+from volfefe.cli.chaos import chaos_command
 from volfefe.cli.classify import classify_command
 from volfefe.cli.db import db_group
 from volfefe.cli.export import export_command
@@ -107,6 +108,7 @@ for command in (
     model_group,
     watch_command,
     serve_command,
+    chaos_command,
 ):
     cli.add_command(command)
 

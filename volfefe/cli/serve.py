@@ -1,7 +1,9 @@
 """`volfefe serve`: the HTTP API and the dashboard on uvicorn (optionally with a job worker).
 
 ```
-volfefe serve ── uvicorn ── the Starlette app (volfefe.web.app): one Classifier, its children
+volfefe serve ── schema check ── Classifier.start() (children ready; a child that can never
+             │                   start is a ConfigError here: exit 2, nothing listens)
+             ├── uvicorn ── the Starlette app (volfefe.web.app): that Classifier, its children
              └── --with-worker: `python -m volfefe jobs worker` as a child process, same settings
 ```
 """
@@ -18,6 +20,7 @@ import click
 from volfefe.config import Settings
 from volfefe.store.connect import connect, resolve_database_url
 from volfefe.store.migrate import require_current_schema
+from volfefe.supervisor.classifier import Classifier
 
 LOOPBACK = "127.0.0.1"
 WORKER_STOP_EXTRA = 10.0  # seconds past the shutdown grace before the worker is killed
@@ -32,7 +35,8 @@ def serve_command(ctx: click.Context, host: str, port: int, with_worker: bool) -
     """Serve the JSON API (/api/v1) and the dashboard (/) until SIGTERM or Ctrl-C.
 
     Write routes need `Authorization: Bearer $VOLFEFE_API_TOKEN`; with no token set the
-    server listens on 127.0.0.1 only.
+    server listens on 127.0.0.1 only. The children start before the server listens: exit 2
+    (ConfigError) when they can never start, 3 (PoolBroken) when they keep failing to.
     """
     from volfefe.web.server import run  # only this command needs the web stack
 
@@ -49,12 +53,19 @@ def serve_command(ctx: click.Context, host: str, port: int, with_worker: bool) -
     url = resolve_database_url(settings)
     with connect(url) as conn:
         require_current_schema(conn)
-    worker = start_worker(ctx, url) if with_worker else None
+    classifier = Classifier(settings)
     try:
-        run(settings, url, host, port, ctx.meta.get("verbose", 0))
+        # Children ready before the port opens: a model that cannot load stops `serve` here
+        # (ConfigError, exit 2) instead of a server that answers 503 forever.
+        ready = classifier.start()
+        worker = start_worker(ctx, url) if with_worker else None
+        try:
+            run(settings, url, classifier, ready, host, port, ctx.meta.get("verbose", 0))
+        finally:
+            if worker is not None:
+                stop_worker(worker, settings.shutdown_grace + WORKER_STOP_EXTRA)
     finally:
-        if worker is not None:
-            stop_worker(worker, settings.shutdown_grace + WORKER_STOP_EXTRA)
+        classifier.close()  # the app closed it already unless uvicorn never started it
 
 
 def is_loopback(host: str) -> bool:
@@ -75,9 +86,10 @@ def start_worker(ctx: click.Context, url: str) -> subprocess.Popen[bytes]:
     """`python -m volfefe [the same global options] jobs worker` on the same database."""
     options: list[str] = []
     for name, value in ctx.find_root().params.items():
-        if value is None or name == "verbose":
+        if value is None or value is False or name == "verbose":
             continue
-        options += [f"--{name.replace('_', '-')}", str(value)]
+        flag = f"--{name.replace('_', '-')}"
+        options += [flag] if value is True else [flag, str(value)]  # True: a flag (--quiet)
     verbose = ["-" + "v" * ctx.meta["verbose"]] if ctx.meta.get("verbose") else []
     argv = [sys.executable, "-m", "volfefe", *verbose, *options, "jobs", "worker"]
     click.echo(f"starting a job worker: {' '.join(argv[1:])}", err=True)

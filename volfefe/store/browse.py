@@ -1,10 +1,6 @@
 """Read-only views over posts for the HTTP API and the dashboard: filtered pages with a
 cursor, one post with everything known about it, the timeline, and recent throughput.
 
-Quarantine columns (`contents.quarantined_at`, `quarantine_reason`) come with migration 0004;
-`has_quarantine(conn)` says whether this database has them, and every query here works
-either way (without them no post is quarantined).
-
 >>> PostFilter(sentiment="positive", min_confidence=0.9).limit
 50
 """
@@ -21,14 +17,9 @@ from psycopg import sql
 from volfefe.errors import ContentNotFound
 
 BUCKETS = ("hour", "day")
-HAS_QUARANTINE = """
-SELECT count(*) = 2 AS present FROM information_schema.columns
-WHERE table_schema = current_schema() AND table_name = 'contents'
-  AND column_name IN ('quarantined_at', 'quarantine_reason')
-"""
 POSTS = """
 SELECT c.id, s.name AS source, c.external_id, c.author, c.text, c.url, c.published_at,
-       c.inserted_at, {quarantine},
+       c.inserted_at, c.quarantined_at, c.quarantine_reason,
        k.sentiment, k.confidence, k.model_version, k.meta, k.updated_at AS classified_at
 FROM contents AS c
 JOIN sources AS s ON s.id = c.source_id
@@ -94,19 +85,10 @@ class PostFilter:
     limit: int = 50
 
 
-def has_quarantine(conn: psycopg.Connection[Any]) -> bool:
-    """True when the database has the quarantine columns (migration 0004)."""
-    row = conn.execute(HAS_QUARANTINE).fetchone()
-    return bool(row and _first(row))
-
-
 def list_posts(
-    conn: psycopg.Connection[Any], where: PostFilter, *, quarantine: bool
+    conn: psycopg.Connection[Any], where: PostFilter
 ) -> tuple[list[dict[str, Any]], int | None]:
-    """One page of posts, newest first, and the cursor of the next page (None at the end).
-
-    `quarantine` says whether the database has the quarantine columns (`has_quarantine`).
-    """
+    """One page of posts, newest first, and the cursor of the next page (None at the end)."""
     conditions = [sql.SQL("true")]
     params: dict[str, Any] = {"limit": where.limit + 1}
     if where.sentiment is not None:
@@ -128,25 +110,18 @@ def list_posts(
         conditions.append(sql.SQL("c.id < %(before)s"))
         params["before"] = where.before
     if where.quarantined is not None:
-        if quarantine:
-            test = "IS NOT NULL" if where.quarantined else "IS NULL"
-            conditions.append(sql.SQL("c.quarantined_at " + test))
-        elif where.quarantined:
-            conditions.append(sql.SQL("false"))  # no quarantine in this schema: none are
-    query = sql.SQL(POSTS).format(
-        quarantine=_quarantine_columns(quarantine), where=sql.SQL(" AND ").join(conditions)
-    )
+        test = "IS NOT NULL" if where.quarantined else "IS NULL"
+        conditions.append(sql.SQL("c.quarantined_at " + test))
+    query = sql.SQL(POSTS).format(where=sql.SQL(" AND ").join(conditions))
     rows = [dict(row) for row in conn.execute(query, params)]
     more = len(rows) > where.limit
     page = rows[: where.limit]
     return page, (page[-1]["id"] if more and page else None)
 
 
-def get_post(conn: psycopg.Connection[Any], content_id: int, *, quarantine: bool) -> dict[str, Any]:
+def get_post(conn: psycopg.Connection[Any], content_id: int) -> dict[str, Any]:
     """One post with its classification, its jobs and every attempt; ContentNotFound if none."""
-    query = sql.SQL(POSTS).format(
-        quarantine=_quarantine_columns(quarantine), where=sql.SQL("c.id = %(id)s")
-    )
+    query = sql.SQL(POSTS).format(where=sql.SQL("c.id = %(id)s"))
     row = conn.execute(query, {"id": content_id, "limit": 1}).fetchone()
     if row is None:
         raise ContentNotFound(content_id)
@@ -178,10 +153,8 @@ def classified_within(conn: psycopg.Connection[Any], seconds: float) -> int:
     return int(_first(row)) if row else 0
 
 
-def quarantined_count(conn: psycopg.Connection[Any], *, quarantine: bool) -> int:
-    """Posts in quarantine (0 when the schema has no quarantine)."""
-    if not quarantine:
-        return 0
+def quarantined_count(conn: psycopg.Connection[Any]) -> int:
+    """Posts in quarantine."""
     row = conn.execute(QUARANTINED).fetchone()
     return int(_first(row)) if row else 0
 
@@ -192,12 +165,6 @@ def recent_classifications(
     """Classifications with an id above `after` (the SSE cursor), with the start of the text."""
     query = sql.SQL(RECENT).format(order=sql.SQL("ASC" if oldest_first else "DESC"))
     return [dict(row) for row in conn.execute(query, {"after": after, "limit": limit})]
-
-
-def _quarantine_columns(present: bool) -> sql.Composable:
-    if present:
-        return sql.SQL("c.quarantined_at, c.quarantine_reason")
-    return sql.SQL("NULL::timestamptz AS quarantined_at, NULL::text AS quarantine_reason")
 
 
 def _escape_like(text: str) -> str:

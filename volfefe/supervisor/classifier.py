@@ -68,20 +68,45 @@ class Classifier:
         """The model and revision that answers (starts the classifier if needed)."""
         return self.start().model_version
 
+    def health(self) -> str:
+        """What a call meets now: `ready` (a child of the pool in charge got ready and the pool
+        is not broken), `starting` (no child ready yet: a call waits for one), or the error a
+        call gets at once, as `TypeName: message` (`PoolBroken` while the pool is rebuilt,
+        `ConfigError` when no child can ever start). Never starts the classifier.
+
+        >>> Classifier().health()                                        # doctest: +SKIP
+        'starting'
+        """
+        owner = self._owner
+        if owner is None:
+            return "starting"
+        if owner.config_error is not None:
+            return f"ConfigError: {owner.config_error}"
+        pool = owner.current
+        if pool is None:
+            return "starting"
+        if pool.broken is not None:
+            return f"PoolBroken: {pool.broken}"
+        return "ready" if pool.was_ready else "starting"
+
     def pids(self) -> list[int]:
         """Process ids of the running children."""
         pool = self._owner.current if self._owner is not None else None
         return pool.pids() if pool is not None else []
 
     def stats(self) -> dict[str, int]:
-        """Counters of the pool in charge: calls sent to children, texts in them, children
+        """Counters since the classifier started, over every pool it had (rebuilt ones
+        included, so they never go back): calls sent to children, texts in them, children
         replaced and recycled; and how many times the pool was rebuilt."""
         owner = self._owner
-        pool = owner.current if owner is not None else None
-        stats = {"calls": 0, "texts": 0, "restarts": 0, "recycled": 0}
-        if pool is not None:
-            stats.update(pool.stats)
-        stats["rebuilds"] = owner.rebuilds if owner is not None else 0
+        stats = {"calls": 0, "texts": 0, "restarts": 0, "recycled": 0, "rebuilds": 0}
+        if owner is None:
+            return stats
+        pool = owner.current
+        for counters in (owner.retired, pool.stats if pool is not None else {}):
+            for name, value in counters.items():
+                stats[name] = stats.get(name, 0) + value
+        stats["rebuilds"] = owner.rebuilds
         return stats
 
     def close(self) -> None:

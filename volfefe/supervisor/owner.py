@@ -39,6 +39,7 @@ class PoolOwner:
         self.config_error: ConfigError | None = None
         self.consecutive_rebuild_failures = 0
         self.rebuilds = 0
+        self.retired: dict[str, int] = {}  # counters of replaced pools: totals never go back
 
     @property
     def current(self) -> Pool | None:
@@ -122,7 +123,10 @@ class PoolOwner:
         if old is not None:
             await old.close()  # its children are dead or dying; bounded
         fresh = Pool(self._settings, on_broken=self._on_broken)
-        self._pool = fresh
+        retired = dict(self.retired)
+        for name, value in (old.stats if old is not None else {}).items():
+            retired[name] = retired.get(name, 0) + value
+        self._pool, self.retired = fresh, retired
         self.rebuilds += 1
         try:
             ready = await fresh.wait_ready()

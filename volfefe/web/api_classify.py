@@ -13,7 +13,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from volfefe.errors import ClassifierError, PoolBroken
+from volfefe.errors import ClassifierError
 from volfefe.result import Classification
 from volfefe.web.access import field_list, read_json, require_writer
 from volfefe.web.encode import JSON
@@ -36,14 +36,11 @@ async def classify(request: Request) -> Response:
                 f"texts[{index}] has {len(text)} characters; the limit is "
                 f"{settings.api_max_text_chars}"
             )
-    classifier = state.lifeline.current
     started = time.monotonic()
-    results = await classifier.aclassify_many(texts, return_exceptions=True)
+    results = await state.classifier.aclassify_many(texts, return_exceptions=True)
     state.metrics.classify.observe(time.monotonic() - started)
     state.metrics.batch.observe(len(texts))
     for result in results:
-        if isinstance(result, PoolBroken):
-            state.lifeline.broken(classifier)
         if isinstance(result, UNAVAILABLE):
             raise result  # the pool's state, not this text's: the whole call is a 503
     return JSON({"results": [_one(result) for result in results]})

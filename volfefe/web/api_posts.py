@@ -108,7 +108,7 @@ def posts_page(request: Request) -> Response:
     state = app_state(request)
     where = read_filter(request)
     with state.db.connection() as conn:
-        rows, cursor = list_posts(conn, where, quarantine=state.quarantine)
+        rows, cursor = list_posts(conn, where)
     return JSON({"posts": [post_json(row) for row in rows], "next_cursor": cursor})
 
 
@@ -117,7 +117,7 @@ def post_detail(request: Request) -> Response:
     state = app_state(request)
     content_id = int(request.path_params["id"])
     with state.db.connection() as conn:
-        row = get_post(conn, content_id, quarantine=state.quarantine)
+        row = get_post(conn, content_id)
     post = post_json(row)
     post["jobs"] = row["jobs"]
     post["attempts"] = [

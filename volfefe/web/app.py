@@ -1,8 +1,8 @@
 """The ASGI application of `volfefe serve`.
 
 ```
-lifespan: Lifeline (the Classifier, booted in the background, replaced if broken),
-          psycopg pool, LISTEN hub
+lifespan: the Classifier (started, children ready, before the server listens; closed at
+          shutdown), psycopg pool, LISTEN hub
 /api/v1/classify  POST   api_classify      /api/v1/posts        GET, POST  api_posts
 /api/v1/posts/N   GET    api_posts         /api/v1/stats, /timeline    GET  api_stats
 /api/v1/jobs      GET    api_jobs          /api/v1/jobs/N/retry|cancel POST api_jobs
@@ -34,7 +34,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from volfefe.config import Settings
 from volfefe.errors import VolfefeError
-from volfefe.store.browse import has_quarantine
+from volfefe.protocol import Ready
+from volfefe.supervisor.classifier import Classifier
 from volfefe.web import api_classify, api_jobs, api_posts, api_stats, health, openapi, pages
 from volfefe.web.errors import (
     on_database_error,
@@ -43,7 +44,6 @@ from volfefe.web.errors import (
     on_volfefe_error,
 )
 from volfefe.web.hub import Hub
-from volfefe.web.lifeline import Lifeline
 from volfefe.web.metrics import Metrics
 from volfefe.web.overview import metrics_snapshot
 from volfefe.web.state import AppState
@@ -77,8 +77,12 @@ def routes() -> list[BaseRoute]:
     ]
 
 
-def create_app(settings: Settings, database_url: str) -> Starlette:
-    """The application for `settings` on an existing, migrated database."""
+def create_app(
+    settings: Settings, database_url: str, classifier: Classifier, ready: Ready
+) -> Starlette:
+    """The application for `settings` on an existing, migrated database, classifying with
+    `classifier`, already started (`ready` is its first ready line); the app closes it when
+    it shuts down."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -96,26 +100,23 @@ def create_app(settings: Settings, database_url: str) -> Starlette:
             timeout=10.0,
         )
         await asyncio.to_thread(db.open, wait=True, timeout=30.0)
-        with db.connection() as conn:
-            quarantine = has_quarantine(conn)
         hub = Hub(database_url)
         state = AppState(
             settings=settings,
             database_url=database_url,
-            lifeline=Lifeline(settings),
+            classifier=classifier,
+            ready=ready,
             db=db,
             hub=hub,
             metrics=Metrics(lambda: metrics_snapshot(state)),
-            quarantine=quarantine,
         )
         app.state.volfefe = state
         hub.start()
-        state.lifeline.start()
         try:
             yield
         finally:
             await hub.close()
-            await state.lifeline.close()
+            await classifier.aclose()
             await asyncio.to_thread(db.close)
 
     app = Starlette(

@@ -61,7 +61,6 @@ STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (InvalidRequest, 422),
     (NoTextError, 422),
     (ClassificationFailed, 422),
-    (ConfigError, 422),
     (Unauthorized, 401),
     (RequestTooLarge, 413),
     (ContentNotFound, 404),
@@ -73,6 +72,7 @@ STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (PoolClosed, 503),
     (DatabaseUnavailable, 503),
     (SchemaOutdated, 503),
+    (ConfigError, 503),  # only the classifier raises it mid-run: no child can start any more
     (WorkerError, 503),
 )
 UNAVAILABLE = (Overloaded, PoolBroken, PoolClosed, DatabaseUnavailable, SchemaOutdated)

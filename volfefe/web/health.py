@@ -18,8 +18,9 @@ async def healthz(request: Request) -> Response:
 
 
 def readyz(request: Request) -> Response:
-    """200 when the database answers, its schema is current, a child is ready and the
-    notification listener is connected; else 503 with each check's reason."""
+    """200 when the database answers, its schema is current, the classifier's pool is ready
+    (not broken, not being rebuilt) with a child running and the notification listener is
+    connected; else 503 with each check's reason."""
     state = app_state(request)
     checks: dict[str, str] = {}
     try:
@@ -30,12 +31,10 @@ def readyz(request: Request) -> Response:
     except Exception as exc:  # any failure here is "not ready", with its reason
         checks["database"] = f"{type(exc).__name__}: {exc}"
         checks["schema"] = "unknown"
-    lifeline = state.lifeline
-    if lifeline.boot_error is not None:
-        checks["classifier"] = f"{type(lifeline.boot_error).__name__}: {lifeline.boot_error}"
-    elif lifeline.ready is None:
-        checks["classifier"] = "starting"
-    elif not lifeline.current.pids():
+    health = state.classifier.health()  # `starting` while a rebuilt pool boots
+    if health != "ready":
+        checks["classifier"] = health
+    elif not state.classifier.pids():
         checks["classifier"] = "no child running"
     else:
         checks["classifier"] = "ok"

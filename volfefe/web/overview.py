@@ -19,12 +19,9 @@ def collect(state: AppState) -> dict[str, Any]:
         totals = stats(conn)
         queue = status(conn, failures=0)
         done_last_hour = classified_within(conn, THROUGHPUT_WINDOW)
-        quarantined = quarantined_count(conn, quarantine=state.quarantine)
+        quarantined = quarantined_count(conn)
     jobs = queue["queues"].get(QUEUE, {})
-    lifeline = state.lifeline
-    clf = lifeline.current
-    pool = {**clf.stats(), "rebuilds": lifeline.rebuilds}
-    ready = lifeline.ready
+    clf = state.classifier
     return {
         "posts": {
             "total": totals["total"],
@@ -43,8 +40,8 @@ def collect(state: AppState) -> dict[str, Any]:
             "per_minute": round(done_last_hour / (THROUGHPUT_WINDOW / 60), 2),
         },
         "children": children.describe(clf.pids()),
-        "pool": pool,
-        "model_version": ready.model_version if ready else None,
+        "pool": clf.stats(),
+        "model_version": state.ready.model_version,
     }
 
 

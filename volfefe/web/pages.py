@@ -83,7 +83,6 @@ def overview_page(request: Request) -> Response:
         chart=timeline_chart(rows, bucket),
         bucket=bucket,
         recent=recent,
-        restarts=data["pool"]["restarts"],
     )
 
 
@@ -92,7 +91,7 @@ def posts_page(request: Request) -> Response:
     state = app_state(request)
     where = read_filter(request)
     with state.db.connection() as conn:
-        rows, cursor = list_posts(conn, where, quarantine=state.quarantine)
+        rows, cursor = list_posts(conn, where)
     query = {k: v for k, v in request.query_params.items() if k != "cursor" and v}
     filtered = any(k in query for k in ("sentiment", "min_confidence", "since", "until", "q"))
     next_url = None
@@ -106,7 +105,6 @@ def posts_page(request: Request) -> Response:
         sentiments=SENTIMENTS,
         next_url=next_url,
         live=not filtered and where.before is None,
-        quarantine=state.quarantine,
     )
 
 
@@ -114,7 +112,7 @@ def post_page(request: Request) -> Response:
     """One post: text, the three probabilities as bars, model, truncation, quarantine, jobs."""
     state = app_state(request)
     with state.db.connection() as conn:
-        row = get_post(conn, int(request.path_params["id"]), quarantine=state.quarantine)
+        row = get_post(conn, int(request.path_params["id"]))
     return render(
         request,
         "post.html",
@@ -122,7 +120,6 @@ def post_page(request: Request) -> Response:
         jobs=row["jobs"],
         attempts=row["attempts"],
         sentiments=SENTIMENTS,
-        quarantine=state.quarantine,
     )
 
 

@@ -13,6 +13,8 @@ import uvicorn
 from starlette.applications import Starlette
 
 from volfefe.config import Settings
+from volfefe.protocol import Ready
+from volfefe.supervisor.classifier import Classifier
 from volfefe.web.app import create_app
 
 logger = logging.getLogger(__name__)
@@ -35,9 +37,18 @@ class Server(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
-def run(settings: Settings, database_url: str, host: str, port: int, verbose: int = 0) -> None:
-    """Serve until SIGTERM or Ctrl-C."""
-    app = create_app(settings, database_url)
+def run(
+    settings: Settings,
+    database_url: str,
+    classifier: Classifier,
+    ready: Ready,
+    host: str,
+    port: int,
+    verbose: int = 0,
+) -> None:
+    """Serve with `classifier` (started: `ready` is its first ready line) until SIGTERM or
+    Ctrl-C; the app closes the classifier when it shuts down."""
+    app = create_app(settings, database_url, classifier, ready)
     config = uvicorn.Config(
         app,
         host=host,

@@ -9,23 +9,24 @@ from psycopg_pool import ConnectionPool
 from starlette.requests import Request
 
 from volfefe.config import Settings
+from volfefe.protocol import Ready
+from volfefe.supervisor.classifier import Classifier
 from volfefe.web.hub import Hub
-from volfefe.web.lifeline import Lifeline
 from volfefe.web.metrics import Metrics
 
 
 @dataclass
 class AppState:
-    """One Classifier (one set of children, owned by the lifeline), one connection pool,
-    one notification hub."""
+    """One Classifier (one set of children, started before the server listens; it rebuilds
+    its own pool when that breaks), one connection pool, one notification hub."""
 
     settings: Settings
     database_url: str
-    lifeline: Lifeline
+    classifier: Classifier
+    ready: Ready  # the classifier's first ready line: the model version the server reports
     db: ConnectionPool[Any]
     hub: Hub
     metrics: Metrics
-    quarantine: bool = False  # the database has the quarantine columns (migration 0004)
 
 
 def app_state(request: Request) -> AppState:

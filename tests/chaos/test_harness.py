@@ -1,0 +1,102 @@
+"""`python -m volfefe chaos` as CI runs it: a short seed on the tiny model, a real process.
+
+The first test injects the faults today's supervisor survives, with a restart budget they
+cannot spend; the second adds close-under-load and keeps the default budget: today callers
+stay blocked after close() (issue 10, item 1) and a job worker whose budget is spent stops
+classifying (item 3).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from volfefe.chaos.schedule import FAULT_KINDS
+
+SURVIVED_TODAY = tuple(k for k in FAULT_KINDS if k != "close-under-load")
+POSTS, POISON = 40, 2
+RUN_TIMEOUT = 280.0  # seconds; a run takes 30-60 s on a loaded 2-core machine
+
+
+def run_chaos(
+    tiny_model: Path, tmp_path: Path, faults: tuple[str, ...], **extra_env: str
+) -> dict[str, Any]:
+    """Run the command; return its JSON report with its exit status and table added."""
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "VOLFEFE_MODEL": str(tiny_model),
+        "VOLFEFE_BACKEND": "auto",  # onnx when installed: children boot in about a second
+        "VOLFEFE_WORKERS": "1",
+        "VOLFEFE_THREADS": "1",
+        "VOLFEFE_CALL_TIMEOUT": "5",
+        "VOLFEFE_BOOT_TIMEOUT": "20",
+        "VOLFEFE_SHUTDOWN_GRACE": "3",
+        **extra_env,
+    }
+    report = tmp_path / "chaos.json"
+    argv = [
+        *(sys.executable, "-m", "volfefe", "chaos", "--seed", "1"),
+        *("--posts", str(POSTS), "--poison", str(POISON), "--minutes", "0.4"),
+        *("--interval", "3", "--pause-seconds", "3", "--child-delay", "0.05"),
+        *("--faults", ",".join(faults), "--json", str(report)),
+    ]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT)
+    assert report.exists(), done.stderr[-5000:]
+    data: dict[str, Any] = json.loads(report.read_text())
+    data["exit"], data["table"], data["stderr"] = done.returncode, done.stdout, done.stderr
+    return data
+
+
+def assert_clean(report: dict[str, Any], faults: tuple[str, ...]) -> None:
+    """Exit 0, no violation, every fault kind scheduled, every innocent post classified."""
+    assert report["violations"] == [], report["table"]
+    assert report["exit"] == 0 and report["ok"], report["stderr"][-5000:]
+    assert "violations: 0" in report["table"]
+    assert set(report["faults"]) == set(faults)
+    for kind, counts in report["faults"].items():
+        assert counts["injected"] + counts["no_target"] == counts["scheduled"] >= 1, kind
+        assert kind in report["table"]
+    assert report["outcomes"]["innocent posts classified once"] == POSTS - POISON
+    assert report["outcomes"]["fresh post classified by the workers (s)"] is not None
+
+
+@pytest.mark.slow
+def test_a_short_seed_survives_every_fault_todays_supervisor_handles(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    # A budget the faults cannot spend: today a spent budget breaks a job worker's pool for
+    # good (the "zombie worker" of issue 10), which the full test below covers.
+    report = run_chaos(tiny_model, tmp_path, SURVIVED_TODAY, VOLFEFE_MAX_RESTARTS="1000")
+    assert_clean(report, SURVIVED_TODAY)
+    injected = sum(c["injected"] for c in report["faults"].values())
+    assert injected >= len(SURVIVED_TODAY) - 1  # a garbage fault may find no ready child
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=False,
+    reason="close() under load with a frozen child leaves its callers blocked past the "
+    "deadline until the pool owns every request it accepted (issue 10 item 1), and a job "
+    "worker whose restart budget is spent stops classifying for good until its owner rebuilds "
+    "the pool (item 3); both are helper sup's",
+)
+def test_a_short_seed_survives_every_fault(tiny_model: Path, tmp_path: Path) -> None:
+    assert_clean(run_chaos(tiny_model, tmp_path, FAULT_KINDS), FAULT_KINDS)
+
+
+def test_an_unknown_fault_kind_is_a_usage_error() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "volfefe", "chaos", "--faults", "kill-child,kill-everything"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "unknown fault kind kill-everything" in done.stderr

@@ -1,0 +1,85 @@
+"""The harness's own embedded PostgreSQL: started in a temporary folder, restarted, paused.
+
+It is a pgserver instance like the one volfefe uses without `DATABASE_URL`, but private to
+one harness run, so restarting or freezing it disturbs nobody else. As root, pgserver runs
+postgres as the `pgserver` user, and pg_ctl must run as that user too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+from volfefe.chaos.procs import descendants, signal_quietly, snapshot
+from volfefe.config import Settings
+from volfefe.errors import DatabaseUnavailable
+from volfefe.store.connect import resolve_database_url
+
+PG_CTL_TIMEOUT = 60.0  # seconds for pg_ctl stop/start/restart
+
+
+class ChaosDatabase:
+    """The embedded server in `<data_dir>/pgdata` with its database "volfefe", migrated."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.pgdata = data_dir / "pgdata"
+        self.url = resolve_database_url(Settings(data_dir=data_dir, database_url=None))
+
+    def postmaster_pid(self) -> int | None:
+        """The running postmaster's pid (first line of postmaster.pid), or None."""
+        try:
+            return int((self.pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
+        except (OSError, ValueError):
+            return None
+
+    def restart(self) -> None:
+        """`pg_ctl restart -m fast`: every connection is cut; same socket folder after."""
+        self._pg_ctl("-w", "-m", "fast", "-l", str(self.pgdata / "log"), "restart")
+
+    def pause(self, seconds: float) -> int:
+        """Freeze the postmaster and its backends for `seconds`, then thaw them; how many
+        processes were frozen."""
+        frozen = self._server_pids()
+        try:
+            for pid in frozen:
+                signal_quietly(pid, signal.SIGSTOP)
+            time.sleep(seconds)  # the pause is the fault itself
+        finally:
+            for pid in frozen:
+                signal_quietly(pid, signal.SIGCONT)
+        return len(frozen)
+
+    def stop(self) -> None:
+        """`pg_ctl stop -m fast`, if it runs (and thaw it first, in case it was paused)."""
+        for pid in self._server_pids():
+            signal_quietly(pid, signal.SIGCONT)
+        if (self.pgdata / "postmaster.pid").exists():
+            with contextlib.suppress(DatabaseUnavailable):
+                self._pg_ctl("-w", "-m", "fast", "stop")
+
+    def _server_pids(self) -> list[int]:
+        postmaster = self.postmaster_pid()
+        if postmaster is None:
+            return []
+        return [postmaster, *(p.pid for p in descendants(snapshot(), postmaster))]
+
+    def _pg_ctl(self, *args: str) -> None:
+        pgserver = _import_pgserver()
+        user = "pgserver" if os.geteuid() == 0 else None
+        try:
+            pgserver.pg_ctl(list(args), pgdata=self.pgdata, user=user, timeout=PG_CTL_TIMEOUT)
+        except (subprocess.SubprocessError, OSError) as err:
+            raise DatabaseUnavailable(f"pg_ctl {args[-1]} failed for {self.pgdata}: {err}") from err
+
+
+def _import_pgserver() -> Any:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+        import pgserver
+    return pgserver
