@@ -67,7 +67,7 @@ def test_model_that_cannot_load_says_what_to_do(tmp_path: Path) -> None:
 
 def test_hub_model_without_network_names_volfefe_model() -> None:
     proc = volfefe("predict", "x", model=None, env={"VOLFEFE_MODEL": ""})
-    assert proc.returncode == 2
+    assert proc.returncode == 3  # ModelUnavailable: the hub cannot be reached
     assert "VOLFEFE_MODEL" in proc.stderr.decode()
 
 
