@@ -115,21 +115,18 @@ def test_enqueue_while_the_job_waits_for_its_retry_is_already_queued(
     # A transient failure: the post's row is locked, so storing the result runs into the
     # 1 s statement timeout. The retry waits backoff ** 1 = 8 s: time enough to enqueue.
     locker = connect(database_url, autocommit=False)
-    locker.execute("SELECT id FROM contents WHERE id = %(id)s FOR UPDATE", {"id": post})
-    start_worker(database_url, VOLFEFE_JOBS_BACKOFF="8", VOLFEFE_DB_STATEMENT_TIMEOUT="1")
-
-    def waiting_for_retry() -> bool:
-        row = job(db_conn, job_id)
-        return row["status"] == "todo" and row["attempts"] == 1 and bool(row["in_future"])
-
-    eventually(waiting_for_retry, timeout=DEADLINE)
-    locker.close()  # rolls back: the retry can store its result
+    try:
+        locker.execute("SELECT id FROM contents WHERE id = %(id)s FOR UPDATE", {"id": post})
+        start_worker(database_url, VOLFEFE_JOBS_BACKOFF="8", VOLFEFE_DB_STATEMENT_TIMEOUT="1")
+        eventually(lambda: waiting_for_retry(db_conn, job_id), timeout=DEADLINE)
+    finally:
+        locker.close()  # rolls back: the retry can store its result
     assert enqueue_cli(database_url, "--ids", str(post)) == {
         "queued": 0,
         "already_queued": [post],
         "not_found": [],
     }
-    assert waiting_for_retry(), "the check must run while the retry is pending"
+    assert waiting_for_retry(db_conn, job_id), "the check must run while the retry is pending"
 
     eventually(lambda: status_of(db_conn, job_id) == "succeeded", timeout=DEADLINE)
     assert [outcome for _, outcome, _, _ in attempts(db_conn, job_id)] == [
@@ -196,3 +193,9 @@ def test_import_enqueue_then_status(
     assert text.returncode == 0, text.stderr
     assert "ml_classification: failed 1, succeeded 2" in text.stdout
     assert "ContentNotFound" in text.stdout
+
+
+def waiting_for_retry(db_conn: psycopg.Connection[Any], job_id: int) -> bool:
+    """The job failed its first attempt and waits for its retry."""
+    row = job(db_conn, job_id)
+    return row["status"] == "todo" and row["attempts"] == 1 and bool(row["in_future"])
