@@ -157,7 +157,10 @@ def make_app(settings: Settings, url: str) -> procrastinate.App:
         except PoisonText as exc:  # permanent; classify_post_job quarantined the post
             await asyncio.to_thread(_record, deps, job.id, content_id, attempt, "quarantined", exc)
             raise
-        except BaseException as exc:  # CancelledError too: a shutdown cut the attempt off
+        except asyncio.CancelledError as exc:  # cut off by a shutdown: record it, no await
+            _record(deps, job.id, content_id, attempt, "interrupted", exc)
+            raise
+        except Exception as exc:
             if interrupted(exc):
                 outcome = "interrupted"
             elif not is_transient(exc) or attempt >= settings.jobs_max_attempts:

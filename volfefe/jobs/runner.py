@@ -42,6 +42,7 @@ SIGNALS = (signal.SIGTERM, signal.SIGINT)
 # Jobs hold a connection only to load a post and to store its result (one round trip each).
 DB_POOL_SIZE = 8
 WATCH_INTERVAL = 0.5  # seconds between looks at the classifier's health
+CANCEL_MARGIN = 3.0  # seconds after the grace before procrastinate cancels running jobs
 
 
 def open_db_pool(url: str, size: int) -> ConnectionPool[Any]:
@@ -177,7 +178,9 @@ async def _run_procrastinate(app: procrastinate.App, deps: JobDeps, concurrency:
             queues=[QUEUE, MAINTENANCE_QUEUE],
             concurrency=concurrency,
             additional_context={"volfefe": deps},
-            shutdown_graceful_timeout=settings.shutdown_grace,
+            # The classifier fails calls still running after the grace with PoolClosed; this
+            # margin lets each job record that before procrastinate cancels what is left.
+            shutdown_graceful_timeout=settings.shutdown_grace + CANCEL_MARGIN,
             update_heartbeat_interval=settings.jobs_heartbeat,
             stalled_worker_timeout=settings.jobs_stalled_after,
             fetch_job_polling_interval=settings.jobs_poll_interval,
