@@ -236,6 +236,7 @@ def test_poison_text_alone_is_poison_text(make_classifier: MakeClassifier) -> No
     assert not info.value.transient
     assert info.value.reason.startswith("crashed the child: killed by signal 9")
     assert isinstance(info.value.__cause__, WorkerCrashed)
+    assert clf.stats()["restarts"] == 2  # the call, then its solo retry on a fresh child
 
 
 def test_poison_text_in_a_batch_fails_alone_and_the_rest_is_classified(

@@ -172,7 +172,6 @@ def rebuild_failures(classifier: Classifier) -> int:
     return classifier.consecutive_rebuild_failures
 
 
-
 async def _run_procrastinate(app: procrastinate.App, deps: JobDeps, concurrency: int) -> None:
     settings = deps.settings
     async with app.open_async():

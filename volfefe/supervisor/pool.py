@@ -13,8 +13,10 @@ callers ──classify(texts)──> requests ──> RequestQueue ──batch�
   while the slot boots a replacement at once. A child that dies while idle is replaced
   before a batch reaches it. With `max_child_calls` / `max_child_rss_mb` a child is retired
   (closed gracefully) and replaced after a call, off by default.
-- When a call of several texts fails, each text is retried once, alone, on a fresh child. A
-  call of one text that fails with a WorkerError answers that text with PoisonText.
+- When a call fails with a WorkerError, each text of it is retried once, alone, on a fresh
+  child, whether the call held one text or many (a child killed from outside must not
+  condemn an innocent text). A text whose solo retry fails too is answered with PoisonText,
+  so a poison text always costs two restarts.
 - Only child faults count against the restart budget (`max_restarts` in `restart_window`);
   a child burnt because every caller gave up, or retired, does not. A spent budget breaks
   the pool (PoolBroken); so does a child that exits with the boot-failure status. The
@@ -269,10 +271,10 @@ class Pool:
             if port.dead:
                 self._replaced(slot, exc)
             for request in batch:
-                if len(texts) == 1:
-                    request.resolve([poison_from(exc)])
-                elif request.retryable:
+                if request.retryable:  # the child may have been killed from outside
                     self._retry_alone(request)
+                elif len(request.texts) == 1:  # its solo retry failed too: poison
+                    request.resolve([poison_from(exc)])
                 else:
                     request.resolve([exc] * len(request.texts))
             return
