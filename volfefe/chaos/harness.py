@@ -95,7 +95,7 @@ class Harness:
         fleet = Fleet(
             process_env(self.settings, db.url, self.fault),
             self.folder,
-            self.settings.jobs_concurrency,
+            self.settings.job_slots,
         )
         try:
             self._run(db, fleet)

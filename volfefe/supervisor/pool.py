@@ -17,6 +17,8 @@ callers ──classify(texts)──> requests ──> RequestQueue ──batch�
   child, whether the call held one text or many (a child killed from outside must not
   condemn an innocent text). A text whose solo retry fails too is answered with PoisonText,
   so a poison text always costs two restarts.
+- `close` lets the calls in flight finish within `shutdown_grace`, but never waits for a
+  child that is booting: its slot is stopped at once (a booting child has no call).
 - Only child faults count against the restart budget (`max_restarts` in `restart_window`);
   a child burnt because every caller gave up, or retired, does not. A spent budget breaks
   the pool (PoolBroken); so does a child that exits with the boot-failure status. The
@@ -56,6 +58,7 @@ class _Slot:
         self.index = index
         self.port: Port | None = None
         self.failures = 0
+        self.booting = False  # no child up: nothing in flight that a close should wait for
 
 
 class Pool:
@@ -155,12 +158,17 @@ class Pool:
 
     async def close(self) -> None:
         """Stop taking calls, let queued and in-flight calls finish in the grace, then fail
-        whatever is left with PoolClosed and stop the children (never waits without bound)."""
+        whatever is left with PoolClosed and stop the children (never waits without bound).
+        A slot whose child is still booting is stopped at once: a close never waits for a
+        boot."""
         if self._closing:
             return
         self._closing = True
         self._queue.stop()
         if self._runners:
+            for slot, runner in zip(self._slots, self._runners, strict=True):
+                if slot.booting:  # never wait for a boot (boot_timeout), only for calls
+                    runner.cancel()
             _, late = await asyncio.wait(self._runners, timeout=self._settings.shutdown_grace)
             self._fail_all(PoolClosed("the classifier was closed before this call finished"))
             for task in late:
@@ -217,6 +225,13 @@ class Pool:
                 take.cancel()
 
     async def _boot(self, slot: _Slot) -> Port | None:
+        slot.booting = True
+        try:
+            return await self._boot_loop(slot)
+        finally:
+            slot.booting = False
+
+    async def _boot_loop(self, slot: _Slot) -> Port | None:
         while slot.port is None or slot.port.dead:
             if self.broken is not None or self._closing:
                 return None
