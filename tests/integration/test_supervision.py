@@ -334,3 +334,19 @@ def test_rebuilds_that_never_get_ready_are_counted(make_classifier: MakeClassifi
     eventually(lambda: clf.consecutive_rebuild_failures >= 2, timeout=30)
     with pytest.raises(PoolBroken):
         clf.classify("stocks")
+
+
+def test_close_while_the_child_boots_waits_neither_for_the_boot_nor_the_grace(
+    make_classifier: MakeClassifier,
+) -> None:
+    clf = make_classifier(fault="boot-hang", once=False, boot_timeout=120.0, shutdown_grace=60.0)
+    starting, out = run_in_thread(clf.start)
+    eventually(lambda: clf.pids() != [], timeout=30)  # spawned, never ready
+    [pid] = clf.pids()
+    started = time.monotonic()
+    clf.close()
+    assert time.monotonic() - started < 20
+    starting.join(timeout=10)
+    assert not starting.is_alive(), "start() was left waiting"
+    assert isinstance(out[0], PoolClosed)
+    eventually(lambda: not alive(pid), timeout=10)
