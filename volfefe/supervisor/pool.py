@@ -17,8 +17,9 @@ callers ──classify(texts)──> requests ──> RequestQueue ──batch�
   child, whether the call held one text or many (a child killed from outside must not
   condemn an innocent text). A text whose solo retry fails too is answered with PoisonText,
   so a poison text always costs two restarts.
-- `close` lets the calls in flight finish within `shutdown_grace`, but never waits for a
-  child that is booting: its slot is stopped at once (a booting child has no call).
+- `close` lets queued and in-flight calls finish within `shutdown_grace` (a queued call may
+  wait for a booting child that long); with no call accepted, a booting child is stopped at
+  once, so a close never waits for a boot that nobody needs, nor for boot_timeout.
 - Only child faults count against the restart budget (`max_restarts` in `restart_window`);
   a child burnt because every caller gave up, or retired, does not. A spent budget breaks
   the pool (PoolBroken); so does a child that exits with the boot-failure status. The
@@ -58,7 +59,7 @@ class _Slot:
         self.index = index
         self.port: Port | None = None
         self.failures = 0
-        self.booting = False  # no child up: nothing in flight that a close should wait for
+        self.booting = False  # no child up yet: a close with no call waiting stops it at once
 
 
 class Pool:
@@ -159,15 +160,15 @@ class Pool:
     async def close(self) -> None:
         """Stop taking calls, let queued and in-flight calls finish in the grace, then fail
         whatever is left with PoolClosed and stop the children (never waits without bound).
-        A slot whose child is still booting is stopped at once: a close never waits for a
-        boot."""
+        When no call is queued or in flight, a child still booting is stopped at once: a
+        close waits for a boot only when a call waits for it, and then within the grace."""
         if self._closing:
             return
         self._closing = True
         self._queue.stop()
         if self._runners:
             for slot, runner in zip(self._slots, self._runners, strict=True):
-                if slot.booting:  # never wait for a boot (boot_timeout), only for calls
+                if slot.booting and not self._accepted:  # a boot that no call waits for
                     runner.cancel()
             _, late = await asyncio.wait(self._runners, timeout=self._settings.shutdown_grace)
             self._fail_all(PoolClosed("the classifier was closed before this call finished"))
