@@ -13,7 +13,7 @@ import dataclasses
 import importlib.util
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -292,7 +292,7 @@ class Settings:
         the call and its solo retry to run: boot_timeout + 2 x call_timeout.
 
         >>> Settings(boot_timeout=60, call_timeout=30).effective_request_timeout
-        120.0
+        120
         """
         return self.request_timeout or self.boot_timeout + 2 * self.call_timeout
 
@@ -304,6 +304,25 @@ class Settings:
     def replace(self, **changes: Any) -> Settings:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
+
+    def to_env(self, names: Iterable[str] | None = None) -> dict[str, str]:
+        """The variables that `from_env` reads back into these settings, for a subprocess that
+        must run with them: one `VOLFEFE_*` (or `DATABASE_URL`) per field that has one, all of
+        them or only the fields in `names`. Fields that are None are left out, and so are
+        `worker_cmd` and `worker_env`, which have no variable. Secrets (`database_url`,
+        `api_token`) are included unless `names` leaves them out.
+
+        >>> Settings(workers=3, call_timeout=2.5).to_env(["workers", "call_timeout"])
+        {'VOLFEFE_WORKERS': '3', 'VOLFEFE_CALL_TIMEOUT': '2.5'}
+        """
+        env: dict[str, str] = {}
+        for name in _ENV_VARS if names is None else names:
+            if name not in _ENV_VARS:
+                raise ValueError(f"setting {name!r} has no environment variable")
+            value = getattr(self, name)
+            if value is not None:
+                env[_ENV_VARS[name][0]] = str(value)
+        return env
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], **overrides: Any) -> Settings:

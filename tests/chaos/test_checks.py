@@ -8,11 +8,18 @@ import psycopg
 
 from tests.jobs.helpers import enqueue_posts, insert_posts
 from volfefe.chaos.checks import check_jobs, check_posts
+from volfefe.errors import CallTimeout, WorkerCrashed
+from volfefe.supervisor.policy import poison_from
 
 CLASSIFY = """
 INSERT INTO classifications (content_id, sentiment, confidence, model_version)
 VALUES (%(id)s, 'neutral', 0.5, 'tiny@test')
 """
+
+
+def without_quarantine_columns(conn: psycopg.Connection[Any]) -> None:
+    """The schema before migration 0004, whose branch of the checks these tests exercise."""
+    conn.execute("ALTER TABLE contents DROP COLUMN quarantined_at, DROP COLUMN quarantine_reason")
 
 
 def classify(conn: psycopg.Connection[Any], *ids: int) -> None:
@@ -24,6 +31,7 @@ def test_missing_innocent_posts_and_silent_poison_posts_are_violations(
     db_conn: psycopg.Connection[Any],
 ) -> None:
     a, b, c, poison = insert_posts(db_conn, ["up", "down", "flat", "chaospoison"])
+    without_quarantine_columns(db_conn)
     classify(db_conn, a, b)
     outcomes, violations = check_posts(db_conn, [a, b, c], [poison], {})
     assert outcomes["innocent posts classified once"] == 2
@@ -38,6 +46,7 @@ def test_a_poison_post_reported_as_crashed_or_poison_passes_without_quarantine_c
     db_conn: psycopg.Connection[Any],
 ) -> None:
     a, p1, p2 = insert_posts(db_conn, ["up", "chaospoison 1", "chaospoison 2"])
+    without_quarantine_columns(db_conn)
     classify(db_conn, a)
     failures = {p1: ["WorkerCrashed: the child crashed"], p2: ["PoisonText: it kills"]}
     outcomes, violations = check_posts(db_conn, [a], [p1, p2], failures)
@@ -48,11 +57,6 @@ def test_a_poison_post_reported_as_crashed_or_poison_passes_without_quarantine_c
 def test_with_the_quarantine_columns_a_poison_post_must_be_quarantined(
     db_conn: psycopg.Connection[Any],
 ) -> None:
-    # The columns of migration 0004 (helper "jobs"), added here as that migration does.
-    db_conn.execute(
-        "ALTER TABLE contents ADD COLUMN IF NOT EXISTS quarantined_at timestamptz NULL,"
-        " ADD COLUMN IF NOT EXISTS quarantine_reason text NULL"
-    )
     a, p1, p2 = insert_posts(db_conn, ["up", "chaospoison 1", "chaospoison 2"])
     classify(db_conn, a)
     db_conn.execute(
@@ -64,6 +68,34 @@ def test_with_the_quarantine_columns_a_poison_post_must_be_quarantined(
     outcomes, violations = check_posts(db_conn, [a], [p1, p2], failures)
     assert outcomes["poison posts quarantined"] == 1
     assert violations == [f"poison posts not quarantined: {p2}", f"innocent posts quarantined: {a}"]
+
+
+def test_an_innocent_post_poisoned_by_a_child_the_run_signalled_is_excused(
+    db_conn: psycopg.Connection[Any],
+) -> None:
+    by_run, by_job, not_ours, poison = insert_posts(db_conn, ["a", "b", "c", "chaospoison"])
+    db_conn.execute(
+        "UPDATE contents SET quarantined_at = now() WHERE id = ANY(%(ids)s)",
+        {"ids": [by_run, by_job, not_ours, poison]},
+    )
+    [job_id] = enqueue_posts(db_conn, [by_job])
+    frozen = poison_from(CallTimeout(5.0, pid=333))  # the message the pool gives
+    db_conn.execute(
+        "INSERT INTO volfefe_job_attempts (job_id, content_id, attempt, outcome, error_type,"
+        " message) VALUES (%(job)s, %(post)s, 1, 'quarantined', 'PoisonText', %(message)s)",
+        {"job": job_id, "post": by_job, "message": f"PoisonText: {frozen}"},
+    )
+    failures = {
+        by_run: [f"PoisonText: {poison_from(WorkerCrashed(pid=111, returncode=-9))}"],
+        not_ours: [f"PoisonText: {poison_from(WorkerCrashed(pid=222, returncode=-9))}"],
+    }
+    innocent = [by_run, by_job, not_ours]
+    outcomes, violations = check_posts(db_conn, innocent, [poison], failures, {111, 333})
+    assert outcomes["innocent posts poisoned by a signalled child (excused)"] == 2
+    assert violations == [
+        f"1 innocent posts not classified: {not_ours}",
+        f"innocent posts quarantined: {not_ours}",
+    ]
 
 
 def test_a_job_left_in_doing_is_a_violation(db_conn: psycopg.Connection[Any]) -> None:

@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -45,24 +46,34 @@ def close_enough(a: Classification, b: Classification, tol: float = 1e-5) -> boo
     )
 
 
+@pytest.mark.parametrize("fault", ["crash@1", "hang@1", "garbage@1"])
+def test_a_lone_text_whose_child_fails_once_is_retried_on_a_fresh_child(
+    make_classifier: MakeClassifier, fault: str
+) -> None:
+    # The child may have been killed from outside: one failure does not make a text poison.
+    clf = make_classifier(fault=fault, call_timeout=1.0)
+    clf.start()
+    first_pid = clf.pids()[0]
+    assert clf.classify("rates cut").sentiment in TINY_LABELS
+    assert clf.stats()["restarts"] == 1
+    assert clf.pids() != [first_pid]
+    assert not alive(first_pid)
+
+
 @pytest.mark.parametrize(
     "fault, expected",
     [("crash@1", WorkerCrashed), ("hang@1", CallTimeout), ("garbage@1", ProtocolError)],
 )
-def test_fault_fails_one_call_then_a_new_child_answers(
+def test_a_lone_text_that_fails_its_solo_retry_too_is_poison(
     make_classifier: MakeClassifier, fault: str, expected: type[Exception]
 ) -> None:
-    # A text that, alone, fails a child is PoisonText (permanent), its cause the WorkerError.
-    clf = make_classifier(fault=fault, call_timeout=1.0)
-    clf.start()
-    first_pid = clf.pids()[0]
+    # Every child fails its first call: the call and its solo retry both fail.
+    clf = make_classifier(fault=fault, once=False, call_timeout=1.0, max_restarts=5)
     with pytest.raises(PoisonText) as info:
         clf.classify("rates cut")
     assert isinstance(info.value.__cause__, expected) and info.value.__cause__.transient
     assert not info.value.transient
-    assert clf.classify("rates cut").sentiment in TINY_LABELS
-    assert clf.pids() != [first_pid]
-    assert not alive(first_pid)
+    assert clf.stats()["restarts"] == 2  # a poison text always costs two children
 
 
 @pytest.mark.parametrize("fault", ["crash@1", "hang@1", "garbage@1"])
@@ -75,9 +86,11 @@ def test_fault_in_a_batch_is_retried_alone_on_a_fresh_child(
     assert clf.stats()["restarts"] == 1
 
 
-def test_kill_9_of_a_child_mid_request_fails_that_call_at_once(
+def test_kill_9_of_a_child_mid_request_retries_that_text_at_once(
     make_classifier: MakeClassifier, tmp_path: Path
 ) -> None:
+    # The OOM killer or an operator, not the text: the text is answered by a fresh child
+    # long before the 120 s deadline, and is not called poison.
     clf = make_classifier(fault="hang@1", call_timeout=120.0)
     clf.start()
     pid = clf.pids()[0]
@@ -88,13 +101,12 @@ def test_kill_9_of_a_child_mid_request_fails_that_call_at_once(
         )
     )
     killer.start()
-    with pytest.raises(PoisonText) as info:
-        clf.classify("stocks")  # the child hangs; it is killed long before the 120 s deadline
-    killer.join()
-    crash = info.value.__cause__
-    assert isinstance(crash, WorkerCrashed)
-    assert crash.returncode == -signal.SIGKILL and "SIGKILL" in info.value.reason
+    started = time.monotonic()
     assert clf.classify("stocks").sentiment in TINY_LABELS
+    assert time.monotonic() - started < 100  # not the call_timeout of the killed child
+    killer.join()
+    assert not alive(pid) and clf.pids() != [pid]
+    assert clf.stats()["restarts"] == 1
 
 
 def test_crash_report_carries_the_childs_stderr(
@@ -167,9 +179,8 @@ def test_restart_budget_stops_a_crash_loop(make_classifier: MakeClassifier) -> N
         rebuild_backoff=600,
         rebuild_backoff_max=600,
     )
-    for _ in range(2):  # two replacements are allowed; the third crash spends the budget
-        with pytest.raises(PoisonText):
-            clf.classify("stocks")
+    with pytest.raises(PoisonText):  # the call and its solo retry: two replacements
+        clf.classify("stocks")
     with pytest.raises(PoolBroken, match="stopped restarting") as info:
         clf.classify("stocks")
     assert isinstance(info.value.__cause__, WorkerCrashed)

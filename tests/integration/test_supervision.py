@@ -237,6 +237,7 @@ def test_poison_text_alone_is_poison_text(make_classifier: MakeClassifier) -> No
     assert not info.value.transient
     assert info.value.reason.startswith("crashed the child: killed by signal 9")
     assert isinstance(info.value.__cause__, WorkerCrashed)
+    assert clf.stats()["restarts"] == 2  # the call, then its solo retry on a fresh child
 
 
 def test_poison_text_in_a_batch_fails_alone_and_the_rest_is_classified(
@@ -339,3 +340,19 @@ def test_rebuilds_that_never_get_ready_are_counted(make_classifier: MakeClassifi
     eventually(lambda: clf.consecutive_rebuild_failures >= 2, timeout=30)
     with pytest.raises(PoolBroken):
         clf.classify("stocks")
+
+
+def test_close_while_the_child_boots_waits_neither_for_the_boot_nor_the_grace(
+    make_classifier: MakeClassifier,
+) -> None:
+    clf = make_classifier(fault="boot-hang", once=False, boot_timeout=120.0, shutdown_grace=60.0)
+    starting, out = run_in_thread(clf.start)
+    eventually(lambda: clf.pids() != [], timeout=30)  # spawned, never ready
+    [pid] = clf.pids()
+    started = time.monotonic()
+    clf.close()
+    assert time.monotonic() - started < 20
+    starting.join(timeout=10)
+    assert not starting.is_alive(), "start() was left waiting"
+    assert isinstance(out[0], PoolClosed)
+    eventually(lambda: not alive(pid), timeout=10)

@@ -58,7 +58,15 @@ def test_two_poison_posts_in_the_job_worker(
     poison = [ids[4], ids[-1]]
     innocent = [i for i in ids if i not in poison]
     job_ids = dict(zip(ids, enqueue_posts(db_conn, ids), strict=True))
-    worker = start_worker(database_url, concurrency=4, fault=f"poison={WORD}", once=False)
+    # Each poison post costs 2 restarts (its batch, its solo retry), the forced retry 2 more:
+    # 6, past the default budget of 5, which would break the pool (tested elsewhere).
+    worker = start_worker(
+        database_url,
+        concurrency=4,
+        fault=f"poison={WORD}",
+        once=False,
+        VOLFEFE_MAX_RESTARTS="10",
+    )
 
     eventually(
         lambda: all(status_of(db_conn, j) in ("succeeded", "failed") for j in job_ids.values()),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import signal
+import time
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -64,3 +66,36 @@ def test_sigterm_lets_the_running_job_finish_and_starts_no_other(
     assert classifications_per_post(db_conn) == {running_post: 1}
     workers = db_conn.execute("SELECT count(*) AS n FROM procrastinate_workers").fetchone()
     assert workers == {"n": 0}, "a stopped worker unregisters"
+
+
+def test_sigterm_while_the_child_boots_stops_at_once(
+    database_url: str, start_worker: StartWorker
+) -> None:
+    """A close never waits for a booting child: not its boot_timeout, not the grace either
+    (nothing is queued or running, so there is nothing to let finish)."""
+    worker = start_worker(
+        database_url,
+        fault="boot-hang",
+        once=False,
+        VOLFEFE_BOOT_TIMEOUT="120",
+        VOLFEFE_SHUTDOWN_GRACE="60",
+    )
+
+    def booting_child() -> list[int]:
+        return [pid for pid in children_of(worker.pid) if b"volfefe.child" in cmdline(pid)]
+
+    eventually(lambda: booting_child() != [], timeout=DEADLINE)
+    [child] = booting_child()
+
+    started = time.monotonic()
+    assert worker.terminate() == 0, worker.log()
+    assert time.monotonic() - started < 30, "waited for the grace or the boot"
+    eventually(lambda: not alive(child), timeout=10)
+
+
+def cmdline(pid: int) -> bytes:
+    """The process's command line ('' once it is gone)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (FileNotFoundError, ProcessLookupError):
+        return b""

@@ -119,3 +119,30 @@ def test_supervision_settings_from_env() -> None:
     assert (s.rebuild_backoff, s.rebuild_backoff_max) == (2.0, 30.0)
     derived = Settings(boot_timeout=20, call_timeout=5)
     assert derived.effective_request_timeout == 30.0  # boot + 2 x call
+
+
+def test_to_env_gives_the_same_settings_back_through_from_env(tmp_path: Path) -> None:
+    settings = Settings(
+        model=str(tmp_path / "model"),
+        revision="abc123",
+        workers=3,
+        call_timeout=2.5,
+        request_timeout=0.1,
+        max_restarts=0,
+        data_dir=tmp_path / "data",
+        onnx_cache=tmp_path / "cache",
+        database_url="postgresql://u@h/db",
+        jobs_enqueue_cron="off",
+        api_token="a-long-enough-secret-token",
+    )
+    env = settings.to_env()
+    assert all(k.startswith("VOLFEFE_") or k == "DATABASE_URL" for k in env)
+    assert Settings.from_env(env) == settings
+
+
+def test_to_env_of_some_fields_leaves_none_and_the_rest_out() -> None:
+    settings = Settings(workers=2, revision=None, api_token="a-long-enough-secret-token")
+    assert settings.to_env(["workers", "revision"]) == {"VOLFEFE_WORKERS": "2"}
+    assert "VOLFEFE_API_TOKEN" not in Settings().to_env()
+    with pytest.raises(ValueError, match="'worker_cmd' has no environment variable"):
+        settings.to_env(["worker_cmd"])

@@ -7,11 +7,16 @@ every poison post        no classification; quarantined (when `contents.quaranti
                          WorkerError (by a classify run or a job attempt)
 the classification queue no job left in `doing`
 ```
+One case is excused, not a violation: an innocent post whose PoisonText names a child this
+run signalled. Its batch failed (a poison post in it killed the child), then the harness
+killed, froze or garbled the child of its solo retry: two failures, a poison verdict by the
+rules, and the harness's doing. It is counted apart.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 import psycopg
@@ -43,6 +48,11 @@ FAILED_JOB_POSTS = """
 SELECT DISTINCT (args ->> 'content_id')::bigint AS content_id FROM procrastinate_jobs
 WHERE queue_name = %(queue)s AND status = 'failed'
 """
+POISON_MESSAGES = """
+SELECT content_id, message FROM volfefe_job_attempts
+WHERE content_id = ANY(%(ids)s) AND error_type = 'PoisonText'
+"""
+CHILD_PID = re.compile(r"made a child \(pid (\d+)\) fail")
 FAILED_ATTEMPT_ERRORS = """
 SELECT coalesce(error_type, '?') AS error_type, count(*) AS n FROM volfefe_job_attempts
 WHERE outcome = 'failed' AND content_id = ANY(%(ids)s) GROUP BY 1 ORDER BY 1
@@ -71,12 +81,15 @@ def check_posts(
     innocent: list[int],
     poison: list[int],
     run_failures: Mapping[int, Iterable[str]],
+    signalled: Collection[int] = (),
 ) -> tuple[dict[str, Any], list[str]]:
-    """(outcome counts, violations) for the posts."""
+    """(outcome counts, violations) for the posts; `signalled`: the pids of the children the
+    run killed, froze or garbled."""
     results = {
         row["id"]: row["results"] for row in conn.execute(RESULTS, {"ids": innocent + poison})
     }
-    missing = [i for i in innocent if results.get(i, 0) == 0]
+    framed = framed_by_the_harness(conn, innocent, run_failures, signalled)
+    missing = [i for i in innocent if results.get(i, 0) == 0 and i not in framed]
     doubled = [i for i in innocent if results.get(i, 0) > 1]
     poison_classified = [i for i in poison if results.get(i, 0) > 0]
     violations = []
@@ -90,10 +103,12 @@ def check_posts(
         "innocent posts classified once": len(innocent) - len(missing) - len(doubled),
         "innocent posts not classified": len(missing),
     }
+    if framed:
+        outcomes["innocent posts poisoned by a signalled child (excused)"] = len(framed)
     if has_quarantine(conn):
         quarantined = {r["id"] for r in conn.execute(QUARANTINED, {"ids": innocent + poison})}
         loose = [i for i in poison if i not in quarantined]
-        wrongly = sorted(quarantined.difference(poison))
+        wrongly = sorted(quarantined.difference(poison).difference(framed))
         outcomes["poison posts quarantined"] = len(poison) - len(loose)
         outcomes["innocent posts quarantined"] = len(wrongly)
         if loose:
@@ -116,6 +131,26 @@ def check_posts(
             f"reported as failed with PoisonText or a WorkerError: {_ids(unreported)}"
         )
     return outcomes, violations
+
+
+def framed_by_the_harness(
+    conn: psycopg.Connection[Any],
+    innocent: list[int],
+    run_failures: Mapping[int, Iterable[str]],
+    signalled: Collection[int],
+) -> set[int]:
+    """Innocent posts whose PoisonText (in a classify run or a job attempt) names a child
+    whose pid is in `signalled`."""
+    if not signalled:
+        return set()
+    verdicts = [(i, r) for i in innocent for r in run_failures.get(i, ())]
+    rows = conn.execute(POISON_MESSAGES, {"ids": innocent})
+    verdicts += [(row["content_id"], row["message"] or "") for row in rows]
+    return {
+        content_id
+        for content_id, text in verdicts
+        if (found := CHILD_PID.search(text)) and int(found.group(1)) in signalled
+    }
 
 
 def check_jobs(

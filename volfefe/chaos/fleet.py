@@ -20,7 +20,6 @@ from typing import Any
 
 import orjson
 
-from volfefe import config
 from volfefe.config import Settings
 
 # Forwarded to every process the harness starts, so they run the configured model.
@@ -61,10 +60,7 @@ def process_env(settings: Settings, url: str, fault: str) -> dict[str, str]:
     and the fault switch (`poison=WORD,garbage-on-usr1`), nothing of the caller's database."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("VOLFEFE_")}
     env.pop("DATABASE_URL", None)
-    for name in FORWARDED:
-        value = getattr(settings, name)
-        if value is not None:
-            env[config._ENV_VARS[name][0]] = str(value)
+    env.update(settings.to_env(FORWARDED))
     env.update(JOB_TIMING)
     env["DATABASE_URL"] = url
     env["VOLFEFE_WORKER_FAULT"] = fault

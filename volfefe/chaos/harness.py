@@ -95,7 +95,7 @@ class Harness:
         fleet = Fleet(
             process_env(self.settings, db.url, self.fault),
             self.folder,
-            self.settings.jobs_concurrency,
+            self.settings.job_slots,
         )
         try:
             self._run(db, fleet)
@@ -151,7 +151,7 @@ class Harness:
         self._phase("chaos")
         self._drain(db, fleet)
         self._phase("drain")
-        self._check(db, fleet)
+        self._check(db, fleet, injector.signalled)
         self._phase("checks")
 
     def _phase(self, name: str) -> None:
@@ -218,11 +218,13 @@ class Harness:
                 self._tick(fleet)
                 time.sleep(TICK)
 
-    def _check(self, db: ChaosDatabase, fleet: Fleet) -> None:
+    def _check(self, db: ChaosDatabase, fleet: Fleet, signalled: set[int]) -> None:
         report = self.report
         innocent = sorted(set(self.ids.values()).difference(self.poison_ids))
         with connect(db.url) as conn:
-            outcomes, violations = check_posts(conn, innocent, self.poison_ids, self.run_failures)
+            outcomes, violations = check_posts(
+                conn, innocent, self.poison_ids, self.run_failures, signalled
+            )
             report.outcomes.update(outcomes)
             report.violations += violations
             outcomes, violations = check_jobs(conn, self.poison_ids)

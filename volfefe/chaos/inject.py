@@ -56,6 +56,7 @@ class Injector:
         self.pause_seconds = pause_seconds
         self.rng = rng
         self._closes: list[tuple[threading.Thread, list[CloseOutcome]]] = []
+        self.signalled: set[int] = set()  # children this run killed, froze or garbled
 
     def inject(self, event: FaultEvent) -> None:
         """Carry out `event` and count it as injected or as without a target."""
@@ -85,6 +86,7 @@ class Injector:
                 return False
         target = _pick(targets, event)
         logger.info("sending %s to child %d (parent %d)", sig.name, target.pid, target.ppid)
+        self.signalled.add(target.pid)
         return signal_quietly(target.pid, sig)
 
     def _kill_worker(self, event: FaultEvent) -> bool:

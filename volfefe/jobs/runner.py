@@ -137,7 +137,7 @@ async def run_worker(settings: Settings, url: str, concurrency: int) -> None:
         loop.add_signal_handler(sig, stop)
     watcher = asyncio.create_task(watch_classifier())
     try:
-        await asyncio.to_thread(classifier.start)  # fail fast when the model cannot load
+        await _start_unless_stopped(classifier, stopping)
         while not stopping.is_set():
             current = asyncio.create_task(_run_procrastinate(app, deps, concurrency))
             try:
@@ -164,6 +164,23 @@ async def run_worker(settings: Settings, url: str, concurrency: int) -> None:
         await (closing or classifier.aclose())
     if gave_up:
         raise gave_up[0]
+
+
+async def _start_unless_stopped(classifier: Classifier, stopping: asyncio.Event) -> None:
+    """Boot the classifier, failing fast when the model cannot load, unless a signal comes
+    first: the stop then closes the classifier, which ends the boot at once (a stop never
+    waits for a booting child's boot_timeout)."""
+    starting = asyncio.ensure_future(asyncio.to_thread(classifier.start))
+    stopped = asyncio.ensure_future(stopping.wait())
+    try:
+        await asyncio.wait([starting, stopped], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+    if starting.done() and not stopping.is_set():
+        starting.result()
+        return
+    # Stopping: whatever the boot ends with (PoolClosed, most likely) no longer matters.
+    starting.add_done_callback(lambda task: task.cancelled() or task.exception())
 
 
 def rebuild_failures(classifier: Classifier) -> int:

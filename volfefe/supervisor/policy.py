@@ -85,8 +85,9 @@ def poison_from(exc: WorkerError) -> PoisonText:
         reason = "garbled: the child's reply was not valid"
     else:
         reason = f"failed the child: {type(exc).__name__}"
+    child = "a child" if exc.pid is None else f"a child (pid {exc.pid})"
     poison = PoisonText(
-        f"this text, sent alone, made a child fail ({reason}); it is not sent again by itself",
+        f"this text, sent alone, made {child} fail ({reason}); it is not sent again by itself",
         reason=reason,
     )
     poison.__cause__ = exc

@@ -13,8 +13,13 @@ callers ──classify(texts)──> requests ──> RequestQueue ──batch�
   while the slot boots a replacement at once. A child that dies while idle is replaced
   before a batch reaches it. With `max_child_calls` / `max_child_rss_mb` a child is retired
   (closed gracefully) and replaced after a call, off by default.
-- When a call of several texts fails, each text is retried once, alone, on a fresh child. A
-  call of one text that fails with a WorkerError answers that text with PoisonText.
+- When a call fails with a WorkerError, each text of it is retried once, alone, on a fresh
+  child, whether the call held one text or many (a child killed from outside must not
+  condemn an innocent text). A text whose solo retry fails too is answered with PoisonText,
+  so a poison text always costs two restarts.
+- `close` lets queued and in-flight calls finish within `shutdown_grace` (a queued call may
+  wait for a booting child that long); with no call accepted, a booting child is stopped at
+  once, so a close never waits for a boot that nobody needs, nor for boot_timeout.
 - Only child faults count against the restart budget (`max_restarts` in `restart_window`);
   a child burnt because every caller gave up, or retired, does not. A spent budget breaks
   the pool (PoolBroken); so does a child that exits with the boot-failure status. The
@@ -54,6 +59,7 @@ class _Slot:
         self.index = index
         self.port: Port | None = None
         self.failures = 0
+        self.booting = False  # no child up yet: a close with no call waiting stops it at once
 
 
 class Pool:
@@ -153,12 +159,17 @@ class Pool:
 
     async def close(self) -> None:
         """Stop taking calls, let queued and in-flight calls finish in the grace, then fail
-        whatever is left with PoolClosed and stop the children (never waits without bound)."""
+        whatever is left with PoolClosed and stop the children (never waits without bound).
+        When no call is queued or in flight, a child still booting is stopped at once: a
+        close waits for a boot only when a call waits for it, and then within the grace."""
         if self._closing:
             return
         self._closing = True
         self._queue.stop()
         if self._runners:
+            for slot, runner in zip(self._slots, self._runners, strict=True):
+                if slot.booting and not self._accepted:  # a boot that no call waits for
+                    runner.cancel()
             _, late = await asyncio.wait(self._runners, timeout=self._settings.shutdown_grace)
             self._fail_all(PoolClosed("the classifier was closed before this call finished"))
             for task in late:
@@ -215,6 +226,13 @@ class Pool:
                 take.cancel()
 
     async def _boot(self, slot: _Slot) -> Port | None:
+        slot.booting = True
+        try:
+            return await self._boot_loop(slot)
+        finally:
+            slot.booting = False
+
+    async def _boot_loop(self, slot: _Slot) -> Port | None:
         while slot.port is None or slot.port.dead:
             if self.broken is not None or self._closing:
                 return None
@@ -269,10 +287,10 @@ class Pool:
             if port.dead:
                 self._replaced(slot, exc)
             for request in batch:
-                if len(texts) == 1:
-                    request.resolve([poison_from(exc)])
-                elif request.retryable:
+                if request.retryable:  # the child may have been killed from outside
                     self._retry_alone(request)
+                elif len(request.texts) == 1:  # its solo retry failed too: poison
+                    request.resolve([poison_from(exc)])
                 else:
                     request.resolve([exc] * len(request.texts))
             return
