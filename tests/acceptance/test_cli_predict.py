@@ -83,6 +83,8 @@ def test_every_global_option_reaches_the_children(tiny_model: Path) -> None:
     assert result["model_version"].startswith(tiny_model.name + "@")
     assert result["model_version"].endswith("+int8")  # --quantize and --backend torch
     err = proc.stderr.decode()
+    # --workers 2: both children start (one text may be answered before the second is ready)
+    assert "starting 2 children" in err, err  # the pool's INFO line (-v)
     ready = [line for line in err.splitlines() if " ready: " in line]  # -v: INFO lines
-    assert len(ready) == 2, err  # --workers 2
+    assert ready, err
     assert all("(cpu, 1 threads)" in line for line in ready), ready  # --device, --threads

@@ -22,6 +22,7 @@ import sys
 from typing import Any, NoReturn
 
 import click
+import psycopg
 
 from volfefe.cli.chaos import chaos_command
 from volfefe.cli.classify import classify_command
@@ -134,6 +135,11 @@ def main(argv: list[str] | None = None) -> NoReturn:
         _fail(type(exc).__name__, for_terminal(str(exc)), exc.exit_code)
     except KeyboardInterrupt:
         _fail("Interrupted", "stopped by Ctrl-C", EXIT_INTERRUPTED)
+    except psycopg.Error as exc:
+        if not _after_ctrl_c(exc):
+            raise
+        # Ctrl-C landed inside a database call and psycopg's clean-up raised in its place.
+        _fail("Interrupted", "stopped by Ctrl-C", EXIT_INTERRUPTED)
     except BrokenPipeError:
         # The reader went away (`volfefe export | head`); say nothing more on a dead pipe.
         sys.stderr.close()
@@ -141,6 +147,16 @@ def main(argv: list[str] | None = None) -> NoReturn:
     # With standalone_mode=False click returns what `ctx.exit(N)` asked for instead of
     # exiting: keep it, or a command's failure would end in status 0.
     sys.exit(status if isinstance(status, int) else 0)
+
+
+def _after_ctrl_c(exc: BaseException) -> bool:
+    """Was `exc` raised while a KeyboardInterrupt was being handled?"""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, KeyboardInterrupt):
+            return True
+        seen = seen.__context__
+    return False
 
 
 def _fail(type_name: str, message: str, code: int) -> NoReturn:

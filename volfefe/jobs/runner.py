@@ -108,6 +108,16 @@ async def run_worker(settings: Settings, url: str, concurrency: int) -> None:
     current: asyncio.Task[None] | None = None
     closing: asyncio.Task[None] | None = None
 
+    async def close_after_grace() -> None:
+        # Jobs already running may still make their classifier call during the grace (a
+        # closed classifier would refuse it); what is left then fails with PoolClosed.
+        task = current
+        if task is not None:
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError, Exception):
+                async with asyncio.timeout(settings.shutdown_grace):
+                    await asyncio.shield(task)
+        await classifier.aclose(grace=0)
+
     def stop() -> None:
         nonlocal closing
         if stopping.is_set():
@@ -117,7 +127,7 @@ async def run_worker(settings: Settings, url: str, concurrency: int) -> None:
             loop.remove_signal_handler(sig)
         if current is not None:
             current.cancel()  # procrastinate stops fetching and waits for running jobs
-        closing = asyncio.create_task(classifier.aclose())  # ...which get the grace, no more
+        closing = asyncio.create_task(close_after_grace())  # ...which get the grace, no more
 
     async def watch_classifier() -> None:
         while not stopping.is_set():

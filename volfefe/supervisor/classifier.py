@@ -122,12 +122,13 @@ class Classifier:
             runner.run(owner.close())
         runner.stop()
 
-    async def aclose(self) -> None:
-        """Async twin of `close()`."""
+    async def aclose(self, grace: float | None = None) -> None:
+        """Async twin of `close()`; `grace` replaces `shutdown_grace` for the calls in flight
+        (a job worker that already waited out the grace passes 0)."""
         with self._lock:
             runner, owner = self._runner, self._owner
         if owner is not None and runner is not None and not self._closed:
-            await runner.run_async(owner.close())
+            await runner.run_async(owner.close(grace))
         self.close()
 
     def __enter__(self) -> Classifier:

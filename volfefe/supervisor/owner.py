@@ -73,14 +73,14 @@ class PoolOwner:
         self._raise_config_error()
         return items, pool.model_version
 
-    async def close(self) -> None:
-        """Stop rebuilding and close the pool in charge."""
+    async def close(self, grace: float | None = None) -> None:
+        """Stop rebuilding and close the pool in charge (see `Pool.close` for `grace`)."""
         self._closed = True
         if self._rebuild is not None:
             self._rebuild.cancel()
             await asyncio.gather(self._rebuild, return_exceptions=True)
         if self._pool is not None:
-            await self._pool.close()
+            await self._pool.close(grace)
 
     def _raise_config_error(self) -> None:
         if self.config_error is not None:

@@ -90,6 +90,7 @@ class Pool:
     def start(self) -> None:
         """Start one runner per slot; children boot concurrently in the background."""
         if not self._runners:
+            logger.info("starting %d children", len(self._slots))
             self._runners = [
                 asyncio.create_task(self._run(slot), name=f"volfefe-slot-{slot.index}")
                 for slot in self._slots
@@ -157,11 +158,12 @@ class Pool:
             expiry.cancel()
         return [item for request in requests for item in _items_of(request)]
 
-    async def close(self) -> None:
-        """Stop taking calls, let queued and in-flight calls finish in the grace, then fail
-        whatever is left with PoolClosed and stop the children (never waits without bound).
-        When no call is queued or in flight, a child still booting is stopped at once: a
-        close waits for a boot only when a call waits for it, and then within the grace."""
+    async def close(self, grace: float | None = None) -> None:
+        """Stop taking calls, let queued and in-flight calls finish in the grace
+        (`shutdown_grace` unless given), then fail whatever is left with PoolClosed and stop
+        the children (never waits without bound). When no call is queued or in flight, a
+        child still booting is stopped at once: a close waits for a boot only when a call
+        waits for it, and then within the grace."""
         if self._closing:
             return
         self._closing = True
@@ -170,7 +172,8 @@ class Pool:
             for slot, runner in zip(self._slots, self._runners, strict=True):
                 if slot.booting and not self._accepted:  # a boot that no call waits for
                     runner.cancel()
-            _, late = await asyncio.wait(self._runners, timeout=self._settings.shutdown_grace)
+            wait = self._settings.shutdown_grace if grace is None else grace
+            _, late = await asyncio.wait(self._runners, timeout=wait)
             self._fail_all(PoolClosed("the classifier was closed before this call finished"))
             for task in late:
                 task.cancel()
