@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -176,3 +177,35 @@ def plain_tokenizer(tokenizer: Any) -> Any:
     tokenizer.no_truncation()
     tokenizer.no_padding()
     return tokenizer
+
+
+def export_engine(
+    meta: dict[str, Any],
+    predict: Predict,
+    tokenizer: Any,
+    *,
+    threads: int,
+    max_chars: int,
+    forward_tokens: int,
+) -> Engine:
+    """The engine of an exported model (onnx, openvino): its recorded `meta` (model,
+    model_version, labels, max_length, pad_id), its runtime's `predict` and its tokenizer."""
+    ready = Ready(
+        model=str(meta["model"]),
+        model_version=str(meta["model_version"]),
+        labels=list(meta["labels"]),
+        device="cpu",
+        threads=threads,
+        pid=os.getpid(),
+        max_length=int(meta["max_length"]),
+    )
+    return Engine(
+        predict=predict,
+        tokenizer=plain_tokenizer(tokenizer),
+        pad_id=int(meta["pad_id"]),
+        labels=list(meta["labels"]),
+        max_length=int(meta["max_length"]),
+        max_chars=max_chars,
+        forward_tokens=forward_tokens,
+        ready=ready,
+    )

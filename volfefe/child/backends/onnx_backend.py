@@ -7,13 +7,11 @@ The folder (made by volfefe.child.export) holds `model.onnx`, `tokenizer.json` a
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
-from volfefe.child.engine import Engine, ModelLoadError, plain_tokenizer
-from volfefe.protocol import Ready
+from volfefe.child.engine import Engine, ModelLoadError, export_engine
 
 META_FILE = "volfefe-onnx.json"
 MODEL_FILE = "model.onnx"
@@ -45,22 +43,11 @@ def load_engine(folder: Path, *, threads: int, max_chars: int, forward_tokens: i
         logits: np.ndarray = session.run(["logits"], feeds)[0]
         return logits
 
-    ready = Ready(
-        model=str(meta["model"]),
-        model_version=str(meta["model_version"]),
-        labels=list(meta["labels"]),
-        device="cpu",
+    return export_engine(
+        meta,
+        predict,
+        tokenizer,
         threads=threads,
-        pid=os.getpid(),
-        max_length=int(meta["max_length"]),
-    )
-    return Engine(
-        predict=predict,
-        tokenizer=plain_tokenizer(tokenizer),
-        pad_id=int(meta["pad_id"]),
-        labels=list(meta["labels"]),
-        max_length=int(meta["max_length"]),
         max_chars=max_chars,
         forward_tokens=forward_tokens,
-        ready=ready,
     )

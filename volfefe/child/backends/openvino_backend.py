@@ -10,14 +10,12 @@ have it, and the results would no longer match the torch reference.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from volfefe.child.engine import Engine, ModelLoadError, plain_tokenizer
-from volfefe.protocol import Ready
+from volfefe.child.engine import Engine, ModelLoadError, export_engine
 
 META_FILE = "volfefe-openvino.json"
 MODEL_FILE = "model.xml"
@@ -65,22 +63,11 @@ def load_engine(folder: Path, *, threads: int, max_chars: int, forward_tokens: i
         tokenizer = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
     except Exception as exc:  # openvino raises RuntimeError subclasses of its own
         raise ModelLoadError(f"cannot load the OpenVINO export in {folder}: {exc}") from exc
-    ready = Ready(
-        model=str(meta["model"]),
-        model_version=str(meta["model_version"]),
-        labels=list(meta["labels"]),
-        device="cpu",
+    return export_engine(
+        meta,
+        predictor(compiled),
+        tokenizer,
         threads=threads,
-        pid=os.getpid(),
-        max_length=int(meta["max_length"]),
-    )
-    return Engine(
-        predict=predictor(compiled),
-        tokenizer=plain_tokenizer(tokenizer),
-        pad_id=int(meta["pad_id"]),
-        labels=list(meta["labels"]),
-        max_length=int(meta["max_length"]),
         max_chars=max_chars,
         forward_tokens=forward_tokens,
-        ready=ready,
     )
