@@ -110,6 +110,7 @@ class Settings:
     max_queued: int = 10_000  # texts waiting for a child, at most; more get Overloaded
     max_child_calls: int = 0  # recycle a child after this many calls; 0 = never
     max_child_rss_mb: int = 0  # recycle a child whose memory is over this (MiB); 0 = never
+    idle_ping: float = 10.0  # seconds an idle child goes before it must answer a ping; 0 = never
     rebuild_backoff: float = 1.0  # seconds before the first rebuild of a broken pool
     rebuild_backoff_max: float = 60.0  # the backoff doubles per failed rebuild, up to this
     batch_size: int = 64  # texts per call to a child, at most
@@ -171,6 +172,8 @@ class Settings:
             )
         if self.shutdown_grace < 0:
             raise _invalid("shutdown_grace", f"must be >= 0, got {self.shutdown_grace}")
+        if self.idle_ping < 0:
+            raise _invalid("idle_ping", f"must be >= 0 (0 = never), got {self.idle_ping}")
         if self.jobs_stalled_after <= self.jobs_heartbeat:
             raise _invalid(
                 "jobs_stalled_after",
@@ -391,6 +394,7 @@ _ENV_VARS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "max_queued": ("VOLFEFE_MAX_QUEUED", int),
     "max_child_calls": ("VOLFEFE_MAX_CHILD_CALLS", int),
     "max_child_rss_mb": ("VOLFEFE_MAX_CHILD_RSS_MB", int),
+    "idle_ping": ("VOLFEFE_IDLE_PING", float),
     "rebuild_backoff": ("VOLFEFE_REBUILD_BACKOFF", float),
     "rebuild_backoff_max": ("VOLFEFE_REBUILD_BACKOFF_MAX", float),
     "batch_size": ("VOLFEFE_BATCH_SIZE", int),

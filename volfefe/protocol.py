@@ -9,6 +9,8 @@ parent                                         child (worker/classify.py --serve
         <── {"type":"result","id":7,"results":[{"sentiment":"positive","confidence":0.93,
              "raw_scores":{...},"truncated":false,"tokens":4},
              {"error":{"type":"EmptyText","message":"..."}}, ...]}
+{"id":8,"texts":[]} ──>                         (a ping: the pool checks an idle child)
+        <── {"type":"result","id":8,"results":[]}
 not json ──>
         <── {"type":"error","id":null,"error":{"type":"BadRequest","message":"..."}}
 EOF on stdin ──>                               exits 0

@@ -8,6 +8,7 @@ spend the restart budget.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import shlex
@@ -356,3 +357,22 @@ def test_close_while_the_child_boots_waits_neither_for_the_boot_nor_the_grace(
     assert not starting.is_alive(), "start() was left waiting"
     assert isinstance(out[0], PoolClosed)
     eventually(lambda: not alive(pid), timeout=10)
+
+
+def test_child_frozen_while_idle_is_replaced_before_a_batch(
+    make_classifier: MakeClassifier,
+) -> None:
+    """A SIGSTOPped idle child is alive, so only a ping tells: it fails the ping and is
+    replaced with no call made, instead of costing the next call its call_timeout."""
+    clf = make_classifier(idle_ping=0.5)
+    clf.start()
+    pid = clf.pids()[0]
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        eventually(lambda: clf.pids() not in ([], [pid]), timeout=60)  # no call needed
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # killed by the pool, unless it failed
+            os.kill(pid, signal.SIGCONT)
+    assert clf.classify("stocks").sentiment in TINY_LABELS
+    assert clf.stats()["restarts"] == 1  # a child fault: counted
+    assert clf.stats()["calls"] == 1  # pings are not calls

@@ -6,6 +6,7 @@ postmaster and every backend are stopped with SIGSTOP, and continued at the end.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -26,7 +27,7 @@ from tests.jobs.helpers import insert_posts
 from volfefe.config import Settings
 from volfefe.errors import DatabaseUnavailable
 from volfefe.store.connect import connect, with_limits
-from volfefe.store.deadline import MARGIN
+from volfefe.store.deadline import MARGIN, AsyncLimitedConnection
 from volfefe.store.migrate import migrate
 
 LIMITS = Settings(db_statement_timeout=1, db_connect_timeout=2, db_keepalive=2)
@@ -143,3 +144,44 @@ def test_a_classify_run_on_a_paused_database_stops_in_bounded_time(
                 "SELECT count(*) AS n, count(DISTINCT content_id) AS posts FROM classifications"
             ).fetchone()
             assert rows is not None and rows["n"] == rows["posts"] < len(ids)
+
+
+def test_the_async_connection_of_the_job_worker_has_the_same_deadline(
+    throwaway_server: tuple[str, Path],
+) -> None:
+    """AsyncLimitedConnection (the job worker's pools, procrastinate's included) fails a
+    statement on a paused server in bounded time, and leaves a LISTEN wait alone."""
+    admin_url, pgdata = throwaway_server
+    url = with_limits(admin_url, LIMITS)
+
+    async def scenario() -> float:
+        listener = await AsyncLimitedConnection.connect(url, autocommit=True)
+        conn = await AsyncLimitedConnection.connect(url, autocommit=True)
+        assert conn.client_deadline == LIMITS.db_statement_timeout + MARGIN
+        await listener.execute("LISTEN volfefe_deadline_test")
+
+        async def first_note() -> str:
+            async for note in listener.notifies(stop_after=1):
+                return note.payload
+            return ""
+
+        waiting = asyncio.create_task(first_note())
+        # Past the deadline the notification wait is still running: it was not cut.
+        done, _ = await asyncio.wait([waiting], timeout=conn.client_deadline + 1)
+        assert not done
+        await conn.execute("NOTIFY volfefe_deadline_test, 'still listening'")
+        assert await waiting == "still listening"
+        pids = server_pids(pgdata)
+        send(pids, signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            with pytest.raises(psycopg.OperationalError):
+                await conn.execute("SELECT 1")
+            return time.monotonic() - started
+        finally:
+            send(pids, signal.SIGCONT)
+            await conn.close()
+            await listener.close()
+
+    waited = asyncio.run(scenario())
+    assert waited < LIMITS.db_statement_timeout + MARGIN + 3, waited

@@ -101,6 +101,12 @@ class Fault:
 
         return faulty
 
+    def on_ping(self, out: IO[bytes]) -> None:
+        """A ping (an empty request) is not counted; `garbage-on-usr1` still garbles it."""
+        if self.garble_next:
+            self.garble_next = False
+            _garble(out)
+
     def on_request(self, texts: list[str], out: IO[bytes]) -> None:
         """Fire the request-time modes, counting requests from 1."""
         self.requests += 1

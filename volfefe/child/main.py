@@ -97,8 +97,10 @@ def serve(engine: Engine, proto_in: IO[bytes], proto_out: IO[bytes], fault: Faul
         except DecodeError as exc:
             reply = Reply(_guess_id(line), error=ItemError("BadRequest", str(exc)))
         else:
-            if fault is not None:
+            if fault is not None and request.texts:
                 fault.on_request(request.texts, proto_out)
+            elif fault is not None:  # a ping: not a counted request, but a garbled child shows
+                fault.on_ping(proto_out)
             reply = Reply(request.id, engine.classify([clean_text(t) for t in request.texts]))
         proto_out.write(encode(reply))
         proto_out.flush()

@@ -4,7 +4,8 @@
 procrastinate's pool   autocommit (each of its queries is one statement: no BEGIN/COMMIT
                        round trips), no liveness check per checkout
 classify_post's pool   autocommit, no liveness check (volfefe.jobs.runner opens it)
-every connection       synchronous_commit=off
+every connection       synchronous_commit=off; a client-side deadline on each statement
+                       (volfefe.store.deadline), so a frozen server cannot hold a job
 ```
 
 Commits do not wait for the WAL flush: a flush costs milliseconds per commit, three commits
@@ -24,6 +25,8 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
+from volfefe.store.deadline import AsyncLimitedConnection
+
 WORKER_OPTIONS = "-c synchronous_commit=off"  # libpq options of every job-worker connection
 
 
@@ -42,8 +45,10 @@ def worker_url(url: str) -> str:
 
 
 def unchecked_pool(**kwargs: Any) -> AsyncConnectionPool[Any]:
-    """procrastinate's pool without its per-checkout liveness round trip."""
+    """procrastinate's pool without its per-checkout liveness round trip, whose connections
+    (its listener's too) have the client-side deadline."""
     kwargs["check"] = None
+    kwargs["connection_class"] = AsyncLimitedConnection
     return AsyncConnectionPool(**kwargs)
 
 

@@ -33,7 +33,7 @@ from volfefe.errors import PoolBroken
 from volfefe.jobs.app import MAINTENANCE_QUEUE, JobDeps, make_app
 from volfefe.jobs.connections import worker_url
 from volfefe.jobs.queue import QUEUE
-from volfefe.store.deadline import LimitedConnection
+from volfefe.store.deadline import AsyncLimitedConnection, LimitedConnection
 from volfefe.supervisor.classifier import Classifier
 
 logger = logging.getLogger(__name__)
@@ -70,6 +70,7 @@ def open_async_db_pool(url: str, size: int) -> AsyncConnectionPool[Any]:
     when its job fails (a transient error: the job is retried)."""
     return AsyncConnectionPool(
         worker_url(url),
+        connection_class=AsyncLimitedConnection,
         min_size=1,
         max_size=size,
         open=False,

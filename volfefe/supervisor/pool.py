@@ -11,7 +11,9 @@ callers ──classify(texts)──> requests ──> RequestQueue ──batch�
 - Each slot boots its child, then takes one batch at a time. A child that crashes, hangs or
   writes garbage fails only the call in flight; it is SIGKILLed and reaped in the background
   while the slot boots a replacement at once. A child that dies while idle is replaced
-  before a batch reaches it. With `max_child_calls` / `max_child_rss_mb` a child is retired
+  before a batch reaches it; so is one that does not answer a ping after `idle_ping` idle
+  seconds (frozen by SIGSTOP, stuck in a lock), instead of costing the next call its
+  call_timeout. With `max_child_calls` / `max_child_rss_mb` a child is retired
   (closed gracefully) and replaced after a call, off by default.
 - When a call fails with a WorkerError, each text of it is retried once, alone, on a fresh
   child, whether the call held one text or many (a child killed from outside must not
@@ -203,12 +205,19 @@ class Pool:
             while (port := await self._boot(slot)) is not None:
                 if take is None:
                     take = asyncio.create_task(self._queue.take())
-                await asyncio.wait([take, port.exited], return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(
+                    [take, port.exited],
+                    timeout=self._settings.idle_ping or None,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
                 if port.exited.done():  # died while idle: replace it before a batch reaches it
                     await self._child_died_idle(slot, port)
                     if take.done() and (batch := take.result()):
                         self._queue.put_back(batch)
                         take = None
+                    continue
+                if not take.done():  # idle for idle_ping seconds: is it frozen?
+                    await self._ping(slot, port)
                     continue
                 batch, take = take.result(), None
                 if batch is None:
@@ -337,6 +346,15 @@ class Pool:
         closing = asyncio.create_task(port.close(grace=self._settings.shutdown_grace))
         self._tasks.add(closing)
         closing.add_done_callback(self._tasks.discard)
+
+    async def _ping(self, slot: _Slot, port: Port) -> None:
+        """Replace an idle child that no longer answers (frozen, stuck, garbling) before a
+        batch reaches it: a child fault, so the budget is charged."""
+        try:
+            await port.ping()
+        except WorkerError as exc:
+            logger.warning("replacing idle child %s: %s", port.pid, exc)
+            self._replaced(slot, exc)
 
     async def _child_died_idle(self, slot: _Slot, port: Port) -> None:
         await port.stderr_closed(within=1.0)  # its last words, for the report

@@ -1,7 +1,7 @@
 """One child process running `python -m volfefe.child --serve`, spoken to over NDJSON.
 
 ```
-spawn ──> booting ──ready line──> idle <──> busy (one call at a time)
+spawn ──> booting ──ready line──> idle <──> busy (one call or ping at a time)
              │                      │         │ timeout / crash / bad line / cancel
              └─ exit or timeout ────┴─────────┴──> dead (killed and reaped; never reused)
 ```
@@ -44,6 +44,7 @@ STDERR_LINE_CHARS = 4096  # longer stderr lines are cut (the rest is counted, no
 STDERR_CHUNK = 64 * 1024
 LINE_LIMIT = 64 * 1024 * 1024  # a reply to a large batch is one long line
 KILL_WAIT = 2.0
+PING_TIMEOUT = 5.0  # seconds an idle child has to answer a ping (see Settings.idle_ping)
 REAP_WARN = 5.0  # seconds after SIGKILL before a child that is still there is logged
 
 
@@ -176,10 +177,17 @@ class Port:
 
     async def call(self, texts: Sequence[str]) -> list[ItemResult | ItemError]:
         """Classify `texts` in the child, within `call_timeout`; the child dies on any failure."""
-        req = Request(next(self._ids), list(texts))
-        timeout = self._settings.call_timeout
-        proc = self._running()
         self.calls += 1
+        return await self._exchange(texts, self._settings.call_timeout)
+
+    async def ping(self) -> None:
+        """An empty request, answered within `PING_TIMEOUT` (or call_timeout if shorter): a
+        frozen or garbling idle child fails it like a call and dies. Not counted in `calls`."""
+        await self._exchange([], min(PING_TIMEOUT, self._settings.call_timeout))
+
+    async def _exchange(self, texts: Sequence[str], timeout: float) -> list[ItemResult | ItemError]:
+        req = Request(next(self._ids), list(texts))
+        proc = self._running()
         try:
             async with asyncio.timeout(timeout):
                 assert proc.stdin is not None
