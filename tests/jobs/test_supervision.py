@@ -7,6 +7,7 @@ Every test runs real `python -m volfefe jobs worker` processes on a real databas
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -180,3 +181,41 @@ def test_poison_that_breaks_the_pool_never_fails_an_innocent_job(
         "SELECT id FROM contents WHERE quarantined_at IS NOT NULL"
     ).fetchall()
     assert {row["id"] for row in quarantined} == poison
+
+
+def test_a_model_broken_mid_run_stops_the_worker_with_config_error_and_loses_no_job(
+    database_url: str,
+    db_conn: psycopg.Connection[Any],
+    start_worker: StartWorker,
+    tiny_model: Path,
+    tmp_path: Path,
+) -> None:
+    """A deploy breaks the model folder under a running worker: its children can no longer
+    start. The worker must not stay up failing every job: it exits 2 (ConfigError), the job
+    in flight is kept for later, and a worker started on a good model classifies it."""
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    first, second = insert_posts(db_conn, ["Stocks rally", "Markets slide on tariffs"])
+    [first_job] = enqueue_posts(db_conn, [first])
+    # The child's second request kills it; its replacement finds the broken model (torch
+    # reads the folder itself; an export would have been made at the start).
+    worker = start_worker(
+        database_url, fault="crash@2", VOLFEFE_MODEL=str(model), VOLFEFE_BACKEND="torch"
+    )
+    eventually(lambda: status_of(db_conn, first_job) == "succeeded", timeout=DEADLINE)
+    good_config = (model / "config.json").read_text()
+    (model / "config.json").write_text("{this is not json")
+    [second_job] = enqueue_posts(db_conn, [second])
+
+    assert worker.proc.wait(timeout=DEADLINE) == 2, worker.log()
+    assert "ConfigError: " in worker.log()
+    records = attempts(db_conn, second_job)  # once, or again if fetched before the stop
+    assert records and {(outcome, kind) for _, outcome, kind, _ in records} == {
+        ("retrying", "ConfigError")
+    }
+    assert status_of(db_conn, second_job) == "todo"
+
+    (model / "config.json").write_text(good_config)
+    start_worker(database_url, VOLFEFE_MODEL=str(model), VOLFEFE_BACKEND="torch")
+    eventually(lambda: status_of(db_conn, second_job) == "succeeded", timeout=DEADLINE)
+    assert classifications_per_post(db_conn) == {first: 1, second: 1}

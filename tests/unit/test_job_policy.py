@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 from pathlib import Path
 
 import psycopg
@@ -17,8 +18,13 @@ from volfefe.errors import (
     PoolClosed,
     WorkerCrashed,
 )
+from volfefe.jobs import retry
 from volfefe.jobs.app import check_crons
 from volfefe.jobs.retry import interrupted, is_transient
+
+
+def test_the_retry_policy_doctests() -> None:
+    assert doctest.testmod(retry).failed == 0
 
 
 @pytest.mark.parametrize(
@@ -28,6 +34,8 @@ from volfefe.jobs.retry import interrupted, is_transient
         (PoolBroken("budget spent"), True),  # transient for a job, fatal for the CLI
         (PoolClosed("shutting down"), True),
         (DatabaseUnavailable("gone"), True),
+        # a classifier whose children can no longer start: the worker stops, the job waits
+        (ConfigError("the children cannot start with these settings"), True),
         (psycopg.errors.QueryCanceled("statement timeout"), True),
         (PoisonText("kills a child", reason="SIGKILL"), False),
         (NoTextError(), False),

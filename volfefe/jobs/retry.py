@@ -3,8 +3,10 @@
 A failure is retried when it is transient (`VolfefeError.transient`, or a psycopg error that
 says the connection or server failed); anything else fails the job at once. `PoolBroken` is
 transient (the classifier rebuilds its pool, or the job worker exits and its service manager
-restarts it; either way a later attempt can succeed). `PoisonText` is permanent: the post is
-quarantined instead. A job gets
+restarts it; either way a later attempt can succeed). So is a `ConfigError` from a classifier
+call (its children can no longer start, say the model folder was broken after the start):
+the job worker stops with exit status 2 and the job waits for a worker that can.
+`PoisonText` is permanent: the post is quarantined instead. A job gets
 `jobs_max_attempts` attempts in all, with `backoff ** attempt` seconds between them; an
 attempt cut off by the worker's shutdown (`PoolClosed`, or the async task cancelled after
 the grace) is queued again at once, cap or not.
@@ -19,18 +21,22 @@ from procrastinate import BaseRetryStrategy, RetryDecision
 from procrastinate.exceptions import JobAborted
 from procrastinate.jobs import Job
 
-from volfefe.errors import PoolClosed, VolfefeError
+from volfefe.errors import ConfigError, PoolClosed, VolfefeError
 
 
 def is_transient(exc: BaseException) -> bool:
     """May the same job succeed later? The only place that answers this for jobs.
 
-    >>> from volfefe.errors import CallTimeout, NoTextError, PoisonText
+    >>> from volfefe.errors import CallTimeout, ConfigError, NoTextError, PoisonText, PoolBroken
     >>> is_transient(CallTimeout(1.0, pid=1)), is_transient(NoTextError())
     (True, False)
     >>> is_transient(PoolBroken("budget spent")), is_transient(PoisonText("kills a child"))
     (True, False)
+    >>> is_transient(ConfigError("the children cannot start with these settings"))
+    True
     """
+    if isinstance(exc, ConfigError):  # the worker's state, not the post's: the worker stops
+        return True
     if isinstance(exc, VolfefeError):
         return exc.transient
     return isinstance(exc, psycopg.OperationalError)

@@ -9,6 +9,8 @@ jobs worker ── procrastinate worker (event loop: LISTEN for new jobs, fetch,
                  └── a psycopg ConnectionPool for attempt records and the periodic tasks
            ── watcher: the classifier failed jobs_max_rebuilds rebuilds in a row?
                  -> stop gracefully, exit 3 (PoolBroken): the service manager restarts us
+                 its children can no longer start at all (ConfigError, e.g. a model folder
+                 broken after the start)? -> stop gracefully, exit 2 (ConfigError)
 ```
 A new job wakes the worker through procrastinate's NOTIFY (its insert trigger, also when the
 job comes from volfefe's triggers on `contents`); `jobs_poll_interval` only bounds what a
@@ -29,7 +31,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from volfefe.config import Settings
-from volfefe.errors import PoolBroken
+from volfefe.errors import ConfigError, PoolBroken
 from volfefe.jobs.app import MAINTENANCE_QUEUE, JobDeps, make_app
 from volfefe.jobs.connections import worker_url
 from volfefe.jobs.queue import QUEUE
@@ -94,8 +96,10 @@ async def run_worker(settings: Settings, url: str, concurrency: int) -> None:
     the database) starts it again, so a database restart is survived. When the classifier
     cannot be rebuilt `jobs_max_rebuilds` times in a row, the worker stops the same graceful
     way and raises PoolBroken (exit status 3), so its service manager restarts it instead of
-    leaving a process that fails every job. The signal handlers are ours alone:
-    procrastinate's are turned off.
+    leaving a process that fails every job; when its children can no longer start at all
+    (the classifier's ConfigError) it stops and raises that (exit status 2), and the jobs in
+    flight come back later (a ConfigError from a call is transient for a job). The signal
+    handlers are ours alone: procrastinate's are turned off.
     """
     app = make_app(settings, url)
     classifier = Classifier(settings)
@@ -104,7 +108,7 @@ async def run_worker(settings: Settings, url: str, concurrency: int) -> None:
     await adb.open(wait=False)
     deps = JobDeps(classifier, db, settings, adb)
     stopping = asyncio.Event()
-    gave_up: list[PoolBroken] = []
+    gave_up: list[PoolBroken | ConfigError] = []
     loop = asyncio.get_running_loop()
     current: asyncio.Task[None] | None = None
     closing: asyncio.Task[None] | None = None
@@ -134,7 +138,11 @@ async def run_worker(settings: Settings, url: str, concurrency: int) -> None:
         while not stopping.is_set():
             await asyncio.sleep(WATCH_INTERVAL)
             failures = rebuild_failures(classifier)
-            if failures >= settings.jobs_max_rebuilds:
+            if (error := classifier.config_error) is not None:
+                logger.error("the job worker stops: %s", error)
+                gave_up.append(error)
+                stop()
+            elif failures >= settings.jobs_max_rebuilds:
                 why = f"the classifier could not be rebuilt ({failures} times in a row)"
                 gave_up.append(
                     PoolBroken(

@@ -18,6 +18,7 @@ from volfefe.config import Settings
 from volfefe.errors import (
     ClassificationFailed,
     ClassifierError,
+    ConfigError,
     ForwardPassFailed,
     NoTextError,
     PoolClosed,
@@ -62,6 +63,13 @@ class Classifier:
         """Rebuilt pools in a row that never got a child ready (0 once one is ready again)."""
         owner = self._owner
         return owner.consecutive_rebuild_failures if owner is not None else 0
+
+    @property
+    def config_error(self) -> ConfigError | None:
+        """The ConfigError every call gets now because no child can ever start (say the model
+        folder was broken after the start), else None. Never starts the classifier."""
+        owner = self._owner
+        return owner.config_error if owner is not None else None
 
     @property
     def model_version(self) -> str:
