@@ -85,14 +85,17 @@ def test_the_wheel_classifies_from_outside_the_checkout(
     out = run([str(installed / "volfefe"), "predict", "Stocks rally"], outside, env)
     assert json.loads(out)["sentiment"] in ("positive", "negative", "neutral")
 
-    run(
-        [str(installed / "volfefe"), "import", str(ROOT / "data" / "sample_posts.jsonl")],
-        outside,
-        env,
-    )
-    out = run([str(installed / "volfefe"), "classify", "--limit", "5", "--json"], outside, env)
-    summary = json.loads(out)
-    assert (summary["total"], summary["succeeded"]) == (5, 5)
+    try:
+        run(
+            [str(installed / "volfefe"), "import", str(ROOT / "data" / "sample_posts.jsonl")],
+            outside,
+            env,
+        )
+        out = run([str(installed / "volfefe"), "classify", "--limit", "5", "--json"], outside, env)
+        summary = json.loads(out)
+        assert (summary["total"], summary["succeeded"]) == (5, 5)
+    finally:  # the embedded server outlives its clients by design; this one is the test's
+        run([str(installed / "volfefe"), "db", "stop"], outside, env)
 
 
 def test_the_wheel_ships_the_dashboard_templates_and_static_files(
