@@ -37,6 +37,31 @@ async def test_a_short_batch_waits_for_more_until_it_is_full() -> None:
     assert await asyncio.wait_for(taking, 5) == [first, second]
 
 
+async def test_after_a_lone_request_waited_in_vain_the_next_lone_one_goes_at_once() -> None:
+    queue = RequestQueue(token_budget=10_000, max_texts=64, max_wait=0.05)
+    first = Request(["first"])
+    queue.put(first)
+    assert await queue.take() == [first]  # waited 50 ms for company, in vain
+    second = Request(["second"])
+    queue.put(second)
+    taking = asyncio.create_task(queue.take())
+    await asyncio.sleep(0)  # no wait this time: the lone request is taken at once
+    assert taking.done() and taking.result() == [second]
+    # Company comes back (two requests waiting at once): waiting for more is on again.
+    both = [Request(["third"]), Request(["fourth"])]
+    for request in both:
+        queue.put(request)
+    assert await queue.take() == both
+    fifth = Request(["fifth"])
+    queue.put(fifth)
+    taking = asyncio.create_task(queue.take())
+    await asyncio.sleep(0)
+    assert not taking.done()  # waits up to max_wait for company again
+    sixth = Request(["sixth"])
+    queue.put(sixth)
+    assert await asyncio.wait_for(taking, 5) == [fifth, sixth]
+
+
 async def test_max_wait_zero_sends_a_lone_job_at_once() -> None:
     queue = RequestQueue(token_budget=10_000, max_texts=64, max_wait=0.0)
     request = Request(["alone"])

@@ -4,6 +4,9 @@ Callers' requests (a few texts each) wait here. A free child takes a *batch*: ev
 request that fits a token budget (estimated from characters) and a text cap, and, when the
 batch is still short, whatever arrives within `max_wait` seconds. So concurrent callers (job
 workers, threads, CLI batches) share forward passes, and a lone request waits at most `max_wait`.
+When the last batch was a lone request that waited for company in vain, the next lone one
+goes at once (one post at a time, the real-time case, pays no wait); company in a batch
+turns the wait back on.
 Retries (one text that was in a failed call) go first, alone, so a poison text fails alone.
 The child then sorts each batch by length and cuts it into forward passes of padded tokens.
 """
@@ -67,6 +70,7 @@ class RequestQueue:
         self._waiting: deque[Request] = deque()
         self._arrived = asyncio.Event()  # set on every put/stop; waiters re-check and clear
         self._stopped = False
+        self._alone = False  # the last batch was one request that waited in vain
         self.texts = 0  # texts waiting now (the pool bounds it)
 
     def put(self, request: Request, *, retry: bool = False) -> None:
@@ -108,6 +112,10 @@ class RequestQueue:
             return None
         batch: list[Request] = []
         self._fill(batch)
+        if len(batch) > 1:
+            self._alone = False
+        elif self._alone:
+            return batch
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._max_wait
         while self._has_room(batch) and not self._stopped:
@@ -122,6 +130,7 @@ class RequestQueue:
                 except TimeoutError:
                     break
             self._fill(batch)
+        self._alone = len(batch) == 1 and self._max_wait > 0
         return batch
 
     def _has_room(self, batch: list[Request]) -> bool:
