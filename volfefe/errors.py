@@ -2,7 +2,8 @@
 
 ```
 VolfefeError
-├── ConfigError                  bad settings; raised at start-up, never mid-run
+├── ConfigError                  bad settings, raised at start-up; or children that can never
+│                                start (a model that cannot load), also once they stop loading
 ├── ClassifierError
 │   ├── NoTextError              empty or whitespace-only text (permanent)
 │   ├── ClassificationFailed     the child answered with an error for this input (permanent)
@@ -46,7 +47,9 @@ class VolfefeError(Exception):
 
 
 class ConfigError(VolfefeError):
-    """A setting is invalid (raised when `Settings` is built, never mid-run).
+    """A setting is invalid: raised when `Settings` is built, or by a Classifier whose
+    children say they can never start with these settings (also when that begins after the
+    start, say the model folder was broken under a running process).
 
     `setting` names the `Settings` field at fault when there is one, so the CLI can say which
     variable or option set it.

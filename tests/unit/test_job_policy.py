@@ -7,6 +7,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from procrastinate.jobs import Job
 
 from volfefe.config import Settings, default_data_dir
 from volfefe.errors import (
@@ -20,7 +21,7 @@ from volfefe.errors import (
 )
 from volfefe.jobs import retry
 from volfefe.jobs.app import check_crons
-from volfefe.jobs.retry import interrupted, is_transient
+from volfefe.jobs.retry import TransientRetry, interrupted, is_transient
 
 
 def test_the_retry_policy_doctests() -> None:
@@ -34,8 +35,8 @@ def test_the_retry_policy_doctests() -> None:
         (PoolBroken("budget spent"), True),  # transient for a job, fatal for the CLI
         (PoolClosed("shutting down"), True),
         (DatabaseUnavailable("gone"), True),
-        # a classifier whose children can no longer start: the worker stops, the job waits
-        (ConfigError("the children cannot start with these settings"), True),
+        # the worker's state, not the post's: see worker_cannot_classify
+        (ConfigError("the children cannot start with these settings"), False),
         (psycopg.errors.QueryCanceled("statement timeout"), True),
         (PoisonText("kills a child", reason="SIGKILL"), False),
         (NoTextError(), False),
@@ -44,6 +45,25 @@ def test_the_retry_policy_doctests() -> None:
 )
 def test_one_policy_decides_what_a_job_retries(error: BaseException, transient: bool) -> None:
     assert is_transient(error) is transient
+
+
+@pytest.mark.parametrize("attempts_so_far", [0, 5])
+def test_a_worker_that_cannot_classify_brings_its_jobs_back_whatever_the_cap(
+    attempts_so_far: int,
+) -> None:
+    strategy = TransientRetry(total_attempts=1, backoff=2.0)
+    job = Job(
+        id=1,
+        queue="ml_classification",
+        lock=None,
+        queueing_lock=None,
+        task_name="volfefe.classify_post",
+        attempts=attempts_so_far,
+    )
+    error = ConfigError("the children cannot start with these settings")
+    decision = strategy.get_retry_decision(exception=error, job=job)
+    assert decision is not None and decision.retry_at is not None  # after the backoff
+    assert strategy.get_retry_decision(exception=NoTextError(), job=job) is None
 
 
 def test_only_a_shutdown_counts_as_interrupted() -> None:

@@ -81,7 +81,8 @@ def worker_command(settings: Settings, concurrency: int | None) -> None:
     """Run jobs until SIGTERM or Ctrl-C (a second signal stops at once).
 
     Exits 3 (PoolBroken) when the classifier cannot be rebuilt VOLFEFE_JOBS_MAX_REBUILDS
-    times in a row, and 2 (ConfigError) on a bad setting such as a cron expression.
+    times in a row, and 2 (ConfigError) on a bad setting such as a cron expression, or when
+    its children can no longer start (the jobs in flight come back later).
     """
     from volfefe.jobs.app import check_crons  # procrastinate is only needed here
     from volfefe.jobs.logs import install_job_logging

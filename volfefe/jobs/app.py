@@ -18,6 +18,7 @@ import asyncio
 import atexit
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -33,7 +34,7 @@ from volfefe.errors import AlreadyClassified, ConfigError, PoisonText, VolfefeEr
 from volfefe.jobs.classify_job import classify_post_job
 from volfefe.jobs.connections import unchecked_pool, use_autocommit, worker_url
 from volfefe.jobs.queue import QUEUE, TASK, enqueue, prune, record_attempt, unclassified_ids
-from volfefe.jobs.retry import TransientRetry, interrupted, is_transient
+from volfefe.jobs.retry import TransientRetry, interrupted, is_transient, worker_cannot_classify
 from volfefe.supervisor.classifier import Classifier
 
 logger = logging.getLogger(__name__)
@@ -50,6 +51,8 @@ class JobDeps:
     settings: Settings
     # for classify_post, which runs on the event loop; made on that loop when None
     adb: AsyncConnectionPool[Any] | None = None
+    # stops the job worker (set by `jobs worker`; procrastinate's own worker has none)
+    stop: Callable[[], None] | None = None
 
 
 CRONS = {
@@ -163,6 +166,10 @@ def make_app(settings: Settings, url: str) -> procrastinate.App:
         except Exception as exc:
             if interrupted(exc):
                 outcome = "interrupted"
+            elif worker_cannot_classify(exc):
+                outcome = "retrying"  # whatever the cap: the worker's state, not the post's
+                if deps.stop is not None:
+                    deps.stop()  # fetch nothing more: every job would meet the same
             elif not is_transient(exc) or attempt >= settings.jobs_max_attempts:
                 outcome = "failed"
             else:

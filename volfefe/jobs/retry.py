@@ -3,11 +3,11 @@
 A failure is retried when it is transient (`VolfefeError.transient`, or a psycopg error that
 says the connection or server failed); anything else fails the job at once. `PoolBroken` is
 transient (the classifier rebuilds its pool, or the job worker exits and its service manager
-restarts it; either way a later attempt can succeed). So is a `ConfigError` from a classifier
-call (its children can no longer start, say the model folder was broken after the start):
-the job worker stops with exit status 2 and the job waits for a worker that can.
-`PoisonText` is permanent: the post is quarantined instead. A job gets
-`jobs_max_attempts` attempts in all, with `backoff ** attempt` seconds between them; an
+restarts it; either way a later attempt can succeed). `PoisonText` is permanent: the post is
+quarantined instead. A `ConfigError` met by the job (the classifier's children can no longer
+start, say the model folder was broken after the start) is the worker's state, not the
+post's: the job comes back after the backoff, cap or not, and `jobs worker` stops (exit 2).
+A job gets `jobs_max_attempts` attempts in all, with `backoff ** attempt` seconds between them; an
 attempt cut off by the worker's shutdown (`PoolClosed`, or the async task cancelled after
 the grace) is queued again at once, cap or not.
 """
@@ -32,11 +32,7 @@ def is_transient(exc: BaseException) -> bool:
     (True, False)
     >>> is_transient(PoolBroken("budget spent")), is_transient(PoisonText("kills a child"))
     (True, False)
-    >>> is_transient(ConfigError("the children cannot start with these settings"))
-    True
     """
-    if isinstance(exc, ConfigError):  # the worker's state, not the post's: the worker stops
-        return True
     if isinstance(exc, VolfefeError):
         return exc.transient
     return isinstance(exc, psycopg.OperationalError)
@@ -51,6 +47,19 @@ def interrupted(exc: BaseException) -> bool:
     return isinstance(exc, PoolClosed | asyncio.CancelledError | JobAborted)
 
 
+def worker_cannot_classify(exc: BaseException) -> bool:
+    """Did the attempt fail because this worker cannot classify at all (a ConfigError: its
+    children can no longer start, or its settings cannot work)? Such an attempt comes back
+    after the backoff whatever the cap, so no job is failed for the worker's state.
+
+    >>> from volfefe.errors import NoTextError
+    >>> worker_cannot_classify(ConfigError("no child can start")), worker_cannot_classify(
+    ...     NoTextError())
+    (True, False)
+    """
+    return isinstance(exc, ConfigError)
+
+
 class TransientRetry(BaseRetryStrategy):
     """`total_attempts` attempts in all (1 = no retry), only for transient failures."""
 
@@ -63,6 +72,8 @@ class TransientRetry(BaseRetryStrategy):
         done = job.attempts + 1  # procrastinate counts the attempts before this one
         if interrupted(exception):
             return RetryDecision(retry_in={"seconds": 0})
+        if worker_cannot_classify(exception):  # not at once: the worker is stopping
+            return RetryDecision(retry_in={"seconds": max(1, round(self.backoff))})
         if done >= self.total_attempts or not is_transient(exception):
             return None
         return RetryDecision(retry_in={"seconds": round(self.backoff**done)})

@@ -31,7 +31,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from volfefe.config import Settings
-from volfefe.errors import ConfigError, PoolBroken
+from volfefe.errors import PoolBroken
 from volfefe.jobs.app import MAINTENANCE_QUEUE, JobDeps, make_app
 from volfefe.jobs.connections import worker_url
 from volfefe.jobs.queue import QUEUE
@@ -108,7 +108,7 @@ async def run_worker(settings: Settings, url: str, concurrency: int) -> None:
     await adb.open(wait=False)
     deps = JobDeps(classifier, db, settings, adb)
     stopping = asyncio.Event()
-    gave_up: list[PoolBroken | ConfigError] = []
+    gave_up: list[PoolBroken] = []
     loop = asyncio.get_running_loop()
     current: asyncio.Task[None] | None = None
     closing: asyncio.Task[None] | None = None
@@ -138,9 +138,7 @@ async def run_worker(settings: Settings, url: str, concurrency: int) -> None:
         while not stopping.is_set():
             await asyncio.sleep(WATCH_INTERVAL)
             failures = rebuild_failures(classifier)
-            if (error := classifier.config_error) is not None:
-                logger.error("the job worker stops: %s", error)
-                gave_up.append(error)
+            if classifier.config_error is not None:  # a job may have seen it first
                 stop()
             elif failures >= settings.jobs_max_rebuilds:
                 why = f"the classifier could not be rebuilt ({failures} times in a row)"
@@ -152,6 +150,7 @@ async def run_worker(settings: Settings, url: str, concurrency: int) -> None:
                 logger.error("%s", gave_up[0])
                 stop()
 
+    deps.stop = stop  # a job that meets the classifier's ConfigError stops us at once
     for sig in SIGNALS:
         loop.add_signal_handler(sig, stop)
     watcher = asyncio.create_task(watch_classifier())
@@ -183,6 +182,9 @@ async def run_worker(settings: Settings, url: str, concurrency: int) -> None:
         await (closing or classifier.aclose())
     if gave_up:
         raise gave_up[0]
+    if (error := classifier.config_error) is not None:
+        logger.error("the job worker stopped: %s", error)
+        raise error
 
 
 async def _start_unless_stopped(classifier: Classifier, stopping: asyncio.Event) -> None:
