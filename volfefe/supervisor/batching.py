@@ -7,12 +7,6 @@ workers, threads, CLI batches) share forward passes, and a lone request waits at
 When the last batch was a lone request that waited for company in vain, the next lone one
 goes at once (one post at a time, the real-time case, pays no wait); company in a batch
 turns the wait back on.
-
-Shortest first: a batch is filled with the waiting requests of fewest estimated tokens, so
-short posts are not held behind long ones (a forward pass cannot be interrupted, and a call
-answers when its last pass ends), and a backlog is classified in length order, with little
-padding, like `classify --all`. A request that has waited `AGING` seconds goes before every
-newer one, so a long text is delayed, never starved.
 Retries (one text that was in a failed call) go first, alone, so a poison text fails alone.
 The child then sorts each batch by length and cuts it into forward passes of padded tokens.
 """
@@ -22,14 +16,12 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from dataclasses import dataclass, field
-from functools import cached_property
 
 from volfefe.errors import ClassifierError
 from volfefe.protocol import ItemError, ItemResult
 
 Item = ItemResult | ItemError | ClassifierError
 MAX_TOKENS_PER_TEXT = 512
-AGING = 1.0  # seconds after which a waiting request goes before shorter, newer ones
 
 
 def estimate_tokens(text: str) -> int:
@@ -50,9 +42,8 @@ class Request:
     future: asyncio.Future[list[Item]] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
-    queued_at: float | None = None  # loop time of its first put (a put back keeps it)
 
-    @cached_property
+    @property
     def tokens(self) -> int:
         """Estimated tokens of the request's texts."""
         return sum(estimate_tokens(t) for t in self.texts)
@@ -84,8 +75,6 @@ class RequestQueue:
 
     def put(self, request: Request, *, retry: bool = False) -> None:
         """Queue a request (a retry goes ahead of new work)."""
-        if request.queued_at is None:
-            request.queued_at = asyncio.get_running_loop().time()
         (self._retries if retry else self._waiting).append(request)
         self.texts += len(request.texts)
         self._arrived.set()
@@ -129,11 +118,9 @@ class RequestQueue:
             return batch
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._max_wait
-        waited_in_vain = False
         while self._has_room(batch) and not self._stopped:
             remaining = deadline - loop.time()
             if remaining <= 0:
-                waited_in_vain = True
                 break
             if not self._waiting:
                 self._arrived.clear()
@@ -141,10 +128,9 @@ class RequestQueue:
                     async with asyncio.timeout(remaining):
                         await self._arrived.wait()
                 except TimeoutError:
-                    waited_in_vain = True
                     break
             self._fill(batch)
-        self._alone = waited_in_vain and len(batch) == 1
+        self._alone = len(batch) == 1 and self._max_wait > 0
         return batch
 
     def _has_room(self, batch: list[Request]) -> bool:
@@ -154,8 +140,6 @@ class RequestQueue:
     def _fill(self, batch: list[Request]) -> None:
         texts = sum(len(j.texts) for j in batch)
         tokens = sum(j.tokens for j in batch)
-        if len(self._waiting) > 1:
-            self._shortest_first()
         while self._waiting:
             request = self._waiting[0]
             too_big = (
@@ -169,15 +153,3 @@ class RequestQueue:
             batch.append(request)
             texts += len(request.texts)
             tokens += request.tokens
-
-    def _shortest_first(self) -> None:
-        """Order the waiting requests: those waiting `AGING` seconds or more first (oldest
-        first), then the rest by estimated tokens (in arrival order among equals)."""
-        aged = asyncio.get_running_loop().time() - AGING
-
-        def key(request: Request) -> tuple[bool, int, float]:
-            queued = request.queued_at or 0.0
-            old = queued <= aged
-            return (not old, 0 if old else request.tokens, queued)
-
-        self._waiting = deque(sorted(self._waiting, key=key))
