@@ -118,9 +118,11 @@ class RequestQueue:
             return batch
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._max_wait
+        waited_in_vain = False
         while self._has_room(batch) and not self._stopped:
             remaining = deadline - loop.time()
             if remaining <= 0:
+                waited_in_vain = True
                 break
             if not self._waiting:
                 self._arrived.clear()
@@ -128,9 +130,10 @@ class RequestQueue:
                     async with asyncio.timeout(remaining):
                         await self._arrived.wait()
                 except TimeoutError:
+                    waited_in_vain = True
                     break
             self._fill(batch)
-        self._alone = len(batch) == 1 and self._max_wait > 0
+        self._alone = waited_in_vain and len(batch) == 1
         return batch
 
     def _has_room(self, batch: list[Request]) -> bool:
