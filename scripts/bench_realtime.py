@@ -4,8 +4,8 @@
     .venv/bin/python scripts/bench_realtime.py [--quick] [--json PATH] [--model DIR]
 
 For each backend (torch fp32, onnx fp32, onnx int8, openvino int8-static calibrated on the
-shipped sample posts), on a fresh database with auto-enqueue on and one
-warm `python -m volfefe jobs worker` (default settings):
+shipped sample posts, the accuracy guard relaxed as in bench_runtimes.py), on a fresh
+database with auto-enqueue on and one warm `python -m volfefe jobs worker` (default settings):
 
 ```
 idle      N posts one at a time: a plain INSERT (autocommit) ... the listener's NOTIFY
@@ -62,7 +62,14 @@ BACKENDS = {
     "torch": {"VOLFEFE_BACKEND": "torch"},
     "onnx_fp32": {"VOLFEFE_BACKEND": "onnx", "VOLFEFE_QUANTIZE": "none"},
     "onnx_int8": {"VOLFEFE_BACKEND": "onnx", "VOLFEFE_QUANTIZE": "int8"},
-    "openvino_int8_static": {"VOLFEFE_BACKEND": "openvino", "VOLFEFE_QUANTIZE": "int8-static"},
+    # The guard's thresholds relaxed, as in bench_runtimes.py: a random model's labels are
+    # coin flips, so its int8-static export may be refused; the speed is what is measured.
+    "openvino_int8_static": {
+        "VOLFEFE_BACKEND": "openvino",
+        "VOLFEFE_QUANTIZE": "int8-static",
+        "VOLFEFE_GUARD_MIN_AGREEMENT": "0",
+        "VOLFEFE_GUARD_MAX_DP": "1",
+    },
 }
 FULL = {"idle": 200, "drain": 300, "load_s": 20.0}
 QUICK = {"idle": 15, "drain": 60, "load_s": 3.0}
