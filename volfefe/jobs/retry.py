@@ -27,7 +27,7 @@ from volfefe.errors import ConfigError, PoolClosed, VolfefeError
 def is_transient(exc: BaseException) -> bool:
     """May the same job succeed later? The only place that answers this for jobs.
 
-    >>> from volfefe.errors import CallTimeout, ConfigError, NoTextError, PoisonText, PoolBroken
+    >>> from volfefe.errors import CallTimeout, NoTextError, PoisonText, PoolBroken
     >>> is_transient(CallTimeout(1.0, pid=1)), is_transient(NoTextError())
     (True, False)
     >>> is_transient(PoolBroken("budget spent")), is_transient(PoisonText("kills a child"))
