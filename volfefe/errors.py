@@ -340,3 +340,24 @@ def describe_exit(returncode: int | None) -> str:
             name = "unknown"
         return f"killed by signal {-returncode} ({name})"
     return f"exited with status {returncode}"
+
+
+def raised_by_ctrl_c(exc: BaseException) -> bool:
+    """Was `exc` raised while a KeyboardInterrupt was being handled? (psycopg, interrupted
+    inside a database call, can raise an error of its own from its clean-up instead.)
+
+    >>> try:
+    ...     try:
+    ...         raise KeyboardInterrupt
+    ...     except KeyboardInterrupt:
+    ...         raise OSError("clean-up failed")
+    ... except OSError as exc:
+    ...     raised_by_ctrl_c(exc)
+    True
+    """
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, KeyboardInterrupt):
+            return True
+        seen = seen.__context__
+    return False

@@ -37,7 +37,8 @@ from volfefe.cli.serve import serve_command
 from volfefe.cli.terminal import for_terminal
 from volfefe.cli.watch import watch_command
 from volfefe.config import Settings
-from volfefe.errors import ConfigError, VolfefeError
+from volfefe.errors import ConfigError, VolfefeError, raised_by_ctrl_c
+from volfefe.protocol import QUANTIZE_SCHEMES
 
 EXIT_INTERRUPTED = 130
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -60,9 +61,10 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 )
 @click.option(
     "--quantize",
-    type=click.Choice(["none", "int8", "int8-static"]),
-    help="int8: int8 weights; int8-static: weights and activations, calibrated and "
-    "guarded (openvino) [env VOLFEFE_QUANTIZE].",
+    type=click.Choice(QUANTIZE_SCHEMES),
+    help="int8: int8 weights; int8-static: weights and activations, calibrated; bf16, "
+    "int8-static-bf16: the float parts in bf16; the last three guarded (openvino) "
+    "[env VOLFEFE_QUANTIZE].",
 )
 @click.option(
     "--backend",
@@ -136,7 +138,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except KeyboardInterrupt:
         _fail("Interrupted", "stopped by Ctrl-C", EXIT_INTERRUPTED)
     except psycopg.Error as exc:
-        if not _after_ctrl_c(exc):
+        if not raised_by_ctrl_c(exc):
             raise
         # Ctrl-C landed inside a database call and psycopg's clean-up raised in its place.
         _fail("Interrupted", "stopped by Ctrl-C", EXIT_INTERRUPTED)
@@ -147,16 +149,6 @@ def main(argv: list[str] | None = None) -> NoReturn:
     # With standalone_mode=False click returns what `ctx.exit(N)` asked for instead of
     # exiting: keep it, or a command's failure would end in status 0.
     sys.exit(status if isinstance(status, int) else 0)
-
-
-def _after_ctrl_c(exc: BaseException) -> bool:
-    """Was `exc` raised while a KeyboardInterrupt was being handled?"""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, KeyboardInterrupt):
-            return True
-        seen = seen.__context__
-    return False
 
 
 def _fail(type_name: str, message: str, code: int) -> NoReturn:

@@ -23,7 +23,13 @@ from typing import Any, Protocol
 
 import psycopg
 
-from volfefe.errors import AlreadyClassified, ClassifierError, DatabaseUnavailable, VolfefeError
+from volfefe.errors import (
+    AlreadyClassified,
+    ClassifierError,
+    DatabaseUnavailable,
+    VolfefeError,
+    raised_by_ctrl_c,
+)
 from volfefe.result import SENTIMENTS, Classification
 from volfefe.store.claims import claim, release
 from volfefe.store.intelligence import Outcome, store_results
@@ -146,6 +152,10 @@ class ClassifyRun:
                     self._done(row.id, outcomes[row.id], per_post_ms)
         except KeyboardInterrupt:
             self.summary.interrupted = True
+        except psycopg.Error as exc:
+            if not raised_by_ctrl_c(exc):  # Ctrl-C inside a database call: psycopg's clean-up
+                raise  # raised in its place
+            self.summary.interrupted = True
         except DatabaseUnavailable as exc:
             self.summary.error = f"{type(exc).__name__}: {exc}"
         finally:
@@ -188,6 +198,8 @@ class ClassifyRun:
                     self._conn = self._connect()
                 return action(self._conn)
             except psycopg.OperationalError as exc:
+                if raised_by_ctrl_c(exc):  # not a dropped connection: the user stops the run
+                    raise
                 if attempt == RECONNECT_ATTEMPTS:
                     raise DatabaseUnavailable(f"the database connection dropped: {exc}") from exc
                 logger.warning("database connection lost (%s); reconnecting", exc)
