@@ -39,6 +39,8 @@ from volfefe.protocol import (
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".onnx", ".pt", ".pth")
 Predict = Callable[[np.ndarray, np.ndarray], np.ndarray]
 _Item = tuple[int, list[int], bool]  # (index in the request, token ids, truncated)
+# One-row shapes prepared at start: most short posts, padded (see Engine.single_pad).
+WARM_UP_LENGTHS = (16, 32, 48, 64, 80, 96, 112, 128)
 
 
 class ModelLoadError(Exception):
@@ -101,6 +103,9 @@ class Engine:
     max_chars: int
     forward_tokens: int
     ready: Ready
+    # A one-row pass is padded up to a multiple of this, so lone posts reuse a few shapes:
+    # OpenVINO prepares every new input shape once, which costs more than the pass itself.
+    single_pad: int = 1
 
     def classify(self, texts: list[str]) -> list[ItemResult | ItemError]:
         """Classify `texts`; a blank text, a failed forward pass (ForwardPassFailed) or NaN
@@ -139,6 +144,8 @@ class Engine:
 
     def _forward(self, batch: list[list[int]]) -> list[list[float]]:
         longest = max(len(ids) for ids in batch)
+        if len(batch) == 1:
+            longest = min(-(-longest // self.single_pad) * self.single_pad, self.max_length)
         input_ids = np.full((len(batch), longest), self.pad_id, dtype=np.int64)
         mask = np.zeros((len(batch), longest), dtype=np.int64)
         for row, ids in enumerate(batch):
@@ -149,6 +156,19 @@ class Engine:
             shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
             probs: list[list[float]] = (shifted / shifted.sum(axis=1, keepdims=True)).tolist()
         return probs
+
+    def warm_up(self, lengths: tuple[int, ...] = WARM_UP_LENGTHS) -> None:
+        """Run one forward pass per length (one row each) before the first request.
+
+        A runtime's first pass allocates and prepares its kernels, and OpenVINO prepares
+        each new input shape once: without this, the first posts after a (re)start would
+        pay for it. A model that fails here cannot serve: ModelLoadError."""
+        for length in lengths:
+            if length <= self.max_length:
+                try:
+                    self._forward([[self.pad_id] * length])
+                except Exception as exc:
+                    raise ModelLoadError(f"the model fails a warm-up pass: {exc}") from exc
 
     def _result(self, row: list[float], truncated: bool, tokens: int) -> ItemResult:
         scores = {label: round(p, 6) for label, p in zip(self.labels, row, strict=True)}
@@ -187,6 +207,7 @@ def export_engine(
     threads: int,
     max_chars: int,
     forward_tokens: int,
+    single_pad: int = 1,
 ) -> Engine:
     """The engine of an exported model (onnx, openvino): its recorded `meta` (model,
     model_version, labels, max_length, pad_id), its runtime's `predict` and its tokenizer."""
@@ -208,4 +229,5 @@ def export_engine(
         max_chars=max_chars,
         forward_tokens=forward_tokens,
         ready=ready,
+        single_pad=single_pad,
     )
