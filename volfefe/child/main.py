@@ -37,6 +37,8 @@ from volfefe.child.faults import Fault, fault_from_env
 from volfefe.protocol import (
     DEFAULT_MODEL,
     EXIT_BOOT_FAILED,
+    GUARDED_SCHEMES,
+    QUANTIZE_SCHEMES,
     DecodeError,
     ItemError,
     Reply,
@@ -64,7 +66,7 @@ def load_engine(args: argparse.Namespace) -> Engine:
                 args.revision,
                 args.quantize,
                 args.backend,
-                calibration=default_calibration() if args.quantize == "int8-static" else None,
+                calibration=default_calibration() if args.quantize in GUARDED_SCHEMES else None,
             )
         if args.backend == "openvino":
             from volfefe.child.backends.openvino_backend import load_engine as load_exported
@@ -197,9 +199,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--quantize",
         default=os.environ.get("VOLFEFE_QUANTIZE") or "none",
-        choices=["none", "int8", "int8-static"],
+        choices=QUANTIZE_SCHEMES,
         help="int8: int8 weights (torch, onnx: dynamic; openvino: weights only); "
-        "int8-static: weights and activations, calibrated (openvino)",
+        "int8-static: weights and activations, calibrated (openvino); bf16, "
+        "int8-static-bf16: the float parts in bf16 (openvino); the last three are guarded",
     )
     parser.add_argument(
         "--batch-tokens",
@@ -226,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.serve:
             return one_shot(lambda: load_engine(args), sys.stdin.buffer.read(), proto_out)
         engine = load_engine(args)
+        engine.warm_up()  # before the fault switch: a warm-up pass is not a request
         if fault is not None:
             engine.predict = fault.wrap_predict(engine.predict)
     except ModelLoadError as exc:
