@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from volfefe.errors import ConfigError
-from volfefe.protocol import DEFAULT_MODEL, default_onnx_cache
+from volfefe.protocol import DEFAULT_MODEL, GUARDED_SCHEMES, QUANTIZE_SCHEMES, default_onnx_cache
 
 CHILD_MODULE = "volfefe.child"
 DEVICES = ("auto", "cpu", "cuda", "mps")
 BACKENDS = ("auto", "torch", "onnx", "openvino")
-QUANTIZE = ("none", "int8", "int8-static")
+QUANTIZE = QUANTIZE_SCHEMES
 ONNX_MODULES = ("onnxruntime", "onnx", "onnxscript")
 OPENVINO_MODULES = ("openvino", "nncf")
 SWITCH = ("on", "off")
@@ -237,14 +237,15 @@ class Settings:
             )
         if not 0 <= self.guard_max_dp <= 1:
             raise _invalid("guard_max_dp", f"must be between 0 and 1, got {self.guard_max_dp}")
-        if self.quantize == "int8-static" and self.device not in ("auto", "cpu"):
-            raise _invalid(
-                "quantize", f"int8-static runs on the CPU only (OpenVINO), not on {self.device}"
-            )
-        if self.quantize == "int8-static" and self.backend in ("torch", "onnx"):
+        if self.quantize in GUARDED_SCHEMES and self.device not in ("auto", "cpu"):
             raise _invalid(
                 "quantize",
-                f"int8-static needs the openvino backend, not {self.backend} "
+                f"{self.quantize} runs on the CPU only (OpenVINO), not on {self.device}",
+            )
+        if self.quantize in GUARDED_SCHEMES and self.backend in ("torch", "onnx"):
+            raise _invalid(
+                "quantize",
+                f"{self.quantize} needs the openvino backend, not {self.backend} "
                 "(set VOLFEFE_BACKEND=openvino or auto)",
             )
         if not self.model.strip():
@@ -258,24 +259,24 @@ class Settings:
 
         Not on the CPU: torch. Otherwise the fastest installed backend for `quantize`
         (issue 13's measurements): none -> openvino, onnx, torch; int8 -> onnx (dynamic),
-        openvino (weights only), torch; int8-static -> openvino (ConfigError when missing).
+        openvino (weights only), torch; int8-static, bf16, int8-static-bf16 -> openvino
+        (ConfigError when missing).
         """
         if self.backend != "auto":
             return self.backend
         if self.device not in ("auto", "cpu"):
             return "torch"
-        order = {
-            "none": ("openvino", "onnx"),
-            "int8": ("onnx", "openvino"),
-            "int8-static": ("openvino",),
-        }[self.quantize]
+        order = {"none": ("openvino", "onnx"), "int8": ("onnx", "openvino")}.get(
+            self.quantize, ("openvino",)
+        )
         modules = {"openvino": OPENVINO_MODULES, "onnx": ONNX_MODULES}
         for backend in order:
             if installed(modules[backend]):
                 return backend
-        if self.quantize == "int8-static":
+        if self.quantize in GUARDED_SCHEMES:
             raise ConfigError(
-                "quantize int8-static needs the openvino extra: pip install 'volfefe[openvino]'"
+                f"quantize {self.quantize} needs the openvino extra: "
+                "pip install 'volfefe[openvino]'"
             )
         return "torch"
 

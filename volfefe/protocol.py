@@ -50,6 +50,16 @@ SENTIMENTS = ("positive", "negative", "neutral")
 FINBERT_ORDER = ("neutral", "positive", "negative")
 """finbert-tone's class order, used for models whose labels are generic (LABEL_0..2)."""
 
+QUANTIZE_SCHEMES = ("none", "int8", "int8-static", "bf16", "int8-static-bf16")
+"""The numerics a model can run with (`VOLFEFE_QUANTIZE`): fp32, dynamic int8 weights, static
+int8 (weights and activations), and, on OpenVINO, bf16 arithmetic for the float parts."""
+
+GUARDED_SCHEMES = ("int8-static", "bf16", "int8-static-bf16")
+"""Schemes only OpenVINO runs, whose export must pass the accuracy guard against fp32."""
+
+STATIC_SCHEMES = ("int8-static", "int8-static-bf16")
+"""Schemes calibrated on texts (NNCF's static int8)."""
+
 
 def default_onnx_cache(env: Mapping[str, str]) -> Path:
     """Where ONNX exports are cached: `$VOLFEFE_ONNX_CACHE`, else `$HF_HOME/volfefe-onnx`

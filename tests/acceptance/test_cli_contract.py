@@ -110,7 +110,7 @@ def test_exit_1_unknown_ids_are_named_errors(volfefe: Volfefe, tmp_path: Path) -
             ("eval", "x.csv", "--compare", "fp16"),
             {},
             "UsageError: Invalid value for '--compare': 'fp16' is not one of 'int8', "
-            "'int8-static', 'torch', 'onnx', 'openvino'",
+            "'int8-static', 'bf16', 'int8-static-bf16', 'torch', 'onnx', 'openvino'",
         ),
         (
             ("stats",),

@@ -13,15 +13,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-ROWS = {
-    "onnx_fp32",
-    "onnx_int8",
-    "openvino_fp32",
-    "openvino_int8_static",
-    "peer_openvino_fp32",
-    "peer_openvino_int8_static",
-}
 CHILD_ROWS = {"onnx_fp32", "onnx_int8", "openvino_fp32", "openvino_int8_static"}
+BF16_ROWS = {"openvino_bf16", "openvino_int8_static_bf16"}
+PEER_ROWS = {"peer_openvino_fp32", "peer_openvino_int8_static"}
+
+
+def cpu_has_bf16() -> bool:
+    """Whether OpenVINO runs bf16 arithmetic here (the bench's bf16 rows run only then)."""
+    import openvino as ov
+
+    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
 def positive(value: object) -> bool:
@@ -54,7 +55,8 @@ def test_quick_runtime_bench_writes_every_figure(tmp_path: Path) -> None:
     assert "x best peer" in proc.stdout and "classify --all" in proc.stdout
     report = json.loads(out.read_text())
     rows = report["rows"]
-    assert set(rows) == ROWS
+    children = CHILD_ROWS | (BF16_ROWS if cpu_has_bf16() else set())
+    assert set(rows) == children | PEER_ROWS
     assert rows["onnx_int8"]["vs_onnx_int8"] == 1.0
     assert rows[report["best_peer"]]["vs_best_peer"] == 1.0
     for name, row in rows.items():
@@ -62,17 +64,24 @@ def test_quick_runtime_bench_writes_every_figure(tmp_path: Path) -> None:
         for key in ("posts_per_s", "vs_onnx_int8", "vs_best_peer", "p50_ms", "p95_ms"):
             assert positive(row[key]), (name, key)
         assert row["p95_ms"] >= row["p50_ms"]
-        assert ("cold_start_s" in row) == (name in CHILD_ROWS)
-        if name in CHILD_ROWS:
+        assert ("cold_start_s" in row) == (name in children)
+        if name in children:
             assert positive(row["cold_start_s"]) and positive(row["child_rss_mb"]), name
     e2e = report["classify_all"]
     assert e2e["posts"] == 24 and positive(e2e["posts_per_s"]) and positive(e2e["vs_bare_loop"])
-    assert set(report["goals"]) == {
+    goals = report["goals"]
+    assert set(goals) == {
+        "fastest",
         "int8_vs_best_peer",
-        "fp32_vs_peer_fp32",
+        "fastest_float",
+        "float_vs_peer_fp32",
         "idle_p50_ms",
         "classify_all_vs_bare_loop",
     }
-    guard = report["guard"]
-    assert guard["n"] > 0 and 0 <= guard["label_agreement"] <= 1
+    assert goals["fastest"] == e2e["row"] and goals["fastest"] in children
+    assert goals["fastest_float"] in children and "int8" not in goals["fastest_float"]
+    guarded = {"openvino_int8_static"} | (children & BF16_ROWS)
+    assert set(report["guard"]) == guarded
+    for guard in report["guard"].values():
+        assert guard["n"] > 0 and 0 <= guard["label_agreement"] <= 1
     assert report["settings"]["model_kind"] == "tiny" and report["settings"]["quick"] is True

@@ -47,6 +47,10 @@ def test_openvino_matches_torch_on_short_and_truncated_texts(
     ):
         expected = ref.classify_many(TEXTS)
         got = ov.classify_many(TEXTS)
+        alone = [ov.classify(text) for text in TEXTS]  # one-row passes, padded to 16 tokens
+    for a, b in zip(alone, expected, strict=True):
+        assert a.tokens == b.tokens and a.sentiment == b.sentiment
+        assert max(abs(a.raw_scores[k] - b.raw_scores[k]) for k in a.raw_scores) <= 1e-4
     assert [r.truncated for r in got] == [r.truncated for r in expected]
     assert [r.tokens for r in got] == [r.tokens for r in expected]
     assert [r.sentiment for r in got] == [r.sentiment for r in expected]
@@ -158,6 +162,54 @@ def test_auto_falls_back_to_dynamic_int8_when_the_guard_refuses(
     with Classifier(settings) as clf:
         result = clf.classify("stocks rally")
     assert result.model_version.endswith("+onnx-int8")
+
+
+def cpu_has_bf16() -> bool:
+    """Whether OpenVINO can run bf16 arithmetic on this CPU."""
+    import openvino as ov
+
+    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+needs_bf16 = pytest.mark.skipif(not cpu_has_bf16(), reason="this CPU has no bf16 arithmetic")
+
+
+@needs_bf16
+def test_bf16_export_is_checked_recorded_and_served_at_bf16(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    env = {
+        "VOLFEFE_MODEL": str(tiny_model),
+        "VOLFEFE_ONNX_CACHE": str(tmp_path / "cache"),
+        "VOLFEFE_GUARD_SIZE": "30",
+        **LAX,
+    }
+    proc = volfefe(env, "model", "export", "--quantize", "bf16")
+    assert proc.returncode == 0, proc.stderr
+    meta = json.loads((Path(proc.stdout.strip()) / "volfefe-openvino.json").read_text())
+    assert meta["model_version"].endswith("+openvino-bf16")
+    assert meta["precision"] == "bf16"
+    assert meta["guard"]["n"] == 30 and meta["calibration"]["texts"] == 0
+    assert 0 < meta["guard"]["max_abs_dp"] <= 1  # bf16 arithmetic moves the numbers a little
+    served = volfefe({**env, "VOLFEFE_QUANTIZE": "bf16"}, "predict", "stocks rally")
+    assert served.returncode == 0, served.stderr
+    result = json.loads(served.stdout)
+    assert result["model_version"] == meta["model_version"]
+    refused = volfefe({**env, **STRICT}, "model", "export", "--quantize", "bf16")
+    assert refused.returncode == 5
+    assert refused.stderr.startswith("AccuracyGuardFailed: the bf16 export was refused")
+
+
+@needs_bf16
+def test_auto_runs_fp32_when_the_guard_refuses_bf16(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings(
+        backend="auto", quantize="bf16", guard_min_agreement=1.0, guard_max_dp=0.0
+    )
+    with Classifier(settings) as clf:
+        result = clf.classify("stocks rally")
+    assert result.model_version.endswith("+openvino")
 
 
 def test_calibrate_from_db_samples_the_stored_posts(

@@ -1,4 +1,4 @@
-"""Which backend `auto` means, and the settings of static int8 and its accuracy guard."""
+"""Which backend `auto` means, and the settings of the guarded schemes and their guard."""
 
 from __future__ import annotations
 
@@ -16,7 +16,13 @@ HAS_ONNX = all(importlib.util.find_spec(m) for m in ONNX_MODULES)
 @pytest.mark.skipif(not (HAS_OPENVINO and HAS_ONNX), reason="needs both extras (the dev install)")
 @pytest.mark.parametrize(
     "quantize, expected",
-    [("none", "openvino"), ("int8", "onnx"), ("int8-static", "openvino")],
+    [
+        ("none", "openvino"),
+        ("int8", "onnx"),
+        ("int8-static", "openvino"),
+        ("bf16", "openvino"),
+        ("int8-static-bf16", "openvino"),
+    ],
 )
 def test_auto_picks_the_fastest_installed_backend_for_the_quantisation(
     quantize: str, expected: str
@@ -26,9 +32,10 @@ def test_auto_picks_the_fastest_installed_backend_for_the_quantisation(
 
 
 @pytest.mark.parametrize("backend", ["torch", "onnx"])
-def test_int8_static_needs_openvino(backend: str) -> None:
-    with pytest.raises(ConfigError, match="int8-static needs the openvino backend"):
-        Settings(backend=backend, quantize="int8-static")
+@pytest.mark.parametrize("scheme", ["int8-static", "bf16", "int8-static-bf16"])
+def test_guarded_schemes_need_openvino(backend: str, scheme: str) -> None:
+    with pytest.raises(ConfigError, match=f"{scheme} needs the openvino backend"):
+        Settings(backend=backend, quantize=scheme)
 
 
 @pytest.mark.parametrize(
@@ -38,7 +45,11 @@ def test_int8_static_needs_openvino(backend: str) -> None:
         ("VOLFEFE_GUARD_MAX_DP", "-0.1", "guard_max_dp must be between 0 and 1"),
         ("VOLFEFE_GUARD_SIZE", "0", "guard_size must be >= 1"),
         ("VOLFEFE_CALIBRATION_SIZE", "0", "calibration_size must be >= 1"),
-        ("VOLFEFE_QUANTIZE", "int4", "quantize must be one of none, int8, int8-static"),
+        (
+            "VOLFEFE_QUANTIZE",
+            "int4",
+            "quantize must be one of none, int8, int8-static, bf16, int8-static-bf16",
+        ),
         ("VOLFEFE_BACKEND", "tensorrt", "backend must be one of auto, torch, onnx, openvino"),
     ],
 )
@@ -53,6 +64,7 @@ def test_guard_settings_from_the_environment() -> None:
     assert (Settings().guard_min_agreement, Settings().guard_max_dp) == (0.97, 0.2)
 
 
-def test_int8_static_runs_on_the_cpu_only() -> None:
-    with pytest.raises(ConfigError, match="int8-static runs on the CPU only"):
-        Settings(quantize="int8-static", device="cuda")
+@pytest.mark.parametrize("scheme", ["int8-static", "bf16"])
+def test_guarded_schemes_run_on_the_cpu_only(scheme: str) -> None:
+    with pytest.raises(ConfigError, match=f"{scheme} runs on the CPU only"):
+        Settings(quantize=scheme, device="cuda")

@@ -4,10 +4,10 @@
 cache root (VOLFEFE_ONNX_CACHE, default next to the Hugging Face cache)
   <name>-<scheme>-<key>/   key = hash of backend, model id or folder content, revision, scheme
     model.onnx             onnx: torch export -> onnxruntime BERT fusion -> (int8: dynamic)
-    model.xml, model.bin   openvino: see volfefe.child.export_openvino (int8-static: guarded)
+    model.xml, model.bin   openvino: see volfefe.child.export_openvino (int8-static, bf16: guarded)
     tokenizer.json         the fast tokenizer, so the child needs no transformers
     volfefe-*.json         labels, max length, pad id, model_version, fingerprints (, guard)
-  .<folder>.refused.json   an int8-static export the accuracy guard refused, and why
+  .<folder>.refused.json   a guarded export (int8-static, bf16) the accuracy guard refused
   .digests/                whole-file SHA-256 of weights, cached by size and mtime
 ```
 
@@ -18,7 +18,7 @@ whole-file digests is rebuilt. Needs torch, transformers and the `onnx` extra (o
 onnxscript) or the `openvino` extra (openvino, nncf) at export time only.
 
 Exit codes: 0 (prints the folder), 3 the model cannot be exported, 4 the accuracy guard
-refused the int8-static export (prints its figures as one JSON line on stdout).
+refused the guarded export (prints its figures as one JSON line on stdout).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from volfefe.child.backends import onnx_backend, openvino_backend
 from volfefe.child.digest import UnsafeFolder, checked_folder, file_digest
 from volfefe.child.engine import ModelLoadError, model_version_of, resolve_labels
 from volfefe.child.export_openvino import Calibration, GuardRefused
-from volfefe.protocol import EXIT_BOOT_FAILED
+from volfefe.protocol import EXIT_BOOT_FAILED, GUARDED_SCHEMES, QUANTIZE_SCHEMES
 
 EXPORT_FORMAT = 2  # bump when the export recipe changes, so caches are rebuilt
 OPSET = 17
@@ -55,7 +55,7 @@ LAYOUT = {
         (openvino_backend.MODEL_FILE, openvino_backend.WEIGHTS_FILE),
     ),
 }
-SCHEMES = {"onnx": ("none", "int8"), "openvino": ("none", "int8", "int8-static")}
+SCHEMES = {"onnx": ("none", "int8"), "openvino": QUANTIZE_SCHEMES}
 
 
 def cache_folder(
@@ -105,9 +105,10 @@ def ensure_export(
 ) -> Path:
     """The cached export, made (or rebuilt when incomplete, corrupt or `force`d) if needed.
 
-    `calibration` is needed for int8-static. A refusal by the accuracy guard raises
-    GuardRefused, is remembered next to the cache folder, and is raised again without new
-    work until `force` or other thresholds; a refused export never replaces an installed one.
+    `calibration` is needed for a guarded scheme (int8-static, bf16, int8-static-bf16). A
+    refusal by the accuracy guard raises GuardRefused, is remembered next to the cache
+    folder, and is raised again without new work until `force` or other thresholds; a
+    refused export never replaces an installed one.
     """
     try:
         checked_folder(root)
@@ -164,13 +165,13 @@ def _export(
 
 
 def _check_recorded_guard(meta_file: Path, calibration: Calibration | None) -> None:
-    """A cached int8-static export still has to pass today's thresholds."""
+    """A cached guarded export still has to pass today's thresholds."""
     if calibration is None:
         return
     from volfefe.child.guard import GuardFigures
 
     guard = json.loads(meta_file.read_text(encoding="utf-8")).get("guard")
-    if not guard:  # not a static int8 export: nothing was guarded
+    if not guard:  # not a guarded export
         return
     figures = GuardFigures(guard["n"], guard["label_agreement"], guard["max_abs_dp"])
     if not figures.passes(min_agreement=calibration.min_agreement, max_dp=calibration.max_dp):
@@ -308,10 +309,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--model", required=True)
     parser.add_argument("--revision")
     parser.add_argument("--backend", choices=sorted(SCHEMES), default="onnx")
-    parser.add_argument("--quantize", choices=["none", "int8", "int8-static"], default="none")
+    parser.add_argument("--quantize", choices=QUANTIZE_SCHEMES, default="none")
     parser.add_argument("--cache-root", type=Path, required=True)
     parser.add_argument(
-        "--calibrate", type=Path, help="int8-static: texts to calibrate and check (JSONL or lines)"
+        "--calibrate",
+        type=Path,
+        help="guarded schemes: texts to calibrate and check (JSONL or lines)",
     )
     parser.add_argument("--calibration-label", help="where the --calibrate texts come from")
     parser.add_argument("--calibration-size", type=int, default=300)
@@ -328,13 +331,14 @@ def default_calibration() -> Calibration:
     calibration = calibration_of(
         parse_args(["--model", "-", "--cache-root", "-", "--quantize", "int8-static"])
     )
-    assert calibration is not None  # int8-static always has one
+    assert calibration is not None  # a guarded scheme always has one
     return calibration
 
 
 def calibration_of(args: argparse.Namespace) -> Calibration | None:
-    """The Calibration for int8-static (None otherwise): the given file, or the shipped sample."""
-    if args.quantize != "int8-static":
+    """The Calibration of a guarded scheme (int8-static, bf16, int8-static-bf16; None
+    otherwise): the given file, or the shipped sample."""
+    if args.quantize not in GUARDED_SCHEMES:
         return None
     from volfefe.child.calibration import default_texts, read_texts
 

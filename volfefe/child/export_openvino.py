@@ -2,16 +2,19 @@
 
 ```
 transformers model ──ov.convert_model (torch frontend)──> fp32 IR
-  none:        save
-  int8:        nncf.compress_weights (weights only) -> save
-  int8-static: calibration texts, tokenised like the child -> nncf.quantize (weights and
-               activations) -> held-out texts: fp32 vs int8 (guard.compare)
-               -> refuse (GuardRefused) or save
+  none:             save
+  int8:             nncf.compress_weights (weights only) -> save
+  int8-static:      calibration texts, tokenised like the child -> nncf.quantize (weights
+                    and activations) -> held-out texts: fp32 vs int8 (guard.compare)
+                    -> refuse (GuardRefused) or save
+  bf16:             held-out texts: fp32 vs the same IR run at bf16 -> refuse or save
+  int8-static-bf16: as int8-static, the candidate run at bf16
 ```
 
 Needs torch, transformers and the `openvino` extra (openvino, nncf) at export time only; the
 child that loads the result imports openvino alone. Weights are saved in fp32
-(`compress_to_fp16=False`), so `+openvino` matches torch to about 1e-5.
+(`compress_to_fp16=False`), so `+openvino` matches torch to about 1e-5; the precision a
+scheme runs at is recorded (`precision`) and the child compiles with it.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from volfefe.child.backends.openvino_backend import (
     MODEL_FILE,
     TOKENIZER_FILE,
     compile_model,
+    precision_of,
     predictor,
 )
 from volfefe.child.calibration import split_holdout, stratified_sample
@@ -36,19 +40,22 @@ from volfefe.child.engine import (
     resolve_labels,
 )
 from volfefe.child.guard import GuardFigures, compare
-from volfefe.protocol import ItemResult, Ready
+from volfefe.protocol import GUARDED_SCHEMES, STATIC_SCHEMES, ItemResult, Ready
 
 SCHEME_SUFFIX = {
     "none": "+openvino",
     "int8": "+openvino-int8",
     "int8-static": "+openvino-int8-static",
+    "bf16": "+openvino-bf16",
+    "int8-static-bf16": "+openvino-int8-static-bf16",
 }
 GUARD_THREADS = 2
 
 
 @dataclass(frozen=True)
 class Calibration:
-    """Texts to calibrate and check a static int8 export, and the guard's thresholds."""
+    """Texts to calibrate and check a guarded export (static int8, bf16), and the guard's
+    thresholds (a bf16 export uses only the held-out part)."""
 
     texts: list[str]
     source: str  # said in the export's record: "sample", "file NAME", "database"
@@ -60,8 +67,8 @@ class Calibration:
 
 
 class GuardRefused(ModelLoadError):
-    """The static int8 model strays too far from fp32 on the held-out texts (so it cannot be
-    loaded: a child asked for it exits with the boot-failure code)."""
+    """The guarded model (static int8, bf16) strays too far from fp32 on the held-out texts
+    (so it cannot be loaded: a child asked for it exits with the boot-failure code)."""
 
     def __init__(self, figures: GuardFigures, calibration: Calibration) -> None:
         super().__init__(
@@ -115,38 +122,50 @@ def export_openvino(
         "max_length": max_length,
         "pad_id": pad_id,
         "quantize": quantize,
+        "precision": precision_of(quantize),
     }
     if quantize == "int8":
         import nncf
 
         ov_model = nncf.compress_weights(ov_model, mode=nncf.CompressWeightsMode.INT8_ASYM)
-    elif quantize == "int8-static":
+    elif quantize in GUARDED_SCHEMES:
         if calibration is None:
-            raise ModelLoadError("int8-static needs calibration texts")
-        ov_model, meta["calibration"], meta["guard"] = _quantize_static(
-            ov_model, calibration, out / TOKENIZER_FILE, labels, max_length, pad_id
+            raise ModelLoadError(f"{quantize} needs texts for the accuracy guard")
+        if meta["precision"] == "bf16":
+            _require_bf16(ov)
+        ov_model, meta["calibration"], meta["guard"] = _guarded(
+            ov_model, quantize, calibration, out / TOKENIZER_FILE, labels, max_length, pad_id
         )
     ov.save_model(ov_model, str(out / MODEL_FILE), compress_to_fp16=False)
     return meta
 
 
-def _quantize_static(
+def _require_bf16(ov: Any) -> None:
+    capabilities = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    if "BF16" not in capabilities:
+        raise ModelLoadError(
+            "this CPU has no bf16 arithmetic (OpenVINO's CPU capabilities: "
+            f"{', '.join(capabilities)}): use none or int8-static instead"
+        )
+
+
+def _guarded(
     ov_model: Any,
+    quantize: str,
     calibration: Calibration,
     tokenizer_file: Path,
     labels: list[str],
     max_length: int,
     pad_id: int,
 ) -> tuple[Any, dict[str, Any], dict[str, Any]]:
-    import nncf
-    import numpy as np
-
+    """The model to install for a guarded scheme, its calibration record and guard figures
+    (GuardRefused when the candidate strays too far from fp32 on the held-out texts)."""
     pool = stratified_sample(
         calibration.texts, calibration.size + calibration.guard_size, calibration.seed
     )
     if len(pool) < 6:
         raise ModelLoadError(
-            f"int8-static needs at least 6 distinct texts to calibrate and check, got {len(pool)}"
+            f"{quantize} needs at least 6 distinct texts to calibrate and check, got {len(pool)}"
         )
     held_out = min(calibration.guard_size, len(pool) // 3)
     calib, held = split_holdout(pool, held_out, calibration.seed)
@@ -154,6 +173,33 @@ def _quantize_static(
         compile_model(ov_model, GUARD_THREADS), tokenizer_file, labels, max_length, pad_id
     )
     reference = _probabilities(engine, held)
+    candidate_model = ov_model
+    if quantize in STATIC_SCHEMES:
+        candidate_model = _quantize_static(ov_model, engine, calib, max_length)
+    candidate = _engine(
+        compile_model(candidate_model, GUARD_THREADS, precision_of(quantize)),
+        tokenizer_file,
+        labels,
+        max_length,
+        pad_id,
+    )
+    figures = compare(reference, _probabilities(candidate, held))
+    if not figures.passes(min_agreement=calibration.min_agreement, max_dp=calibration.max_dp):
+        raise GuardRefused(figures, calibration)
+    calibrated = len(calib) if quantize in STATIC_SCHEMES else 0
+    record = {"source": calibration.source, "texts": calibrated, "seed": calibration.seed}
+    guard = {
+        **figures.as_dict(),
+        "min_agreement": calibration.min_agreement,
+        "max_dp": calibration.max_dp,
+    }
+    return candidate_model, record, guard
+
+
+def _quantize_static(ov_model: Any, engine: Engine, calib: list[str], max_length: int) -> Any:
+    """NNCF's static int8 of `ov_model`, calibrated on `calib` tokenised as the child does."""
+    import nncf
+    import numpy as np
 
     def feeds(text: str) -> dict[str, Any]:
         ids = engine.tokenizer.encode(text[: engine.max_chars]).ids
@@ -176,19 +222,7 @@ def _quantize_static(
             model_type=nncf.ModelType.TRANSFORMER,
             subset_size=len(items),
         )
-    candidate = _engine(
-        compile_model(quantized, GUARD_THREADS), tokenizer_file, labels, max_length, pad_id
-    )
-    figures = compare(reference, _probabilities(candidate, held))
-    if not figures.passes(min_agreement=calibration.min_agreement, max_dp=calibration.max_dp):
-        raise GuardRefused(figures, calibration)
-    record = {"source": calibration.source, "texts": len(calib), "seed": calibration.seed}
-    guard = {
-        **figures.as_dict(),
-        "min_agreement": calibration.min_agreement,
-        "max_dp": calibration.max_dp,
-    }
-    return quantized, record, guard
+    return quantized
 
 
 def _engine(

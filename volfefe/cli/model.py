@@ -8,6 +8,7 @@ import click
 
 from volfefe.cli.common import echo_json, with_model
 from volfefe.config import Settings
+from volfefe.protocol import GUARDED_SCHEMES, QUANTIZE_SCHEMES
 from volfefe.supervisor.classifier import Classifier
 
 
@@ -15,8 +16,9 @@ from volfefe.supervisor.classifier import Classifier
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--compare",
-    type=click.Choice(["int8", "int8-static", "torch", "onnx", "openvino"]),
-    help="Also run the int8 / static int8 model (or another backend) and report how they agree.",
+    type=click.Choice([*QUANTIZE_SCHEMES[1:], "torch", "onnx", "openvino"]),
+    help="Also run the model with these numerics (int8, int8-static, bf16, ...) or on another "
+    "backend, and report how they agree.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
@@ -24,14 +26,14 @@ def eval_command(settings: Settings, file: Path, compare: str | None, as_json: b
     """Score the configured model on FILE, a CSV with columns text,label.
 
     Prints accuracy, per-class precision/recall/F1 and the confusion matrix; with
-    `--compare int8` (or `torch`/`onnx`), the label agreement and largest probability
-    difference between the configured model and its int8 quantisation (or the other
-    backend: the parity check). Empty texts are skipped.
+    `--compare int8` (int8-static, bf16, int8-static-bf16, or `torch`/`onnx`), the label
+    agreement and largest probability difference between the configured model and its
+    quantisation (or the other backend: the parity check). Empty texts are skipped.
     """
     from volfefe.cli.metrics import agreement, read_labelled_csv, score
 
     if compare and compare == (
-        settings.quantize if compare.startswith("int8") else settings.resolved_backend
+        settings.quantize if compare in QUANTIZE_SCHEMES else settings.resolved_backend
     ):
         raise click.UsageError(
             f"--compare {compare} compares the configured model with itself; pick the "
@@ -45,7 +47,7 @@ def eval_command(settings: Settings, file: Path, compare: str | None, as_json: b
         report = score([g for _, g in kept], [r.sentiment for r in results])
         report["model_version"] = clf.model_version
     if compare:
-        change = {"quantize": compare} if compare.startswith("int8") else {"backend": compare}
+        change = {"quantize": compare} if compare in QUANTIZE_SCHEMES else {"backend": compare}
         with Classifier(settings.replace(**change)) as other:
             report["compare"] = {
                 "model_version": other.model_version,
@@ -80,20 +82,23 @@ def model_group() -> None:
 @model_group.command("export")
 @click.option(
     "--quantize",
-    type=click.Choice(["none", "int8", "int8-static"]),
-    help="Quantisation to export; int8-static is calibrated and checked (OpenVINO).",
+    type=click.Choice(QUANTIZE_SCHEMES),
+    help="Numerics to export; int8-static (calibrated), bf16 and int8-static-bf16 are "
+    "checked by the accuracy guard (OpenVINO).",
 )
 @click.option(
     "--calibrate-from-db",
     "from_db",
     type=click.IntRange(min=1),
     metavar="N",
-    help="int8-static: calibrate on N of your stored posts (length-stratified, seeded).",
+    help="Guarded schemes: calibrate and check on N of your stored posts (length-stratified, "
+    "seeded).",
 )
 @click.option(
     "--calibrate",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="int8-static: calibrate on the texts of FILE (JSON lines with a text key, or lines).",
+    help="Guarded schemes: calibrate and check on the texts of FILE (JSON lines with a text "
+    "key, or lines).",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the samples.")
 @click.pass_obj
@@ -109,7 +114,9 @@ def export_command(
     The orchestrator does the same on first use of the onnx or openvino backend. With
     `--quantize int8-static` the export is calibrated (on your posts, FILE, or the shipped
     sample posts) and installed only if the accuracy guard passes on held-out posts;
-    otherwise AccuracyGuardFailed (exit 5). An explicit calibration always exports again.
+    otherwise AccuracyGuardFailed (exit 5). bf16 and int8-static-bf16 are checked the same
+    way (bf16 needs no calibration: its texts serve the held-out check only). An explicit
+    calibration always exports again.
     """
     import asyncio
 
@@ -121,8 +128,8 @@ def export_command(
         settings = settings.replace(quantize=quantize)
     if from_db and calibrate:
         raise click.UsageError("give --calibrate-from-db or --calibrate, not both")
-    if (from_db or calibrate) and settings.quantize != "int8-static":
-        raise click.UsageError("calibration is for --quantize int8-static only")
+    if (from_db or calibrate) and settings.quantize not in GUARDED_SCHEMES:
+        raise click.UsageError(f"calibration is for --quantize {', '.join(GUARDED_SCHEMES)} only")
     if settings.resolved_backend == "torch":  # nothing to export for torch: the ONNX default
         settings = settings.replace(backend="onnx")
     elif settings.backend == "auto":  # no silent fallback: say what failed

@@ -1,9 +1,10 @@
 """What the children load: the model as is (torch), or its cached ONNX or OpenVINO export.
 
 The export runs in its own process (`python -m volfefe.child.export`, argument list, no
-shell) because it needs torch, which the orchestrator never imports. A static int8 export
-is calibrated (on `calibrate`, else the shipped sample posts) and must pass the accuracy
-guard; the exporter exits 4 with the guard's figures when it refuses.
+shell) because it needs torch, which the orchestrator never imports. A guarded export
+(int8-static and int8-static-bf16, calibrated on `calibrate`, else the shipped sample posts;
+bf16) must pass the accuracy guard; the exporter exits 4 with the guard's figures when it
+refuses.
 """
 
 from __future__ import annotations
@@ -19,11 +20,15 @@ from pathlib import Path
 
 from volfefe.config import Settings
 from volfefe.errors import AccuracyGuardFailed, WorkerBootError
-from volfefe.protocol import EXIT_BOOT_FAILED
+from volfefe.protocol import EXIT_BOOT_FAILED, GUARDED_SCHEMES
 from volfefe.supervisor.child_env import child_environment
 
 STDERR_TAIL = 4000
-EXIT_GUARD_REFUSED = 4  # volfefe.child.export's code for a refused int8-static export
+EXIT_GUARD_REFUSED = 4  # volfefe.child.export's code for a refused guarded export
+# With backend=auto: what runs instead of a refused guarded scheme, and instead of a bf16
+# scheme this CPU or install cannot export.
+REFUSED_FALLBACK = {"int8-static": "int8", "int8-static-bf16": "int8", "bf16": "none"}
+F32_FALLBACK = {"bf16": "none", "int8-static-bf16": "int8-static"}
 logger = logging.getLogger(__name__)
 
 
@@ -41,11 +46,12 @@ class ExportRequest:
 async def backend_args(settings: Settings, request: ExportRequest | None = None) -> list[str]:
     """The children's backend options, exporting the model (ONNX or OpenVINO) first if needed.
 
-    With `backend=auto`, an int8-static export that the accuracy guard refuses falls back to
-    int8 (dynamic, on the fastest backend for it) and a model that cannot be exported runs
-    on torch (the reference), each with a warning; an explicit backend raises the error
-    (`AccuracyGuardFailed`, `WorkerBootError`). `request` (calibration, seed, force) comes from
-    `volfefe model export`.
+    With `backend=auto`, a guarded export that the accuracy guard refuses falls back
+    (int8-static, int8-static-bf16 -> int8 on the fastest backend for it; bf16 -> none), a
+    bf16 scheme that cannot be exported (a CPU without bf16) to its f32 counterpart, and a
+    model that cannot be exported runs on torch (the reference), each with a warning; an
+    explicit backend raises the error (`AccuracyGuardFailed`, `WorkerBootError`). `request`
+    (calibration, seed, force) comes from `volfefe model export`.
     """
     backend = settings.resolved_backend
     if backend == "torch":
@@ -55,15 +61,25 @@ async def backend_args(settings: Settings, request: ExportRequest | None = None)
     except AccuracyGuardFailed as exc:
         if settings.backend != "auto":
             raise
-        logger.warning("%s; using dynamic int8 instead", exc)
-        fallback = await backend_args(settings.replace(quantize="int8"))
-        return [*fallback, "--quantize", "int8"]
+        instead = REFUSED_FALLBACK[settings.quantize]
+        logger.warning("%s; using %s instead", exc, instead)
+        return _quantized(await backend_args(settings.replace(quantize=instead)), instead)
     except WorkerBootError as exc:
         if settings.backend != "auto":
             raise
+        if settings.quantize in F32_FALLBACK:
+            instead = F32_FALLBACK[settings.quantize]
+            logger.warning("the %s export failed, using %s: %s", settings.quantize, instead, exc)
+            return _quantized(await backend_args(settings.replace(quantize=instead)), instead)
         logger.warning("%s export failed, using the torch backend: %s", backend, exc)
-        fallback = _torch_args(settings)
-        return fallback if settings.quantize != "int8-static" else [*fallback, "--quantize", "int8"]
+        if settings.quantize in REFUSED_FALLBACK:  # torch has no static int8
+            return _quantized(_torch_args(settings), REFUSED_FALLBACK[settings.quantize])
+        return _torch_args(settings)
+
+
+def _quantized(args: list[str], quantize: str) -> list[str]:
+    """The children's options with `--quantize` (unless a deeper fallback has set one)."""
+    return args if "--quantize" in args else [*args, "--quantize", quantize]
 
 
 def _torch_args(settings: Settings) -> list[str]:
@@ -87,7 +103,7 @@ async def _export_args(settings: Settings, backend: str, request: ExportRequest)
     ]
     if settings.revision:
         argv += ["--revision", settings.revision]
-    if settings.quantize == "int8-static":
+    if settings.quantize in GUARDED_SCHEMES:
         argv += [
             "--calibration-size",
             str(settings.calibration_size),
@@ -137,6 +153,7 @@ async def _export_args(settings: Settings, backend: str, request: ExportRequest)
             figures["n"],
             min_agreement=figures["min_agreement"],
             max_dp=figures["max_dp"],
+            scheme=settings.quantize,
         )
     if proc.returncode != 0 or not lines:
         raise WorkerBootError(

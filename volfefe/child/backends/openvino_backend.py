@@ -2,9 +2,10 @@
 
 The folder (made by volfefe.child.export_openvino) holds `model.xml` + `model.bin`,
 `tokenizer.json` and `volfefe-openvino.json` (labels, max length, pad id, model_version,
-quantisation and, for int8-static, the accuracy guard's figures). Inference runs at fp32
-precision (`INFERENCE_PRECISION_HINT=f32`): OpenVINO would otherwise pick bf16 on CPUs that
-have it, and the results would no longer match the torch reference.
+quantisation, precision and, for a guarded scheme, the accuracy guard's figures). Inference
+runs at the recorded precision: f32 (`INFERENCE_PRECISION_HINT=f32`) unless the scheme is
+bf16 or int8-static-bf16, whose export the guard checked against fp32; OpenVINO would
+otherwise pick bf16 by itself on CPUs that have it, unchecked.
 """
 
 from __future__ import annotations
@@ -23,15 +24,27 @@ WEIGHTS_FILE = "model.bin"
 TOKENIZER_FILE = "tokenizer.json"
 
 
-def compile_model(model: Any, threads: int) -> Any:
-    """Compile an `openvino.Model` (or an IR path) for the CPU with fp32 numerics.
+SINGLE_PAD = 16  # a lone text's pass is padded to a multiple of 16 tokens (Engine.single_pad)
+
+
+def precision_of(scheme: str) -> str:
+    """The inference precision a scheme runs at: `bf16` for the bf16 schemes, else `f32`.
+
+    >>> precision_of("int8-static-bf16"), precision_of("int8-static")
+    ('bf16', 'f32')
+    """
+    return "bf16" if scheme.endswith("bf16") else "f32"
+
+
+def compile_model(model: Any, threads: int, precision: str = "f32") -> Any:
+    """Compile an `openvino.Model` (or an IR path) for the CPU at `precision` (f32, bf16).
 
     Latency hint: a request is one batch, run on all of this child's threads."""
     import openvino as ov
 
     config = {
         "INFERENCE_NUM_THREADS": threads,
-        "INFERENCE_PRECISION_HINT": "f32",
+        "INFERENCE_PRECISION_HINT": precision,
         "PERFORMANCE_HINT": "LATENCY",
         "NUM_STREAMS": 1,
     }
@@ -59,7 +72,9 @@ def load_engine(folder: Path, *, threads: int, max_chars: int, forward_tokens: i
 
     try:
         meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
-        compiled = compile_model(str(folder / MODEL_FILE), threads)
+        compiled = compile_model(
+            str(folder / MODEL_FILE), threads, str(meta.get("precision", "f32"))
+        )
         tokenizer = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
     except Exception as exc:  # openvino raises RuntimeError subclasses of its own
         raise ModelLoadError(f"cannot load the OpenVINO export in {folder}: {exc}") from exc
@@ -70,4 +85,5 @@ def load_engine(folder: Path, *, threads: int, max_chars: int, forward_tokens: i
         threads=threads,
         max_chars=max_chars,
         forward_tokens=forward_tokens,
+        single_pad=SINGLE_PAD,
     )
