@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from tests.bench.test_bench_runtimes import cpu_has_bf16
+
 ROOT = Path(__file__).resolve().parents[2]
 PHASES = ("idle", "load_50", "load_90")
 STAGES = {"pickup", "fetch_inference", "bare_inference", "store", "notify"}
@@ -49,7 +51,10 @@ def test_quick_realtime_bench_writes_every_figure(tmp_path: Path) -> None:
     assert "| backend | phase |" in proc.stdout and "jobs / classify" in proc.stdout
     report = json.loads(out.read_text())
     assert report["model_kind"] == "tiny" and report["quick"] is True
-    assert set(report["backends"]) == {"torch", "onnx_fp32", "onnx_int8", "openvino_int8_static"}
+    expected = {"torch", "onnx_fp32", "onnx_int8", "openvino_int8_static"}
+    if cpu_has_bf16():
+        expected.add("openvino_int8_static_bf16")
+    assert set(report["backends"]) == expected
     for row in report["backends"].values():  # what the path adds over each text's inference
         assert is_number(row["idle"]["added_p50_ms"]) and is_number(row["idle"]["bare_p99_ms"])
     for name, row in report["backends"].items():
