@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from volfefe.errors import (
         AccuracyGuardFailed,
         AlreadyClassified,
+        Bf16Unavailable,
         CallTimeout,
         ClassificationFailed,
         ClassifierError,
@@ -52,6 +53,7 @@ _HOMES = {
         [
             "AccuracyGuardFailed",
             "AlreadyClassified",
+            "Bf16Unavailable",
             "CallTimeout",
             "ClassificationFailed",
             "ClassifierError",
@@ -82,6 +84,7 @@ _HOMES = {
 __all__ = [
     "AccuracyGuardFailed",
     "AlreadyClassified",
+    "Bf16Unavailable",
     "CallTimeout",
     "Classification",
     "ClassificationFailed",

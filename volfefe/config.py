@@ -91,14 +91,14 @@ class Settings:
     workers: int = field(default_factory=lambda: default_layout()[0])
     threads: int = 0  # 0 = cores // workers, so children x threads never oversubscribe
     device: str = "auto"
-    quantize: str = "none"  # int8: int8 weights; int8-static: weights + activations (openvino)
+    quantize: str = "none"  # one of QUANTIZE_SCHEMES (bf16 and the static ones: openvino)
     backend: str = "auto"  # auto: the fastest installed backend for `quantize` (resolved_backend)
     onnx_cache: Path = field(default_factory=lambda: default_onnx_cache(os.environ))
     export_timeout: float = 900.0  # seconds for a first-use ONNX/OpenVINO export
-    calibration_size: int = 300  # int8-static: texts that calibrate activation ranges
-    guard_size: int = 100  # int8-static: held-out texts the accuracy guard scores
-    guard_min_agreement: float = 0.97  # int8-static: share of labels equal to fp32's, at least
-    guard_max_dp: float = 0.2  # int8-static: largest probability difference to fp32, at most
+    calibration_size: int = 300  # static int8: texts that calibrate activation ranges
+    guard_size: int = 100  # guarded schemes: held-out texts the accuracy guard scores
+    guard_min_agreement: float = 0.97  # guarded: share of labels equal to fp32's, at least
+    guard_max_dp: float = 0.2  # guarded: largest probability difference to fp32, at most
     hub_timeout: float = 10.0  # seconds for the hub to answer (resolving a revision, metadata)
     download_timeout: float = 3600.0  # seconds for downloading a hub model's files, in all
     call_timeout: float = 30.0

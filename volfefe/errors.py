@@ -135,6 +135,12 @@ class WorkerBootError(WorkerError):
         self.timed_out = timed_out
 
 
+class Bf16Unavailable(WorkerBootError):
+    """A bf16 scheme (`bf16`, `int8-static-bf16`) was asked for on a CPU without bf16
+    arithmetic: the export cannot be made here. With `VOLFEFE_BACKEND=auto` the scheme's f32
+    counterpart runs instead (with a warning)."""
+
+
 class CallTimeout(WorkerError):
     """A call took longer than `call_timeout` seconds; the child was killed and will be replaced."""
 
@@ -234,8 +240,9 @@ class PoolBroken(ClassifierError):
 
 
 class AccuracyGuardFailed(ClassifierError):
-    """A quantised export (static int8) was checked against fp32 on held-out posts and is worse
-    than the thresholds allow, so it was not installed (permanent for this model and data).
+    """A guarded export (static int8, bf16) was checked against fp32 on held-out posts and is
+    worse than the thresholds allow, so it was not installed (permanent for this model and
+    data).
 
     >>> str(AccuracyGuardFailed(0.9, 0.3, 50, min_agreement=0.97, max_dp=0.2)).split(":")[0]
     'the int8-static export was refused'
@@ -253,12 +260,13 @@ class AccuracyGuardFailed(ClassifierError):
         max_dp: float,
         scheme: str = "int8-static",
     ) -> None:
+        advice = "calibrate on more of your posts, " if "static" in scheme else ""
         super().__init__(
             f"the {scheme} export was refused: on {n} held-out posts it agrees with fp32 on "
             f"{agreement:.3f} of the labels (at least {min_agreement:g} needed) and its largest "
             f"probability difference is {max_abs_dp:.4f} (at most {max_dp:g} allowed); "
-            "calibrate on more of your posts, loosen VOLFEFE_GUARD_MIN_AGREEMENT / "
-            "VOLFEFE_GUARD_MAX_DP, or use another quantisation"
+            f"{advice}loosen VOLFEFE_GUARD_MIN_AGREEMENT / VOLFEFE_GUARD_MAX_DP, or use "
+            "another quantisation"
         )
         self.agreement = agreement
         self.max_abs_dp = max_abs_dp

@@ -72,6 +72,7 @@ def test_quick_runtime_bench_writes_every_figure(tmp_path: Path) -> None:
     goals = report["goals"]
     assert set(goals) == {
         "fastest",
+        "fastest_int8",
         "int8_vs_best_peer",
         "fastest_float",
         "float_vs_peer_fp32",
@@ -80,6 +81,7 @@ def test_quick_runtime_bench_writes_every_figure(tmp_path: Path) -> None:
     }
     assert goals["fastest"] == e2e["row"] and goals["fastest"] in children
     assert goals["fastest_float"] in children and "int8" not in goals["fastest_float"]
+    assert goals["fastest_int8"] in children and "int8" in goals["fastest_int8"]
     guarded = {"openvino_int8_static"} | (children & BF16_ROWS)
     assert set(report["guard"]) == guarded
     for guard in report["guard"].values():

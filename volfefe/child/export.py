@@ -18,7 +18,8 @@ whole-file digests is rebuilt. Needs torch, transformers and the `onnx` extra (o
 onnxscript) or the `openvino` extra (openvino, nncf) at export time only.
 
 Exit codes: 0 (prints the folder), 3 the model cannot be exported, 4 the accuracy guard
-refused the guarded export (prints its figures as one JSON line on stdout).
+refused the guarded export (prints its figures as one JSON line on stdout), 6 a bf16 scheme
+on a CPU without bf16 arithmetic.
 """
 
 from __future__ import annotations
@@ -40,12 +41,13 @@ from typing import Any
 from volfefe.child.backends import onnx_backend, openvino_backend
 from volfefe.child.digest import UnsafeFolder, checked_folder, file_digest
 from volfefe.child.engine import ModelLoadError, model_version_of, resolve_labels
-from volfefe.child.export_openvino import Calibration, GuardRefused
+from volfefe.child.export_openvino import Calibration, GuardRefused, NoBf16
 from volfefe.protocol import EXIT_BOOT_FAILED, GUARDED_SCHEMES, QUANTIZE_SCHEMES
 
 EXPORT_FORMAT = 2  # bump when the export recipe changes, so caches are rebuilt
 OPSET = 17
 EXIT_GUARD_REFUSED = 4
+EXIT_NO_BF16 = 6
 DIGESTS = ".digests"
 # backend -> (record file, model files whose digests the record keeps)
 LAYOUT = {
@@ -379,6 +381,9 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"refused": {**exc.figures.as_dict(), **exc.thresholds}}), file=out)
         out.flush()
         return EXIT_GUARD_REFUSED
+    except NoBf16 as exc:
+        print(f"volfefe export: {exc}", file=sys.stderr)
+        return EXIT_NO_BF16
     except ModelLoadError as exc:
         print(f"volfefe export: {exc}", file=sys.stderr)
         return EXIT_BOOT_FAILED

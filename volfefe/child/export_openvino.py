@@ -28,6 +28,7 @@ from volfefe.child.backends.openvino_backend import (
     MODEL_FILE,
     TOKENIZER_FILE,
     compile_model,
+    has_bf16,
     precision_of,
     predictor,
 )
@@ -66,6 +67,11 @@ class Calibration:
     max_dp: float = 0.2
 
 
+class NoBf16(ModelLoadError):
+    """This CPU has no bf16 arithmetic, so a bf16 scheme cannot be run (the exporter exits
+    with its own code, and `auto` then runs the scheme's f32 counterpart)."""
+
+
 class GuardRefused(ModelLoadError):
     """The guarded model (static int8, bf16) strays too far from fp32 on the held-out texts
     (so it cannot be loaded: a child asked for it exits with the boot-failure code)."""
@@ -100,6 +106,8 @@ def export_openvino(
         ) from exc
     from volfefe.child.backends.torch_backend import load_hf, max_length_of
 
+    if precision_of(quantize) == "bf16":  # before the expensive conversion
+        _require_bf16(ov)
     tokenizer, hf_model = load_hf(model, revision, attn_implementation="eager")
     labels = resolve_labels({int(k): v for k, v in hf_model.config.id2label.items()})
     sample = tokenizer(
@@ -131,8 +139,6 @@ def export_openvino(
     elif quantize in GUARDED_SCHEMES:
         if calibration is None:
             raise ModelLoadError(f"{quantize} needs texts for the accuracy guard")
-        if meta["precision"] == "bf16":
-            _require_bf16(ov)
         ov_model, meta["calibration"], meta["guard"] = _guarded(
             ov_model, quantize, calibration, out / TOKENIZER_FILE, labels, max_length, pad_id
         )
@@ -141,9 +147,9 @@ def export_openvino(
 
 
 def _require_bf16(ov: Any) -> None:
-    capabilities = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-    if "BF16" not in capabilities:
-        raise ModelLoadError(
+    if not has_bf16():
+        capabilities = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+        raise NoBf16(
             "this CPU has no bf16 arithmetic (OpenVINO's CPU capabilities: "
             f"{', '.join(capabilities)}): use none or int8-static instead"
         )

@@ -1,4 +1,5 @@
-"""The texts an int8-static export calibrates on: a file, or a sample of the stored posts."""
+"""The texts a guarded export (int8-static, int8-static-bf16; bf16 for its held-out check only)
+calibrates on: a file, or a sample of the stored posts."""
 
 from __future__ import annotations
 

@@ -157,7 +157,10 @@ class ClassifyRun:
                 raise  # raised in its place
             self.summary.interrupted = True
         except DatabaseUnavailable as exc:
-            self.summary.error = f"{type(exc).__name__}: {exc}"
+            if raised_by_ctrl_c(exc):  # Ctrl-C while reconnecting
+                self.summary.interrupted = True
+            else:
+                self.summary.error = f"{type(exc).__name__}: {exc}"
         finally:
             for _, future, _ in pending:
                 future.cancel()
@@ -205,8 +208,8 @@ class ClassifyRun:
                 logger.warning("database connection lost (%s); reconnecting", exc)
                 self._conn.close()
                 time.sleep(RECONNECT_BACKOFF * 2**attempt)
-            except DatabaseUnavailable:
-                if attempt == RECONNECT_ATTEMPTS:
+            except DatabaseUnavailable as exc:
+                if attempt == RECONNECT_ATTEMPTS or raised_by_ctrl_c(exc):
                     raise
                 time.sleep(RECONNECT_BACKOFF * 2**attempt)
         raise AssertionError("unreachable")

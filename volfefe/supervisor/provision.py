@@ -19,16 +19,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from volfefe.config import Settings
-from volfefe.errors import AccuracyGuardFailed, WorkerBootError
+from volfefe.errors import AccuracyGuardFailed, Bf16Unavailable, WorkerBootError
 from volfefe.protocol import EXIT_BOOT_FAILED, GUARDED_SCHEMES
 from volfefe.supervisor.child_env import child_environment
 
 STDERR_TAIL = 4000
 EXIT_GUARD_REFUSED = 4  # volfefe.child.export's code for a refused guarded export
+EXIT_NO_BF16 = 6  # ... and for a bf16 scheme on a CPU without bf16 arithmetic
 # With backend=auto: what runs instead of a refused guarded scheme, and instead of a bf16
 # scheme this CPU or install cannot export.
-REFUSED_FALLBACK = {"int8-static": "int8", "int8-static-bf16": "int8", "bf16": "none"}
+REFUSED_FALLBACK = {"int8-static": "int8", "int8-static-bf16": "int8-static", "bf16": "none"}
 F32_FALLBACK = {"bf16": "none", "int8-static-bf16": "int8-static"}
+TORCH_FALLBACK = {"int8-static": "int8", "int8-static-bf16": "int8", "bf16": "none"}
 logger = logging.getLogger(__name__)
 
 
@@ -47,8 +49,8 @@ async def backend_args(settings: Settings, request: ExportRequest | None = None)
     """The children's backend options, exporting the model (ONNX or OpenVINO) first if needed.
 
     With `backend=auto`, a guarded export that the accuracy guard refuses falls back
-    (int8-static, int8-static-bf16 -> int8 on the fastest backend for it; bf16 -> none), a
-    bf16 scheme that cannot be exported (a CPU without bf16) to its f32 counterpart, and a
+    (int8-static-bf16 -> int8-static -> int8 on the fastest backend for it; bf16 -> none), a
+    bf16 scheme on a CPU without bf16 (the exporter's exit 6) to its f32 counterpart, and a
     model that cannot be exported runs on torch (the reference), each with a warning; an
     explicit backend raises the error (`AccuracyGuardFailed`, `WorkerBootError`). `request`
     (calibration, seed, force) comes from `volfefe model export`.
@@ -67,13 +69,13 @@ async def backend_args(settings: Settings, request: ExportRequest | None = None)
     except WorkerBootError as exc:
         if settings.backend != "auto":
             raise
-        if settings.quantize in F32_FALLBACK:
+        if settings.quantize in F32_FALLBACK and isinstance(exc, Bf16Unavailable):
             instead = F32_FALLBACK[settings.quantize]
             logger.warning("the %s export failed, using %s: %s", settings.quantize, instead, exc)
             return _quantized(await backend_args(settings.replace(quantize=instead)), instead)
         logger.warning("%s export failed, using the torch backend: %s", backend, exc)
-        if settings.quantize in REFUSED_FALLBACK:  # torch has no static int8
-            return _quantized(_torch_args(settings), REFUSED_FALLBACK[settings.quantize])
+        if settings.quantize in REFUSED_FALLBACK:  # torch has neither static int8 nor bf16
+            return _quantized(_torch_args(settings), TORCH_FALLBACK[settings.quantize])
         return _torch_args(settings)
 
 
@@ -154,6 +156,14 @@ async def _export_args(settings: Settings, backend: str, request: ExportRequest)
             min_agreement=figures["min_agreement"],
             max_dp=figures["max_dp"],
             scheme=settings.quantize,
+        )
+    if proc.returncode == EXIT_NO_BF16:
+        raise Bf16Unavailable(
+            f"the {settings.quantize} export of {settings.model!r} needs bf16 arithmetic, "
+            "which this CPU lacks: use none or int8-static (or VOLFEFE_BACKEND=auto)",
+            pid=proc.pid,
+            returncode=EXIT_BOOT_FAILED,  # deterministic: restarting cannot help
+            stderr=tail,
         )
     if proc.returncode != 0 or not lines:
         raise WorkerBootError(

@@ -11,6 +11,7 @@ otherwise pick bf16 by itself on CPUs that have it, unchecked.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,13 @@ def precision_of(scheme: str) -> str:
     ('bf16', 'f32')
     """
     return "bf16" if scheme.endswith("bf16") else "f32"
+
+
+def has_bf16() -> bool:
+    """Whether OpenVINO runs bf16 arithmetic on this CPU."""
+    import openvino as ov
+
+    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
 def compile_model(model: Any, threads: int, precision: str = "f32") -> Any:
@@ -72,9 +80,14 @@ def load_engine(folder: Path, *, threads: int, max_chars: int, forward_tokens: i
 
     try:
         meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
-        compiled = compile_model(
-            str(folder / MODEL_FILE), threads, str(meta.get("precision", "f32"))
-        )
+        precision = str(meta.get("precision", "f32"))
+        if precision == "bf16" and not has_bf16():
+            print(  # stderr: the export came from another CPU; OpenVINO may run it at f32
+                f"volfefe worker: {folder.name} was exported for bf16 arithmetic, which this "
+                "CPU lacks; its results may differ from the guarded ones",
+                file=sys.stderr,
+            )
+        compiled = compile_model(str(folder / MODEL_FILE), threads, precision)
         tokenizer = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
     except Exception as exc:  # openvino raises RuntimeError subclasses of its own
         raise ModelLoadError(f"cannot load the OpenVINO export in {folder}: {exc}") from exc
