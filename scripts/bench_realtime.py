@@ -83,11 +83,12 @@ BF16_BACKENDS = {
 
 def cpu_has_bf16() -> bool:
     """Whether OpenVINO runs bf16 arithmetic on this CPU (False when it is not installed)."""
+    from volfefe.child.backends.openvino_backend import has_bf16
+
     try:
-        import openvino as ov
+        return has_bf16()
     except ImportError:
         return False
-    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
 if cpu_has_bf16():

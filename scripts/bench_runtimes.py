@@ -156,9 +156,9 @@ def load_corpus(posts: int, seed: int) -> list[str]:
 
 def our_rows() -> dict[str, tuple[str, str]]:
     """volfefe's rows this CPU can run: the bf16 ones only where OpenVINO has bf16."""
-    import openvino as ov
+    from volfefe.child.backends.openvino_backend import has_bf16
 
-    bf16 = "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    bf16 = has_bf16()
     return {row: v for row, v in ALL_OURS.items() if bf16 or not v[1].endswith("bf16")}
 
 

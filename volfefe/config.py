@@ -24,7 +24,6 @@ from volfefe.protocol import DEFAULT_MODEL, GUARDED_SCHEMES, QUANTIZE_SCHEMES, d
 CHILD_MODULE = "volfefe.child"
 DEVICES = ("auto", "cpu", "cuda", "mps")
 BACKENDS = ("auto", "torch", "onnx", "openvino")
-QUANTIZE = QUANTIZE_SCHEMES
 ONNX_MODULES = ("onnxruntime", "onnx", "onnxscript")
 OPENVINO_MODULES = ("openvino", "nncf")
 SWITCH = ("on", "off")
@@ -221,7 +220,11 @@ class Settings:
             raise _invalid("max_restarts", f"must be >= 0, got {self.max_restarts}")
         if self.max_chars < 64:
             raise _invalid("max_chars", f"must be >= 64, got {self.max_chars}")
-        for name, allowed in (("quantize", QUANTIZE), ("backend", BACKENDS), ("device", DEVICES)):
+        for name, allowed in (
+            ("quantize", QUANTIZE_SCHEMES),
+            ("backend", BACKENDS),
+            ("device", DEVICES),
+        ):
             if getattr(self, name) not in allowed:
                 raise _invalid(
                     name, f"must be one of {', '.join(allowed)}, got {getattr(self, name)!r}"

@@ -32,6 +32,12 @@ import orjson
 EXIT_BOOT_FAILED = 3
 """A child that exits with this status cannot start (bad model, bad labels): do not restart it."""
 
+EXIT_GUARD_REFUSED = 4
+"""The exporter's status when the accuracy guard refused a guarded export."""
+
+EXIT_NO_BF16 = 6
+"""The exporter's status for a bf16 scheme on a CPU without bf16 arithmetic."""
+
 EMPTY_TEXT = "EmptyText"
 """Item error type: the text is blank (permanent)."""
 
@@ -59,6 +65,15 @@ GUARDED_SCHEMES = ("int8-static", "bf16", "int8-static-bf16")
 
 STATIC_SCHEMES = ("int8-static", "int8-static-bf16")
 """Schemes calibrated on texts (NNCF's static int8)."""
+
+
+def f32_counterpart(scheme: str) -> str:
+    """The scheme without bf16 arithmetic: what runs where bf16 cannot.
+
+    >>> f32_counterpart("bf16"), f32_counterpart("int8-static-bf16"), f32_counterpart("int8")
+    ('none', 'int8-static', 'int8')
+    """
+    return "none" if scheme == "bf16" else scheme.removesuffix("-bf16")
 
 
 def default_onnx_cache(env: Mapping[str, str]) -> Path:

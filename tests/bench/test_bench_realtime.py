@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.bench.test_bench_runtimes import cpu_has_bf16
+from volfefe.child.backends.openvino_backend import has_bf16
 
 ROOT = Path(__file__).resolve().parents[2]
 PHASES = ("idle", "load_50", "load_90")
@@ -52,7 +52,7 @@ def test_quick_realtime_bench_writes_every_figure(tmp_path: Path) -> None:
     report = json.loads(out.read_text())
     assert report["model_kind"] == "tiny" and report["quick"] is True
     expected = {"torch", "onnx_fp32", "onnx_int8", "openvino_int8_static"}
-    if cpu_has_bf16():
+    if has_bf16():
         expected.add("openvino_int8_static_bf16")
     assert set(report["backends"]) == expected
     for row in report["backends"].values():  # what the path adds over each text's inference

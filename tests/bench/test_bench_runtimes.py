@@ -18,13 +18,6 @@ BF16_ROWS = {"openvino_bf16", "openvino_int8_static_bf16"}
 PEER_ROWS = {"peer_openvino_fp32", "peer_openvino_int8_static"}
 
 
-def cpu_has_bf16() -> bool:
-    """Whether OpenVINO runs bf16 arithmetic here (the bench's bf16 rows run only then)."""
-    import openvino as ov
-
-    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-
-
 def positive(value: object) -> bool:
     """A finite number above zero."""
     return isinstance(value, int | float) and math.isfinite(value) and value > 0
@@ -55,7 +48,9 @@ def test_quick_runtime_bench_writes_every_figure(tmp_path: Path) -> None:
     assert "x best peer" in proc.stdout and "classify --all" in proc.stdout
     report = json.loads(out.read_text())
     rows = report["rows"]
-    children = CHILD_ROWS | (BF16_ROWS if cpu_has_bf16() else set())
+    from volfefe.child.backends.openvino_backend import has_bf16
+
+    children = CHILD_ROWS | (BF16_ROWS if has_bf16() else set())
     assert set(rows) == children | PEER_ROWS
     assert rows["onnx_int8"]["vs_onnx_int8"] == 1.0
     assert rows[report["best_peer"]]["vs_best_peer"] == 1.0

@@ -21,6 +21,7 @@ from volfefe.store.connect import connect
 
 pytest.importorskip("openvino")
 pytest.importorskip("nncf")
+from volfefe.child.backends.openvino_backend import has_bf16
 
 ROOT = Path(__file__).resolve().parents[2]
 LAX = {"VOLFEFE_GUARD_MIN_AGREEMENT": "0.5", "VOLFEFE_GUARD_MAX_DP": "1"}
@@ -153,14 +154,7 @@ def test_the_guard_refuses_to_install_a_model_worse_than_its_thresholds(
     assert not [p for p in cache.iterdir() if p.is_dir() and p.name.startswith(".openvino-")]
 
 
-def cpu_has_bf16() -> bool:
-    """Whether OpenVINO can run bf16 arithmetic on this CPU."""
-    import openvino as ov
-
-    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-
-
-needs_bf16 = pytest.mark.skipif(not cpu_has_bf16(), reason="this CPU has no bf16 arithmetic")
+needs_bf16 = pytest.mark.skipif(not has_bf16(), reason="this CPU has no bf16 arithmetic")
 
 
 @needs_bf16
@@ -233,8 +227,9 @@ def test_calibrate_from_db_samples_the_stored_posts(
     assert empty.returncode == 2 and "too few to calibrate on" in empty.stderr
 
 
-def test_eval_compare_int8_static_reports_the_guard_figures(
-    tiny_model: Path, tmp_path: Path
+@pytest.mark.parametrize("scheme", ["int8-static", pytest.param("bf16", marks=needs_bf16)])
+def test_eval_compare_reports_the_guard_figures(
+    tiny_model: Path, tmp_path: Path, scheme: str
 ) -> None:
     labelled = tmp_path / "labelled.csv"
     labelled.write_text(
@@ -249,10 +244,10 @@ def test_eval_compare_int8_static_reports_the_guard_figures(
         "VOLFEFE_WORKERS": "1",
         **LAX,
     }
-    proc = volfefe(env, "eval", str(labelled), "--compare", "int8-static", "--json")
+    proc = volfefe(env, "eval", str(labelled), "--compare", scheme, "--json")
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["model_version"].endswith("+openvino")
     compare = report["compare"]
-    assert compare["model_version"] == report["model_version"] + "-int8-static"
+    assert compare["model_version"] == report["model_version"] + f"-{scheme}"
     assert 0 <= compare["label_agreement"] <= 1 and 0 <= compare["max_abs_dp"] <= 1

@@ -42,12 +42,16 @@ from volfefe.child.backends import onnx_backend, openvino_backend
 from volfefe.child.digest import UnsafeFolder, checked_folder, file_digest
 from volfefe.child.engine import ModelLoadError, model_version_of, resolve_labels
 from volfefe.child.export_openvino import Calibration, GuardRefused, NoBf16
-from volfefe.protocol import EXIT_BOOT_FAILED, GUARDED_SCHEMES, QUANTIZE_SCHEMES
+from volfefe.protocol import (
+    EXIT_BOOT_FAILED,
+    EXIT_GUARD_REFUSED,
+    EXIT_NO_BF16,
+    GUARDED_SCHEMES,
+    QUANTIZE_SCHEMES,
+)
 
 EXPORT_FORMAT = 2  # bump when the export recipe changes, so caches are rebuilt
 OPSET = 17
-EXIT_GUARD_REFUSED = 4
-EXIT_NO_BF16 = 6
 DIGESTS = ".digests"
 # backend -> (record file, model files whose digests the record keeps)
 LAYOUT = {

@@ -16,7 +16,7 @@ from volfefe.supervisor.classifier import Classifier
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--compare",
-    type=click.Choice([*QUANTIZE_SCHEMES[1:], "torch", "onnx", "openvino"]),
+    type=click.Choice([*(s for s in QUANTIZE_SCHEMES if s != "none"), "torch", "onnx", "openvino"]),
     help="Also run the model with these numerics (int8, int8-static, bf16, ...) or on another "
     "backend, and report how they agree.",
 )

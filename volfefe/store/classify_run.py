@@ -152,15 +152,8 @@ class ClassifyRun:
                     self._done(row.id, outcomes[row.id], per_post_ms)
         except KeyboardInterrupt:
             self.summary.interrupted = True
-        except psycopg.Error as exc:
-            if not raised_by_ctrl_c(exc):  # Ctrl-C inside a database call: psycopg's clean-up
-                raise  # raised in its place
-            self.summary.interrupted = True
         except DatabaseUnavailable as exc:
-            if raised_by_ctrl_c(exc):  # Ctrl-C while reconnecting
-                self.summary.interrupted = True
-            else:
-                self.summary.error = f"{type(exc).__name__}: {exc}"
+            self.summary.error = f"{type(exc).__name__}: {exc}"
         finally:
             for _, future, _ in pending:
                 future.cancel()
@@ -197,22 +190,31 @@ class ClassifyRun:
         """Run `action`; when the connection drops, reopen it and run it again."""
         for attempt in range(RECONNECT_ATTEMPTS + 1):
             try:
-                if self._conn.closed:
-                    self._conn = self._connect()
-                return action(self._conn)
+                return self._once(action)
             except psycopg.OperationalError as exc:
-                if raised_by_ctrl_c(exc):  # not a dropped connection: the user stops the run
-                    raise
                 if attempt == RECONNECT_ATTEMPTS:
                     raise DatabaseUnavailable(f"the database connection dropped: {exc}") from exc
                 logger.warning("database connection lost (%s); reconnecting", exc)
                 self._conn.close()
                 time.sleep(RECONNECT_BACKOFF * 2**attempt)
-            except DatabaseUnavailable as exc:
-                if attempt == RECONNECT_ATTEMPTS or raised_by_ctrl_c(exc):
+            except DatabaseUnavailable:
+                if attempt == RECONNECT_ATTEMPTS:
                     raise
                 time.sleep(RECONNECT_BACKOFF * 2**attempt)
         raise AssertionError("unreachable")
+
+    def _once(self, action: Callable[[Connection], Any]) -> Any:
+        """Run `action` on the connection (reopened if closed). Ctrl-C inside a database call
+        can surface as psycopg's (or our reconnect's) own error, raised by its clean-up: that
+        is the Ctrl-C, not a dropped connection, so it is raised as KeyboardInterrupt."""
+        try:
+            if self._conn.closed:
+                self._conn = self._connect()
+            return action(self._conn)
+        except Exception as exc:
+            if raised_by_ctrl_c(exc):
+                raise KeyboardInterrupt from exc
+            raise
 
 
 def _chunks(rows: list[ContentRow], size: int) -> Iterator[list[ContentRow]]:

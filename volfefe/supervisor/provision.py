@@ -20,17 +20,17 @@ from pathlib import Path
 
 from volfefe.config import Settings
 from volfefe.errors import AccuracyGuardFailed, Bf16Unavailable, WorkerBootError
-from volfefe.protocol import EXIT_BOOT_FAILED, GUARDED_SCHEMES
+from volfefe.protocol import (
+    EXIT_BOOT_FAILED,
+    EXIT_GUARD_REFUSED,
+    EXIT_NO_BF16,
+    GUARDED_SCHEMES,
+    STATIC_SCHEMES,
+    f32_counterpart,
+)
 from volfefe.supervisor.child_env import child_environment
 
 STDERR_TAIL = 4000
-EXIT_GUARD_REFUSED = 4  # volfefe.child.export's code for a refused guarded export
-EXIT_NO_BF16 = 6  # ... and for a bf16 scheme on a CPU without bf16 arithmetic
-# With backend=auto: what runs instead of a refused guarded scheme, and instead of a bf16
-# scheme this CPU or install cannot export.
-REFUSED_FALLBACK = {"int8-static": "int8", "int8-static-bf16": "int8-static", "bf16": "none"}
-F32_FALLBACK = {"bf16": "none", "int8-static-bf16": "int8-static"}
-TORCH_FALLBACK = {"int8-static": "int8", "int8-static-bf16": "int8", "bf16": "none"}
 logger = logging.getLogger(__name__)
 
 
@@ -63,20 +63,31 @@ async def backend_args(settings: Settings, request: ExportRequest | None = None)
     except AccuracyGuardFailed as exc:
         if settings.backend != "auto":
             raise
-        instead = REFUSED_FALLBACK[settings.quantize]
+        instead = refused_fallback(settings.quantize)
         logger.warning("%s; using %s instead", exc, instead)
         return _quantized(await backend_args(settings.replace(quantize=instead)), instead)
     except WorkerBootError as exc:
         if settings.backend != "auto":
             raise
-        if settings.quantize in F32_FALLBACK and isinstance(exc, Bf16Unavailable):
-            instead = F32_FALLBACK[settings.quantize]
+        if isinstance(exc, Bf16Unavailable):
+            instead = f32_counterpart(settings.quantize)
             logger.warning("the %s export failed, using %s: %s", settings.quantize, instead, exc)
             return _quantized(await backend_args(settings.replace(quantize=instead)), instead)
         logger.warning("%s export failed, using the torch backend: %s", backend, exc)
-        if settings.quantize in REFUSED_FALLBACK:  # torch has neither static int8 nor bf16
-            return _quantized(_torch_args(settings), TORCH_FALLBACK[settings.quantize])
+        if settings.quantize in GUARDED_SCHEMES:  # torch has neither static int8 nor bf16
+            instead = "int8" if settings.quantize in STATIC_SCHEMES else "none"
+            return _quantized(_torch_args(settings), instead)
         return _torch_args(settings)
+
+
+def refused_fallback(scheme: str) -> str:
+    """What `auto` runs when the guard refuses `scheme`: the same without bf16, and dynamic
+    int8 for int8-static.
+
+    >>> [refused_fallback(s) for s in ("int8-static-bf16", "int8-static", "bf16")]
+    ['int8-static', 'int8', 'none']
+    """
+    return "int8" if scheme == "int8-static" else f32_counterpart(scheme)
 
 
 def _quantized(args: list[str], quantize: str) -> list[str]:
