@@ -320,6 +320,18 @@ async def test_concurrent_callers_share_calls_and_get_their_own_results(
     await clf.aclose()
 
 
+def test_a_bulk_of_long_texts_is_cut_into_calls_within_the_token_budget(
+    make_classifier: MakeClassifier,
+) -> None:
+    # 64 long posts in one call could outlast call_timeout on a slow CPU and cost a child.
+    clf = make_classifier(batch_tokens=1024)
+    texts = [f"tariffs {i} " + "markets crash " * 150 for i in range(5)]  # ~500 tokens each
+    results = clf.classify_many(texts)
+    assert clf.stats()["calls"] == 3  # 2 + 2 + 1 texts: never over 1024 estimated tokens
+    assert clf.stats()["restarts"] == 0
+    assert [r.sentiment in TINY_LABELS for r in results] == [True] * 5
+
+
 def test_int8_is_recorded_in_model_version(make_classifier: MakeClassifier) -> None:
     fp32 = make_classifier().classify("stocks rally")
     int8 = make_classifier(quantize="int8").classify("stocks rally")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from volfefe.supervisor.batching import Request, RequestQueue, estimate_tokens
+from volfefe.supervisor.batching import Request, RequestQueue, estimate_tokens, split_texts
 
 
 async def test_waiting_jobs_are_gathered_into_one_batch() -> None:
@@ -91,3 +91,11 @@ async def test_stop_ends_takers_once_the_queue_is_empty() -> None:
 def test_token_estimate_is_capped() -> None:
     assert estimate_tokens("") == 2
     assert estimate_tokens("x" * 1_000_000) == 512
+
+
+def test_a_callers_texts_are_split_by_the_text_cap_and_the_token_budget() -> None:
+    long, short = "x" * 4000, "a b c"  # 512 and 3 estimated tokens
+    assert split_texts([short] * 5, 2, 10_000) == [[short] * 2, [short] * 2, [short]]
+    assert split_texts([short, long, long, short], 64, 600) == [[short, long], [long, short]]
+    assert split_texts([long], 64, 100) == [[long]]  # over the budget alone: still sent
+    assert split_texts([], 64, 100) == []

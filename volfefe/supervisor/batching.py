@@ -1,6 +1,8 @@
 """The pool's request queue, with dynamic batching.
 
-Callers' requests (a few texts each) wait here. A free child takes a *batch*: every waiting
+A caller's texts become requests of at most `max_texts` texts and `token_budget` estimated
+tokens each (`split_texts`), so a bulk of long posts is never one call that outlasts the
+call timeout. Callers' requests wait here. A free child takes a *batch*: every waiting
 request that fits a token budget (estimated from characters) and a text cap, and, when the
 batch is still short, whatever arrives within `max_wait` seconds. So concurrent callers (job
 workers, threads, CLI batches) share forward passes, and a lone request waits at most `max_wait`.
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from volfefe.errors import ClassifierError
@@ -31,6 +34,30 @@ def estimate_tokens(text: str) -> int:
     (5, 512)
     """
     return min(MAX_TOKENS_PER_TEXT, len(text) // 4 + 2)
+
+
+def split_texts(texts: Sequence[str], max_texts: int, token_budget: int) -> list[list[str]]:
+    """`texts` in order, cut into runs of at most `max_texts` texts and `token_budget`
+    estimated tokens (a text over the budget on its own makes a run of one).
+
+    >>> split_texts(["a", "b", "c"], 2, 100)
+    [['a', 'b'], ['c']]
+    >>> [len(run) for run in split_texts(["x" * 2000] * 5, 64, 1024)]  # 502 tokens each
+    [2, 2, 1]
+    """
+    runs: list[list[str]] = []
+    run: list[str] = []
+    tokens = 0
+    for text in texts:
+        cost = estimate_tokens(text)
+        if run and (len(run) >= max_texts or tokens + cost > token_budget):
+            runs.append(run)
+            run, tokens = [], 0
+        run.append(text)
+        tokens += cost
+    if run:
+        runs.append(run)
+    return runs
 
 
 @dataclass(eq=False)

@@ -47,7 +47,7 @@ from volfefe.errors import (
     WorkerError,
 )
 from volfefe.protocol import ItemError, ItemResult, Ready
-from volfefe.supervisor.batching import Item, Request, RequestQueue
+from volfefe.supervisor.batching import Item, Request, RequestQueue, split_texts
 from volfefe.supervisor.policy import RestartBudget, boot_backoff, is_impossible_boot, poison_from
 from volfefe.supervisor.port import KILL_WAIT, Port
 from volfefe.supervisor.provision import backend_args
@@ -138,10 +138,10 @@ class Pool:
             )
         self.start()
         cut = self._settings.max_chars + 1
-        size = self._settings.batch_size
-        requests = [
-            Request([t[:cut] for t in texts[i : i + size]]) for i in range(0, len(texts), size)
-        ]
+        runs = split_texts(
+            [t[:cut] for t in texts], self._settings.batch_size, self._settings.batch_tokens
+        )
+        requests = [Request(run) for run in runs]
         for request in requests:
             self._accept(request)
             self._queue.put(request)
