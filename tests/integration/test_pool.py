@@ -325,7 +325,7 @@ def test_a_bulk_of_long_texts_is_cut_into_calls_within_the_token_budget(
 ) -> None:
     # 64 long posts in one call could outlast call_timeout on a slow CPU and cost a child.
     clf = make_classifier(batch_tokens=1024)
-    texts = [f"tariffs {i} " + "markets crash " * 150 for i in range(5)]  # ~500 tokens each
+    texts = [f"tariffs {i} " + "markets crash " * 150 for i in range(5)]  # 512 estimated each
     results = clf.classify_many(texts)
     assert clf.stats()["calls"] == 3  # 2 + 2 + 1 texts: never over 1024 estimated tokens
     assert clf.stats()["restarts"] == 0

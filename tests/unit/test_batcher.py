@@ -97,5 +97,6 @@ def test_a_callers_texts_are_split_by_the_text_cap_and_the_token_budget() -> Non
     long, short = "x" * 4000, "a b c"  # 512 and 3 estimated tokens
     assert split_texts([short] * 5, 2, 10_000) == [[short] * 2, [short] * 2, [short]]
     assert split_texts([short, long, long, short], 64, 600) == [[short, long], [long, short]]
+    assert split_texts([long, long], 64, 1024) == [[long, long]]  # an exact fit
     assert split_texts([long], 64, 100) == [[long]]  # over the budget alone: still sent
     assert split_texts([], 64, 100) == []

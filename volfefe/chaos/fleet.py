@@ -38,6 +38,7 @@ FORWARDED = (
     "max_restarts",
     "restart_window",
     "batch_size",
+    "batch_tokens",
     "max_chars",
     "jobs_max_attempts",
 )

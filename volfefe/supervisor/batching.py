@@ -1,9 +1,11 @@
 """The pool's request queue, with dynamic batching.
 
 A caller's texts become requests of at most `max_texts` texts and `token_budget` estimated
-tokens each (`split_texts`), so a bulk of long posts is never one call that outlasts the
-call timeout. Callers' requests wait here. A free child takes a *batch*: every waiting
-request that fits a token budget (estimated from characters) and a text cap, and, when the
+tokens each (`split_texts`), so a bulk of long posts is never one call of more than the
+budget (which is to keep a call well inside the call timeout; the estimate is not a bound).
+
+Callers' requests wait here. A free child takes a *batch*: every waiting request that fits
+a token budget (estimated from characters) and a text cap, and, when the
 batch is still short, whatever arrives within `max_wait` seconds. So concurrent callers (job
 workers, threads, CLI batches) share forward passes, and a lone request waits at most `max_wait`.
 When the last batch was a lone request that waited for company in vain, the next lone one

@@ -145,7 +145,9 @@ class Pool:
         for request in requests:
             self._accept(request)
             self._queue.put(request)
-        # One deadline for the call; a bulk call of many batches gets one per round of them.
+        # One deadline for the call; a bulk call of many requests gets one per round of them
+        # (a caller's consecutive requests never share a child's call: each is full or ends
+        # where the next text did not fit).
         rounds = -(-len(requests) // self._settings.workers)
         timeout = self._settings.effective_request_timeout * max(1, rounds)
         loop = asyncio.get_running_loop()
