@@ -38,6 +38,17 @@ def estimate_tokens(text: str) -> int:
     return min(MAX_TOKENS_PER_TEXT, len(text) // 4 + 2)
 
 
+def fits(texts: int, tokens: int, max_texts: int, token_budget: int) -> bool:
+    """Whether a call of `texts` texts and `tokens` estimated tokens keeps to the cap and the
+    budget (the one rule of `split_texts` and the queue; the first text or request of a call
+    always goes, whatever its size).
+
+    >>> fits(64, 4096, 64, 4096), fits(65, 10, 64, 4096), fits(1, 4097, 64, 4096)
+    (True, False, False)
+    """
+    return texts <= max_texts and tokens <= token_budget
+
+
 def split_texts(texts: Sequence[str], max_texts: int, token_budget: int) -> list[list[str]]:
     """`texts` in order, cut into runs of at most `max_texts` texts and `token_budget`
     estimated tokens (a text over the budget on its own makes a run of one).
@@ -52,7 +63,7 @@ def split_texts(texts: Sequence[str], max_texts: int, token_budget: int) -> list
     tokens = 0
     for text in texts:
         cost = estimate_tokens(text)
-        if run and (len(run) >= max_texts or tokens + cost > token_budget):
+        if run and not fits(len(run) + 1, tokens + cost, max_texts, token_budget):
             runs.append(run)
             run, tokens = [], 0
         run.append(text)
@@ -174,11 +185,10 @@ class RequestQueue:
         tokens = sum(j.tokens for j in batch)
         while self._waiting:
             request = self._waiting[0]
-            too_big = (
-                texts + len(request.texts) > self._max_texts
-                or tokens + request.tokens > self._budget
+            more = fits(
+                texts + len(request.texts), tokens + request.tokens, self._max_texts, self._budget
             )
-            if batch and too_big:
+            if batch and not more:
                 break
             self._waiting.popleft()
             self.texts -= len(request.texts)
