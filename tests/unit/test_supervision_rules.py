@@ -10,13 +10,13 @@ import pytest
 
 from volfefe import errors
 from volfefe.child import faults
-from volfefe.supervisor import child_env, policy, port
+from volfefe.supervisor import batching, child_env, policy, port
 from volfefe.supervisor.child_env import child_environment
 from volfefe.supervisor.policy import is_impossible_boot, poison_from, rebuild_backoff
 from volfefe.supervisor.port import StderrLines
 
 
-@pytest.mark.parametrize("module", [policy, child_env, port, errors])
+@pytest.mark.parametrize("module", [policy, child_env, port, batching, errors])
 def test_doctests(module: types.ModuleType) -> None:
     assert doctest.testmod(module).failed == 0
 
