@@ -28,6 +28,7 @@ from tests.jobs.helpers import (
     write_jsonl,
 )
 from tests.store.helpers import post as post_record
+from volfefe.jobs.queue import enqueue, unclassified_ids
 from volfefe.store.connect import connect
 
 DEADLINE = 120.0
@@ -135,6 +136,25 @@ def test_enqueue_while_the_job_waits_for_its_retry_is_already_queued(
     ]
     assert jobs_per_post(db_conn) == {post: 1}
     assert classifications_per_post(db_conn) == {post: 1}
+
+
+def test_a_post_classified_after_it_was_chosen_gets_no_second_job(
+    database_url: str, db_conn: psycopg.Connection[Any], start_worker: StartWorker
+) -> None:
+    """The periodic enqueue (and `jobs enqueue --all`) chooses unclassified posts, then
+    queues them in a later statement; a post whose job finishes in between is skipped."""
+    [post, other] = insert_posts(db_conn, ["Stocks rally on jobs data", "Oil slides"])
+    chosen = unclassified_ids(db_conn)
+    assert chosen == [post, other]
+    [job_id] = enqueue_posts(db_conn, [post])
+    start_worker(database_url)  # the job runs, stores its result, finishes
+    eventually(lambda: status_of(db_conn, job_id) == "succeeded", timeout=DEADLINE)
+
+    report = enqueue(db_conn, chosen, unclassified_only=True)
+    assert (list(report.queued), report.already_queued) == ([other], [post])
+    assert jobs_per_post(db_conn) == {post: 1, other: 1}
+    # Named on purpose, a classified post still gets its job (it ends `already_classified`).
+    assert list(enqueue(db_conn, [post]).queued) == [post]
 
 
 def test_import_enqueue_then_status(

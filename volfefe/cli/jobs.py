@@ -39,8 +39,8 @@ def enqueue_command(
     schedule_in: float | None,
     as_json: bool,
 ) -> None:
-    """Queue one classification job per post; posts with a waiting or running job are
-    reported as already queued."""
+    """Queue one classification job per post; posts with a waiting or running job (and, for
+    --all and --limit, posts classified meanwhile) are reported as already queued."""
     if sum(bool(x) for x in (all_, ids, limit)) != 1:
         raise click.UsageError("give exactly one of --all, --ids or --limit")
     with connect(resolve_database_url(settings)) as conn:
@@ -50,7 +50,8 @@ def enqueue_command(
             found = {row.id for row in contents_by_ids(conn, ids)}
             missing = [i for i in ids if i not in found]
         targets = [i for i in ids if i not in missing] if ids else unclassified_ids(conn, limit)
-        report = enqueue(conn, targets, schedule_in=schedule_in)
+        # --all and --limit choose their posts first: one classified in between is skipped.
+        report = enqueue(conn, targets, schedule_in=schedule_in, unclassified_only=not ids)
     if as_json:
         click.echo(
             orjson.dumps(

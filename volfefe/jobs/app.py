@@ -186,9 +186,11 @@ def make_app(settings: Settings, url: str) -> procrastinate.App:
         def enqueue_unclassified(context: JobContext, timestamp: int) -> None:
             deps = shared.get(context)
             with deps.db.connection() as conn:
-                report = enqueue(conn, unclassified_ids(conn))
+                # The ids are chosen before the enqueue statement: a post classified in
+                # between is skipped there (migration 0006), not queued a second time.
+                report = enqueue(conn, unclassified_ids(conn), unclassified_only=True)
             logger.info(
-                "periodic enqueue: %d queued, %d already queued",
+                "periodic enqueue: %d queued, %d skipped (queued or classified meanwhile)",
                 len(report.queued),
                 len(report.already_queued),
             )

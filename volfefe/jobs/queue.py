@@ -34,10 +34,13 @@ FROM procrastinate_jobs
 WHERE status IN ('todo', 'doing') AND task_name = %(task)s
   AND (args ->> 'content_id')::bigint = ANY(%(ids)s)
 """
-# The one enqueue (migration 0005): lock, skip posts with an active job, defer the rest.
+# The one enqueue (migrations 0005, 0006): lock, skip posts with an active job (and, when
+# asked, posts classified already, checked in the same statement), defer the rest.
 ENQUEUE = """
 SELECT content_id, job_id
-FROM volfefe_enqueue_classify(%(ids)s::bigint[], %(scheduled_at)s::timestamptz)
+FROM volfefe_enqueue_classify(
+    %(ids)s::bigint[], %(scheduled_at)s::timestamptz, %(unclassified_only)s::boolean
+)
 """
 UNCLASSIFIED_IDS = """
 SELECT id FROM contents
@@ -93,16 +96,26 @@ WHERE id IN (
 
 @dataclass
 class EnqueueReport:
-    """Which posts got a new job (with its id), and which already had one waiting or running."""
+    """Which posts got a new job (with its id), and which were skipped: they already had one
+    waiting or running (or, with `unclassified_only`, were classified already)."""
 
     queued: dict[int, int] = field(default_factory=dict)
     already_queued: list[int] = field(default_factory=list)
 
 
 def enqueue(
-    conn: psycopg.Connection[Any], content_ids: Sequence[int], *, schedule_in: float | None = None
+    conn: psycopg.Connection[Any],
+    content_ids: Sequence[int],
+    *,
+    schedule_in: float | None = None,
+    unclassified_only: bool = False,
 ) -> EnqueueReport:
     """Queue one classification job per post, skipping posts with a waiting or running job.
+
+    `unclassified_only` also skips posts that are classified (or blank or quarantined) by the
+    time of the statement that queues: for a caller that chose its ids earlier, as the periodic
+    enqueue does, so a post whose job finished in between gets no second job. Without it, a
+    classified post named on purpose gets a job (which ends as `already_classified`).
 
     Runs in the caller's transaction when there is one (a savepoint otherwise commits at
     once). 10,000 ids take one statement per 5,000.
@@ -113,7 +126,11 @@ def enqueue(
     with conn.transaction(), conn.cursor(row_factory=tuple_row) as cur:
         for start in range(0, len(ids), ENQUEUE_CHUNK):
             chunk = ids[start : start + ENQUEUE_CHUNK]
-            params = {"ids": chunk, "scheduled_at": scheduled_at}
+            params = {
+                "ids": chunk,
+                "scheduled_at": scheduled_at,
+                "unclassified_only": unclassified_only,
+            }
             queued: dict[int, int] = dict(cur.execute(ENQUEUE, params).fetchall())
             report.queued.update((i, queued[i]) for i in chunk if i in queued)
             report.already_queued += [i for i in chunk if i not in queued]
