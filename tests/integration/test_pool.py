@@ -332,6 +332,21 @@ def test_a_bulk_of_long_texts_is_cut_into_calls_within_the_token_budget(
     assert [r.sentiment in TINY_LABELS for r in results] == [True] * 5
 
 
+def test_a_bulk_of_mixed_lengths_is_cut_by_length_and_answered_in_the_callers_order(
+    make_classifier: MakeClassifier,
+) -> None:
+    clf = make_classifier(batch_tokens=1024)
+    texts = [f"tariffs {i} " + "markets crash " * 150 if i % 2 else f"stocks {i}" for i in range(8)]
+    alone = [clf.classify(t) for t in texts]
+    before = clf.stats()["calls"]
+    together = clf.classify_many(texts)
+    # Shortest first: the 4 short texts and a long one, then 2 long, then 1 (in the caller's
+    # order it would take 4 calls, each a short text padded to a long one's length).
+    assert clf.stats()["calls"] - before == 3
+    assert [r.tokens for r in together] == [r.tokens for r in alone]
+    assert all(close_enough(a, b) for a, b in zip(alone, together, strict=True))
+
+
 def test_int8_is_recorded_in_model_version(make_classifier: MakeClassifier) -> None:
     fp32 = make_classifier().classify("stocks rally")
     int8 = make_classifier(quantize="int8").classify("stocks rally")

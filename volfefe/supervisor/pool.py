@@ -138,8 +138,12 @@ class Pool:
             )
         self.start()
         cut = self._settings.max_chars + 1
+        # Shortest first, so each request holds texts of like length: the child pads a forward
+        # pass to its longest text, and a run of mixed lengths packs badly. Answers go back
+        # in the caller's order.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         runs = split_texts(
-            [t[:cut] for t in texts], self._settings.batch_size, self._settings.batch_tokens
+            [texts[i][:cut] for i in order], self._settings.batch_size, self._settings.batch_tokens
         )
         requests = [Request(run) for run in runs]
         for request in requests:
@@ -160,7 +164,11 @@ class Pool:
             raise
         finally:
             expiry.cancel()
-        return [item for request in requests for item in _items_of(request)]
+        items: list[Item | None] = [None] * len(texts)
+        answers = (item for request in requests for item in _items_of(request))
+        for index, item in zip(order, answers, strict=True):
+            items[index] = item
+        return [item for item in items if item is not None]
 
     async def close(self, grace: float | None = None) -> None:
         """Stop taking calls, let queued and in-flight calls finish in the grace
