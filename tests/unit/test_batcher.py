@@ -26,6 +26,35 @@ async def test_batches_respect_the_text_cap_and_the_token_budget() -> None:
     assert await queue.take() == [long]  # a request larger than the budget still goes, alone
 
 
+async def test_a_batch_takes_the_oldest_then_texts_of_like_length() -> None:
+    queue = RequestQueue(token_budget=10_000, max_texts=2, max_wait=0.0)
+    texts = ["up", "x" * 2000, "down", "y" * 1900]
+    short_a, long_a, short_b, long_b = (Request([t]) for t in texts)
+    for request in [short_a, long_a, short_b, long_b]:
+        queue.put(request)
+    # FIFO would pair short_a with long_a, and the child would pad "up" to 502 tokens.
+    assert await queue.take() == [short_a, short_b]
+    assert await queue.take() == [long_a, long_b]
+
+
+async def test_the_oldest_request_goes_first_whatever_its_length() -> None:
+    queue = RequestQueue(token_budget=10_000, max_texts=2, max_wait=0.0)
+    long, shorts = Request(["x" * 2000]), [Request([t]) for t in ["a", "b", "c"]]
+    for request in [long, *shorts]:
+        queue.put(request)
+    assert await queue.take() == [long, shorts[0]]
+    assert await queue.take() == shorts[1:]
+
+
+async def test_a_batch_with_a_request_left_out_for_room_goes_without_waiting() -> None:
+    queue = RequestQueue(token_budget=100, max_texts=64, max_wait=30.0)
+    short, long = Request(["stocks rally"]), Request(["x" * 2000])
+    queue.put(short)
+    queue.put(long)
+    assert await asyncio.wait_for(queue.take(), 5) == [short]  # not 30 s of waiting for more
+    assert await asyncio.wait_for(queue.take(), 5) == [long]
+
+
 async def test_a_short_batch_waits_for_more_until_it_is_full() -> None:
     queue = RequestQueue(token_budget=10_000, max_texts=2, max_wait=30.0)
     first, second = Request(["first"]), Request(["second"])

@@ -4,10 +4,12 @@ A caller's texts become requests of at most `max_texts` texts and `token_budget`
 tokens each (`split_texts`), so a bulk of long posts is never one call of more than the
 budget (which is to keep a call well inside the call timeout; the estimate is not a bound).
 
-Callers' requests wait here. A free child takes a *batch*: every waiting request that fits
-a token budget (estimated from characters) and a text cap, and, when the
-batch is still short, whatever arrives within `max_wait` seconds. So concurrent callers (job
-workers, threads, CLI batches) share forward passes, and a lone request waits at most `max_wait`.
+Callers' requests wait here. A free child takes a *batch*: the oldest waiting request, then
+the waiting requests whose texts are closest to its length, as many as fit a token budget
+(estimated from characters) and a text cap, and, when the batch is still short and nothing
+was left out for want of room, whatever arrives within `max_wait` seconds. So concurrent
+callers (job workers, threads, CLI batches) share forward passes, and a lone request waits at
+most `max_wait`.
 When the last batch was a lone request that waited for company in vain, the next lone one
 goes at once (one post at a time, the real-time case, pays no wait); company in a batch
 turns the wait back on.
@@ -83,10 +85,10 @@ class Request:
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
 
-    @property
-    def tokens(self) -> int:
-        """Estimated tokens of the request's texts."""
-        return sum(estimate_tokens(t) for t in self.texts)
+    tokens: int = field(init=False)  # estimated tokens of `texts`, which never change
+
+    def __post_init__(self) -> None:
+        self.tokens = sum(estimate_tokens(t) for t in self.texts)
 
     def resolve(self, items: list[Item]) -> None:
         """Answer the caller (unless it gave up)."""
@@ -151,7 +153,7 @@ class RequestQueue:
         if not self._waiting:
             return None
         batch: list[Request] = []
-        self._fill(batch)
+        full = self._fill(batch)  # a waiting request did not fit: no point waiting for more
         if len(batch) > 1:
             self._alone = False
         elif self._alone:
@@ -159,7 +161,7 @@ class RequestQueue:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._max_wait
         waited_in_vain = False
-        while self._has_room(batch) and not self._stopped:
+        while not full and self._has_room(batch) and not self._stopped:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 waited_in_vain = True
@@ -172,7 +174,7 @@ class RequestQueue:
                 except TimeoutError:
                     waited_in_vain = True
                     break
-            self._fill(batch)
+            full = self._fill(batch)
         self._alone = waited_in_vain and len(batch) == 1
         return batch
 
@@ -180,18 +182,41 @@ class RequestQueue:
         texts = sum(len(j.texts) for j in batch)
         return texts < self._max_texts and sum(j.tokens for j in batch) < self._budget
 
-    def _fill(self, batch: list[Request]) -> None:
+    def _fill(self, batch: list[Request]) -> bool:
+        """Add waiting requests that fit: the oldest first when the batch is empty, then
+        those whose texts are closest in length to the batch's first. True when a waiting
+        request was left out for want of room.
+
+        Like lengths pack well: the child pads each forward pass to its longest text, so a
+        call of short posts with one long one among them costs more. The oldest request always
+        goes in the next batch, so none waits for ever behind texts of other lengths.
+        """
+        if not self._waiting:
+            return False
+        if not batch:
+            self._move(batch, [self._waiting[0]])
         texts = sum(len(j.texts) for j in batch)
         tokens = sum(j.tokens for j in batch)
-        while self._waiting:
-            request = self._waiting[0]
-            more = fits(
+        anchor = batch[0].tokens / len(batch[0].texts)
+        chosen: list[Request] = []
+        left_out = False
+        for request in sorted(self._waiting, key=lambda r: abs(r.tokens / len(r.texts) - anchor)):
+            if not fits(
                 texts + len(request.texts), tokens + request.tokens, self._max_texts, self._budget
-            )
-            if batch and not more:
-                break
-            self._waiting.popleft()
-            self.texts -= len(request.texts)
-            batch.append(request)
+            ):
+                left_out = True
+                continue
+            chosen.append(request)
             texts += len(request.texts)
             tokens += request.tokens
+        self._move(batch, chosen)
+        return left_out
+
+    def _move(self, batch: list[Request], chosen: list[Request]) -> None:
+        """Take `chosen` out of the waiting requests into `batch`."""
+        if not chosen:
+            return
+        taken = set(chosen)
+        self._waiting = deque(r for r in self._waiting if r not in taken)
+        self.texts -= sum(len(r.texts) for r in chosen)
+        batch.extend(chosen)
