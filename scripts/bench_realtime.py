@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Real-time latency and job-path throughput: from `INSERT INTO contents` to the signal.
 
-    .venv/bin/python scripts/bench_realtime.py [--quick] [--json PATH] [--model DIR]
+    .venv/bin/python scripts/bench_realtime.py [--quick] [--json PATH] [--model DIR] [--backends A,B] [--capacity N]
 
 For each backend (torch fp32, onnx fp32, onnx int8, openvino int8-static calibrated on the
 shipped sample posts, the accuracy guard relaxed as in bench_runtimes.py, and on CPUs with
@@ -11,7 +11,7 @@ database with auto-enqueue on and one warm `python -m volfefe jobs worker` (defa
 ```
 idle      N posts one at a time: a plain INSERT (autocommit) ... the listener's NOTIFY
 drain     M posts inserted in one transaction: commit ... last NOTIFY = the jobs path rate
-load      Poisson arrivals at 50 % and 90 % of that rate for S seconds each
+load      Poisson arrivals at 50 % and 90 % of that rate (or of --capacity) for S seconds each
 classify  the same M posts, auto-enqueue off, `volfefe classify --all` (its own elapsed_s,
           boot excluded like the drain, whose worker is warm): jobs / classify is the ratio
 ```
@@ -331,7 +331,9 @@ def onnx_cache(sizes: dict[str, Any], workdir: Path) -> Path:
     return Path(tempfile.gettempdir()) / "volfefe-bench-cache" / "onnx"
 
 
-def run_backend(name: str, model: Path, sizes: dict[str, Any], workdir: Path) -> dict[str, Any]:
+def run_backend(
+    name: str, model: Path, sizes: dict[str, Any], workdir: Path, fixed_capacity: float | None
+) -> dict[str, Any]:
     from volfefe import Settings
     from volfefe.store.switches import set_auto_enqueue
 
@@ -400,9 +402,13 @@ def run_backend(name: str, model: Path, sizes: dict[str, Any], workdir: Path) ->
                 report["jobs_posts_per_s"] = round(capacity, 2)
                 log(f"{name}: jobs drain {capacity:.1f} posts/s")
 
+                # The load phases' 100 %: the drain just measured, or the rate given with
+                # --capacity (so two commits meet the same arrivals).
+                load_capacity = fixed_capacity or capacity
+                report["load_capacity_per_s"] = round(load_capacity, 2)
                 for share in (0.5, 0.9):
                     report[f"load_{round(share * 100)}"] = poisson(
-                        conn, source, listener, capacity * share, sizes["load_s"], args
+                        conn, source, listener, load_capacity * share, sizes["load_s"], args
                     )
                     log(f"{name}: load {share:.0%} {report[f'load_{round(share * 100)}']}")
             finally:
@@ -529,6 +535,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the report here")
     parser.add_argument("--model", type=Path, help="model folder (default: FinBERT-sized)")
     parser.add_argument("--backends", default=",".join(BACKENDS), help=",".join(BACKENDS))
+    parser.add_argument(
+        "--capacity",
+        type=float,
+        help="posts/s the load phases take as 100 %% (default: each backend's drain rate, "
+        "measured in the same run); give one to compare commits at the same arrival rates",
+    )
     args = parser.parse_args(argv)
     for var in [v for v in os.environ if v.startswith("VOLFEFE_")]:
         del os.environ[var]
@@ -548,7 +560,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "backends": {},
         }
         for name in args.backends.split(","):
-            report["backends"][name] = run_backend(name, model, sizes, workdir)
+            report["backends"][name] = run_backend(name, model, sizes, workdir, args.capacity)
     report["targets"] = targets(report["backends"])
     report["total_s"] = round(time.monotonic() - started, 1)
     print_table(report)
