@@ -71,3 +71,18 @@ def test_quick_realtime_bench_writes_every_figure(tmp_path: Path) -> None:
         for key in ("jobs_posts_per_s", "classify_posts_per_s", "jobs_vs_classify"):
             assert is_number(row[key]) and row[key] > 0, (name, key)
         assert row["job_slots"] > 1 and row["poll_interval_s"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.db
+@pytest.mark.timeout(600)
+def test_a_fixed_capacity_sets_the_load_phases_arrival_rates(tmp_path: Path) -> None:
+    out = tmp_path / "realtime.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOLFEFE_")}
+    argv = [sys.executable, str(ROOT / "scripts" / "bench_realtime.py"), "--quick"]
+    argv += ["--backends", "onnx_int8", "--capacity", "12", "--json", str(out)]
+    proc = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, timeout=540)
+    assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+    row = json.loads(out.read_text())["backends"]["onnx_int8"]
+    assert row["load_capacity_per_s"] == 12  # not the drain rate it measured
+    assert (row["load_50"]["rate_per_s"], row["load_90"]["rate_per_s"]) == (6.0, 10.8)
