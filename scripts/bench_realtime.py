@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Real-time latency and job-path throughput: from `INSERT INTO contents` to the signal.
 
-    .venv/bin/python scripts/bench_realtime.py [--quick] [--json PATH] [--model DIR] [--backends A,B] [--capacity N]
+    .venv/bin/python scripts/bench_realtime.py [--quick] [--json PATH] [--model DIR]
+                                               [--backends A,B] [--capacity N]
 
 For each backend (torch fp32, onnx fp32, onnx int8, openvino int8-static calibrated on the
 shipped sample posts, the accuracy guard relaxed as in bench_runtimes.py, and on CPUs with

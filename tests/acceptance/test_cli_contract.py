@@ -193,7 +193,8 @@ def test_exit_4_database_unavailable_or_behind(volfefe: Volfefe, empty_database_
 
 def test_exit_130_ctrl_c_during_classify_is_prompt_and_quiet(volfefe: Volfefe) -> None:
     volfefe.import_file(SAMPLE)
-    running = volfefe.start("classify", "--all", "--json", batch_size=4)
+    # Each reply 0.2 s late: the run cannot finish before the SIGINT reaches it.
+    running = volfefe.start("classify", "--all", "--json", batch_size=4, fault="delay=0.2")
     eventually(lambda: running.progress(), timeout=DEADLINE)
     running.proc.send_signal(signal.SIGINT)
     code = running.wait(timeout=20)  # promptly: well under the 30 s call timeout
