@@ -17,41 +17,16 @@ builds and caches; `--quick` uses the tiny test model (the figures then mean not
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-SAMPLE_POSTS = ROOT / "data" / "sample_posts.jsonl"
-
-
-def corpus(n: int, seed: int = 2) -> list[str]:
-    """`n` non-empty sample posts drawn as bench_realtime.py draws its drain posts."""
-    lines = SAMPLE_POSTS.read_text(encoding="utf-8").splitlines()
-    texts = [t for t in (json.loads(line).get("text") for line in lines) if t and t.strip()]
-    return [random.Random(seed + i).choice(texts) for i in range(n)]
-
-
-def model_folder(given: Path | None, quick: bool, workdir: Path) -> Path:
-    """The given folder, the tiny model (built into `workdir`), or bench_realtime's cache."""
-    if given is not None:
-        return given.resolve()
-    if quick:
-        out = workdir / "tiny-model"
-        builder = [sys.executable, str(ROOT / "scripts" / "make_tiny_model.py"), str(out)]
-        subprocess.run(builder, check=True, timeout=600, stdout=subprocess.DEVNULL)
-        return out
-    sys.path.insert(0, str(ROOT / "scripts"))
-    import bench_realtime
-
-    return bench_realtime.ensure_model(False, None, workdir)[0]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_realtime
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -68,16 +43,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     from volfefe import Classifier, Settings
 
     with tempfile.TemporaryDirectory(prefix="volfefe-bulk-") as tmp:
-        model = model_folder(args.model, args.quick, Path(tmp))
+        workdir = Path(tmp)
+        model, _ = bench_realtime.ensure_model(args.quick, args.model, workdir)
+        sizes = bench_realtime.QUICK if args.quick else bench_realtime.FULL
         env = {
             "VOLFEFE_BACKEND": "onnx",
             "VOLFEFE_QUANTIZE": "int8",
             "VOLFEFE_WORKERS": "1",
-            "VOLFEFE_ONNX_CACHE": str(Path(tmp) / "onnx")
-            if args.quick
-            else str(Path(tempfile.gettempdir()) / "volfefe-bench-cache" / "onnx"),
+            "VOLFEFE_ONNX_CACHE": str(bench_realtime.onnx_cache(sizes, workdir)),
         }
-        texts = corpus(args.posts)
+        texts = bench_realtime.corpus(args.posts, seed=2)  # as its drain posts are drawn
         orders = {"caller's order": texts, "sorted by length": sorted(texts, key=len)}
         budgets = [int(b) for b in args.budgets.split(",")]
         classifiers = {}

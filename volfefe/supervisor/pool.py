@@ -164,11 +164,9 @@ class Pool:
             raise
         finally:
             expiry.cancel()
-        items: list[Item | None] = [None] * len(texts)
         answers = (item for request in requests for item in _items_of(request))
-        for index, item in zip(order, answers, strict=True):
-            items[index] = item
-        return [item for item in items if item is not None]
+        by_index = dict(zip(order, answers, strict=True))
+        return [by_index[index] for index in range(len(texts))]
 
     async def close(self, grace: float | None = None) -> None:
         """Stop taking calls, let queued and in-flight calls finish in the grace
