@@ -61,8 +61,11 @@ def test_quick_realtime_bench_writes_every_figure(tmp_path: Path) -> None:
         for phase in PHASES:
             figures = row[phase]
             assert figures["posts"] > 0, (name, phase)
-            for key in ("p50_ms", "p95_ms", "p99_ms", "max_ms", "max_pickup_ms"):
+            for key in ("p50_ms", "p95_ms", "p99_ms", "max_ms"):
                 assert is_number(figures[key]) and figures[key] > 0, (name, phase, key)
+            # Pickup counts from the return of the INSERT's commit, which can reach the client
+            # just after the worker has started the job: slightly negative, never much.
+            assert is_number(figures["max_pickup_ms"]) and figures["max_pickup_ms"] > -50, name
             assert figures["p50_ms"] <= figures["p95_ms"] <= figures["p99_ms"] <= figures["max_ms"]
             assert set(figures["breakdown_p50_ms"]) == STAGES
             assert all(is_number(v) for v in figures["breakdown_p50_ms"].values()), figures
