@@ -340,11 +340,27 @@ def test_a_bulk_of_mixed_lengths_is_cut_by_length_and_answered_in_the_callers_or
     alone = [clf.classify(t) for t in texts]
     before = clf.stats()["calls"]
     together = clf.classify_many(texts)
-    # Shortest first: the 4 short texts and a long one, then 2 long, then 1 (in the caller's
-    # order it would take 4 calls, each a short text padded to a long one's length).
+    # Shortest first: the 4 short texts, then 3 long ones (304 tokens each by the model's
+    # tokenizer: 912 padded tokens), then the last (in the caller's order it would take 4
+    # calls, each a short text padded to a long one's length).
+    assert [r.tokens for r in alone if r.tokens > 100] == [304] * 4
     assert clf.stats()["calls"] - before == 3
     assert [r.tokens for r in together] == [r.tokens for r in alone]
     assert all(close_enough(a, b) for a, b in zip(alone, together, strict=True))
+
+
+def test_calls_are_composed_by_the_models_own_token_counts(
+    make_classifier: MakeClassifier,
+) -> None:
+    # 28 characters but 28 tokens each: guessed from characters (about 9 tokens each), all 8
+    # would go in one call of 224 tokens, over the budget of 100.
+    clf = make_classifier(batch_tokens=100)
+    texts = [f"$AAPL +3.{i}% https://t.co/xyz" for i in range(8)]
+    clf.classify("warm")
+    before = clf.stats()["calls"]
+    results = clf.classify_many(texts)
+    assert [r.tokens for r in results] == [28] * 8
+    assert clf.stats()["calls"] - before == 3  # 3 + 3 + 2 texts: 84, 84 and 56 tokens
 
 
 def test_int8_is_recorded_in_model_version(make_classifier: MakeClassifier) -> None:

@@ -26,6 +26,20 @@ async def test_batches_respect_the_text_cap_and_the_token_budget() -> None:
     assert await queue.take() == [long]  # a request larger than the budget still goes, alone
 
 
+async def test_the_budget_counts_every_text_of_a_batch_padded_to_its_longest() -> None:
+    queue = RequestQueue(token_budget=100, max_texts=64, max_wait=0.0)
+    short = Request(["s1", "s2"], costs=[10, 10])
+    longer = Request(["l1"], costs=[40])  # 60 tokens with the short ones, but 3 x 40 padded
+    for request in (short, longer):
+        queue.put(request)
+    assert await queue.take() == [short]
+    assert await queue.take() == [longer]
+    pair = [Request(["l2"], costs=[40]), Request(["l3"], costs=[40])]
+    for request in pair:
+        queue.put(request)
+    assert await queue.take() == pair  # 2 x 40 fits
+
+
 async def test_a_batch_takes_the_oldest_then_texts_of_like_length() -> None:
     queue = RequestQueue(token_budget=10_000, max_texts=2, max_wait=0.0)
     texts = ["up", "x" * 2000, "down", "y" * 1900]
@@ -125,7 +139,11 @@ def test_token_estimate_is_capped() -> None:
 def test_a_callers_texts_are_split_by_the_text_cap_and_the_token_budget() -> None:
     long, short = "x" * 4000, "a b c"  # 512 and 3 estimated tokens
     assert split_texts([short] * 5, 2, 10_000) == [[short] * 2, [short] * 2, [short]]
-    assert split_texts([short, long, long, short], 64, 600) == [[short, long], [long, short]]
+    assert split_texts([short, long, long, short], 64, 1100) == [[short, long], [long, short]]
+    # The budget is of padded tokens: 3 short texts and a long one are 521 tokens, but a pass
+    # of 4 texts padded to the long one's 512 costs 2,048.
+    assert split_texts([short] * 3 + [long], 64, 600) == [[short] * 3, [long]]
+    assert split_texts(["a", "b", "c"], 64, 10, costs=[1, 5, 5]) == [["a", "b"], ["c"]]
     assert split_texts([long, long], 64, 1024) == [[long, long]]  # an exact fit
     assert split_texts([long], 64, 100) == [[long]]  # over the budget alone: still sent
     assert split_texts([], 64, 100) == []

@@ -1,12 +1,13 @@
 """The pool's request queue, with dynamic batching.
 
-A caller's texts become requests of at most `max_texts` texts and `token_budget` estimated
-tokens each (`split_texts`), so a bulk of long posts is never one call of more than the
-budget (which is to keep a call well inside the call timeout; the estimate is not a bound).
+A caller's texts become requests of at most `max_texts` texts and `token_budget` tokens each
+(`split_texts`), so a bulk of long posts is never one call of more than the budget (which is
+to keep a call well inside the call timeout). Tokens are counted with the model's tokenizer
+when the pool has it (token_count.py), else estimated from characters (not a bound).
 
 Callers' requests wait here. A free child takes a *batch*: the oldest waiting request, then
-the waiting requests whose texts are closest to its length, as many as fit a token budget
-(estimated from characters) and a text cap, and, when the batch is still short and nothing
+the waiting requests whose texts are closest to its length, as many as fit the token budget
+and a text cap, and, when the batch is still short and nothing
 was left out for want of room, whatever arrives within `max_wait` seconds. So concurrent
 callers (job workers, threads, CLI batches) share forward passes, and a lone request waits at
 most `max_wait`.
@@ -40,36 +41,46 @@ def estimate_tokens(text: str) -> int:
     return min(MAX_TOKENS_PER_TEXT, len(text) // 4 + 2)
 
 
-def fits(texts: int, tokens: int, max_texts: int, token_budget: int) -> bool:
-    """Whether a call of `texts` texts and `tokens` estimated tokens keeps to the cap and the
-    budget (the one rule of `split_texts` and the queue; the first text or request of a call
-    always goes, whatever its size).
+def fits(texts: int, longest: int, max_texts: int, token_budget: int) -> bool:
+    """Whether a call of `texts` texts, the longest of `longest` tokens, keeps to the cap and
+    to the budget of padded tokens (`texts` x `longest`, what its forward pass costs: the
+    child pads every text to the longest). The one rule of `split_texts` and the queue; the
+    first text or request of a call always goes, whatever its size.
 
-    >>> fits(64, 4096, 64, 4096), fits(65, 10, 64, 4096), fits(1, 4097, 64, 4096)
+    >>> fits(64, 64, 64, 4096), fits(65, 1, 64, 4096), fits(2, 2049, 64, 4096)
     (True, False, False)
     """
-    return texts <= max_texts and tokens <= token_budget
+    return texts <= max_texts and texts * longest <= token_budget
 
 
-def split_texts(texts: Sequence[str], max_texts: int, token_budget: int) -> list[list[str]]:
+def split_texts(
+    texts: Sequence[str],
+    max_texts: int,
+    token_budget: int,
+    costs: Sequence[int] | None = None,
+) -> list[list[str]]:
     """`texts` in order, cut into runs of at most `max_texts` texts and `token_budget`
-    estimated tokens (a text over the budget on its own makes a run of one).
+    padded tokens (see `fits`; a text over the budget on its own makes a run of one);
+    `costs` are the texts' tokens (see token_count.py), estimated from characters when not
+    given. Texts sorted shortest first make runs of like length.
 
     >>> split_texts(["a", "b", "c"], 2, 100)
     [['a', 'b'], ['c']]
     >>> [len(run) for run in split_texts(["x" * 2000] * 5, 64, 1024)]  # 502 tokens each
     [2, 2, 1]
+    >>> split_texts(["a", "b", "c", "d"], 64, 10, costs=[2, 3, 3, 4])  # 3 x 3, then 1 x 4
+    [['a', 'b', 'c'], ['d']]
     """
     runs: list[list[str]] = []
     run: list[str] = []
-    tokens = 0
-    for text in texts:
-        cost = estimate_tokens(text)
-        if run and not fits(len(run) + 1, tokens + cost, max_texts, token_budget):
+    longest = 0
+    for i, text in enumerate(texts):
+        cost = costs[i] if costs is not None else estimate_tokens(text)
+        if run and not fits(len(run) + 1, max(longest, cost), max_texts, token_budget):
             runs.append(run)
-            run, tokens = [], 0
+            run, longest = [], 0
         run.append(text)
-        tokens += cost
+        longest = max(longest, cost)
     if run:
         runs.append(run)
     return runs
@@ -85,10 +96,15 @@ class Request:
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
 
-    tokens: int = field(init=False)  # estimated tokens of `texts`, which never change
+    # Each text's tokens, counted by the pool (token_count.py), else estimated here.
+    costs: list[int] | None = None
+    tokens: int = field(init=False)  # of all the texts, which never change
+    longest: int = field(init=False)  # of the longest text
 
     def __post_init__(self) -> None:
-        self.tokens = sum(estimate_tokens(t) for t in self.texts)
+        costs = self.costs if self.costs is not None else [estimate_tokens(t) for t in self.texts]
+        self.tokens = sum(costs)
+        self.longest = max(costs, default=0)
 
     def resolve(self, items: list[Item]) -> None:
         """Answer the caller (unless it gave up)."""
@@ -180,7 +196,7 @@ class RequestQueue:
 
     def _has_room(self, batch: list[Request]) -> bool:
         texts = sum(len(j.texts) for j in batch)
-        return texts < self._max_texts and sum(j.tokens for j in batch) < self._budget
+        return texts < self._max_texts and texts * max(j.longest for j in batch) < self._budget
 
     def _fill(self, batch: list[Request]) -> bool:
         """Add waiting requests that fit: the oldest first when the batch is empty, then
@@ -196,19 +212,22 @@ class RequestQueue:
         if not batch:
             self._move(batch, [self._waiting[0]])
         texts = sum(len(j.texts) for j in batch)
-        tokens = sum(j.tokens for j in batch)
+        longest = max(j.longest for j in batch)
         anchor = batch[0].tokens / len(batch[0].texts)
         chosen: list[Request] = []
         left_out = False
         for request in sorted(self._waiting, key=lambda r: abs(r.tokens / len(r.texts) - anchor)):
             if not fits(
-                texts + len(request.texts), tokens + request.tokens, self._max_texts, self._budget
+                texts + len(request.texts),
+                max(longest, request.longest),
+                self._max_texts,
+                self._budget,
             ):
                 left_out = True
                 continue
             chosen.append(request)
             texts += len(request.texts)
-            tokens += request.tokens
+            longest = max(longest, request.longest)
         self._move(batch, chosen)
         return left_out
 

@@ -51,9 +51,11 @@ from volfefe.supervisor.batching import Item, Request, RequestQueue, split_texts
 from volfefe.supervisor.policy import RestartBudget, boot_backoff, is_impossible_boot, poison_from
 from volfefe.supervisor.port import KILL_WAIT, Port
 from volfefe.supervisor.provision import backend_args
+from volfefe.supervisor.token_count import TokenCounter
 
 logger = logging.getLogger(__name__)
 MIB = 1024 * 1024
+COUNT_INLINE = 64  # texts a call counts on the event loop; more are counted in a thread
 
 
 class _Slot:
@@ -87,6 +89,7 @@ class Pool:
         self._closing = False
         self.stats = {"calls": 0, "texts": 0, "restarts": 0, "recycled": 0}
         self._backend_args: list[str] | None = None
+        self._counter = TokenCounter()  # the model's tokenizer once the children's are known
         self._preparing = asyncio.Lock()
 
     def start(self) -> None:
@@ -112,6 +115,12 @@ class Pool:
     def model_version(self) -> str:
         """The model_version of this pool's children ('' before one is ready)."""
         return self._ready.result().model_version if self.was_ready else ""
+
+    @property
+    def token_counter(self) -> TokenCounter:
+        """How this pool counts a text's tokens (the model's tokenizer once the children's
+        backend is known, else an estimate)."""
+        return self._counter
 
     def pids(self) -> list[int]:
         """Process ids of the children that are up now."""
@@ -141,11 +150,21 @@ class Pool:
         # Shortest first, so each request holds texts of like length: the child pads a forward
         # pass to its longest text, and a run of mixed lengths packs badly. Answers go back
         # in the caller's order.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        sent = [text[:cut] for text in texts]
+        if len(sent) > COUNT_INLINE:  # a big bulk is counted off the loop the children need
+            counts = await asyncio.to_thread(self._counter.count_all, sent)
+        else:
+            counts = self._counter.count_all(sent)
+        order = sorted(range(len(texts)), key=counts.__getitem__)
+        costs = [counts[i] for i in order]
         runs = split_texts(
-            [texts[i][:cut] for i in order], self._settings.batch_size, self._settings.batch_tokens
+            [sent[i] for i in order], self._settings.batch_size, self._settings.batch_tokens, costs
         )
-        requests = [Request(run) for run in runs]
+        requests: list[Request] = []
+        first = 0
+        for run in runs:
+            requests.append(Request(run, costs=costs[first : first + len(run)]))
+            first += len(run)
         for request in requests:
             self._accept(request)
             self._queue.put(request)
@@ -284,7 +303,11 @@ class Pool:
     async def _children_backend(self) -> list[str]:
         async with self._preparing:  # one export however many slots boot at once
             if self._backend_args is None:
-                self._backend_args = await backend_args(self._settings)
+                args = await backend_args(self._settings)
+                self._counter = await asyncio.to_thread(
+                    TokenCounter.for_children, args, self._settings.model
+                )
+                self._backend_args = args
             return self._backend_args
 
     async def _serve(self, slot: _Slot, port: Port, batch: list[Request]) -> None:
