@@ -67,9 +67,6 @@ def classify_command(
         targets, early = _select(conn, ids, None if all_ else (limit or DEFAULT_LIMIT))
     if dry_run:
         ctx.exit(_dry_run(targets, early, as_json))
-    # Which posts is decided above; in what order does not matter, so similar lengths go
-    # together and batches carry little padding.
-    targets.sort(key=lambda row: len(row.text))
     reporter = make_reporter(
         sys.stderr, verbose=ctx.meta.get("verbose", 0) > 0, quiet=ctx.meta.get("quiet", False)
     )

@@ -127,6 +127,10 @@ class ClassifyRun:
     def run(self, targets: Sequence[ContentRow], early: dict[int, VolfefeError]) -> RunSummary:
         """Classify `targets`; `early` are posts that failed before inference (e.g. not found)."""
         started = time.monotonic()
+        # Which posts is the caller's choice; in what order does not matter, so posts of like
+        # length in tokens go together and the children's forward passes carry little padding.
+        counts = self._classifier.count_tokens([row.text for row in targets])
+        targets = [targets[i] for i in sorted(range(len(targets)), key=counts.__getitem__)]
         self.summary.total = len(targets) + len(early)
         self._reporter.start(self.summary.total)
         for content_id, exc in early.items():

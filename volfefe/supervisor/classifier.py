@@ -28,6 +28,7 @@ from volfefe.result import Classification
 from volfefe.supervisor.batching import Item
 from volfefe.supervisor.loop_thread import LoopThread
 from volfefe.supervisor.owner import PoolOwner
+from volfefe.supervisor.token_count import TokenCounter
 
 
 class Classifier:
@@ -101,6 +102,20 @@ class Classifier:
         """Process ids of the running children."""
         pool = self._owner.current if self._owner is not None else None
         return pool.pids() if pool is not None else []
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Each text's tokens as the pool counts them to compose its calls (at most 512, as
+        the child truncates): with the model's own tokenizer once the classifier has started
+        and when the model has a `tokenizer.json` (every onnx/openvino export, a local folder
+        that has one), else estimated from characters. Counted in the caller's thread.
+
+        >>> Classifier().count_tokens(["stocks rally"])  # not started: the estimate
+        [5]
+        """
+        pool = self._owner.current if self._owner is not None else None
+        counter = pool.token_counter if pool is not None else TokenCounter()
+        cut = self.settings.max_chars + 1
+        return counter.count_all([text[:cut] for text in texts])
 
     def stats(self) -> dict[str, int]:
         """Counters since the classifier started, over every pool it had (rebuilt ones
