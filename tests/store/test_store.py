@@ -12,9 +12,11 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from tests.store.helpers import eventually, ids, load, post, result, write_csv
-from volfefe.errors import AlreadyClassified, ContentNotFound
+from volfefe.errors import AlreadyClassified, ContentNotFound, PoisonText
+from volfefe.result import Classification
 from volfefe.store.connect import connect
 from volfefe.store.importer import import_posts
+from volfefe.store.intelligence import store_results
 from volfefe.store.posts import (
     contents_by_ids,
     get_classification_by_content,
@@ -267,3 +269,44 @@ def test_lists_distribution_and_stats(db_conn: Conn, tmp_path: Path) -> None:
     assert stats(db_conn, 0.5)["high_confidence"] == 3
     with pytest.raises(ValueError, match="threshold"):
         stats(db_conn, 1.5)
+
+
+def test_a_batch_of_results_is_stored_in_one_go_with_each_posts_outcome(
+    db_conn: Conn, tmp_path: Path
+) -> None:
+    load(db_conn, tmp_path, [post("new-1"), post("done"), post("new-2"), post("poison")])
+    by_id = ids(db_conn)
+    save_classification(db_conn, by_id["done"], result("negative"))
+    db_conn.execute(
+        "UPDATE contents SET quarantined_at = now(), quarantine_reason = 'r' WHERE id = %s",
+        [by_id["new-2"]],  # a forced try that succeeds lifts a quarantine
+    )
+    batch = [by_id["new-2"], by_id["done"], 424242, by_id["poison"], by_id["new-1"]]
+    given = [result("neutral"), result(), result(), PoisonText("it killed 2 children"), result()]
+
+    outcomes = store_results(db_conn, batch, given)
+
+    assert outcomes[by_id["new-2"]] is given[0] and outcomes[by_id["new-1"]] is given[4]
+    assert isinstance(outcomes[by_id["done"]], AlreadyClassified)
+    assert isinstance(outcomes[424242], ContentNotFound)
+    assert isinstance(outcomes[by_id["poison"]], PoisonText)
+    stored = list_classifications(db_conn)  # newest first: inserted in the batch's order
+    assert [c.content_id for c in stored] == [by_id[k] for k in ("new-1", "new-2", "done")]
+    assert get_classification_by_content(db_conn, by_id["done"]).sentiment == "negative"
+    rows = {row.external_id: row for row in contents_by_ids(db_conn, list(by_id.values()))}
+    assert rows["new-2"].classified and rows["new-2"].quarantine_reason is None
+    assert not rows["poison"].classified and rows["poison"].quarantine_reason
+
+
+def test_a_batch_that_breaks_a_constraint_is_stored_row_by_row(
+    db_conn: Conn, tmp_path: Path
+) -> None:
+    load(db_conn, tmp_path, [post("a"), post("b")])
+    by_id = ids(db_conn)
+    bad = Classification("positive", 1.5, "m@1")  # the database checks 0 <= confidence <= 1
+    with pytest.raises(psycopg.errors.CheckViolation):
+        store_results(db_conn, [by_id["a"], by_id["b"]], [result(), bad])
+    assert get_classification_by_content(db_conn, by_id["a"]) is None  # one transaction
+
+    outcomes = store_results(db_conn, [by_id["a"], by_id["a"]], [result(), result()])
+    assert isinstance(outcomes[by_id["a"]], AlreadyClassified)  # twice: row by row

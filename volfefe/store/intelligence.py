@@ -36,6 +36,7 @@ from volfefe.store.posts import (
     outdated,
     replace_classification,
     save_classification,
+    save_classifications,
     sentiment_distribution,
     unclassified,
 )
@@ -139,20 +140,33 @@ def store_results(
     *,
     replace: bool = False,
 ) -> dict[int, Outcome]:
-    """Write the successful results of one batch in one transaction (a savepoint each).
+    """Write the successful results of one batch in one transaction.
 
-    A `PoisonText` result quarantines its post (`volfefe.store.quarantine`) in the same
-    transaction; the post's outcome stays the PoisonText.
+    First results go in one statement (`save_classifications`); when that breaks a
+    constraint (a post deleted meanwhile), or with `replace`, or when a post comes twice,
+    each is written alone, in a savepoint of its own. A `PoisonText` result quarantines its
+    post (`volfefe.store.quarantine`) in the same transaction; the post's outcome stays the
+    PoisonText.
     """
-    write = replace_classification if replace else save_classification
     outcomes: dict[int, Outcome] = {}
+    good: list[tuple[int, Classification]] = []
     with conn.transaction():
         for content_id, result in zip(ids, results, strict=True):
             if isinstance(result, ClassifierError):
                 if isinstance(result, PoisonText):
                     quarantine(conn, content_id, result.reason)
                 outcomes[content_id] = result
-                continue
+            else:
+                good.append((content_id, result))
+        if not replace and len({content_id for content_id, _ in good}) == len(good):
+            try:
+                with conn.transaction():  # a savepoint: on failure, try row by row
+                    outcomes.update(save_classifications(conn, good))
+                    return outcomes
+            except (psycopg.errors.IntegrityError, psycopg.errors.DataError):
+                pass
+        write = replace_classification if replace else save_classification
+        for content_id, result in good:
             try:
                 write(conn, content_id, result)
             except (AlreadyClassified, ContentNotFound) as exc:

@@ -12,7 +12,7 @@ StoredClassification(id=1, content_id=1, sentiment='positive', confidence=0.97, 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -138,6 +138,31 @@ SET sentiment = excluded.sentiment, confidence = excluded.confidence,
     model_version = excluded.model_version, meta = excluded.meta, updated_at = now()
 RETURNING id, content_id, sentiment, confidence, model_version, meta, inserted_at, updated_at
 """
+# A batch of first results in one statement: each one whose post exists and has none yet is
+# inserted, in the given order, and its post marked classified (see save_classifications).
+SAVE_MANY = """
+WITH given AS (
+    SELECT * FROM unnest(
+        %(content_ids)s::bigint[], %(sentiments)s::text[],
+        %(confidences)s::double precision[], %(model_versions)s::text[], %(metas)s::jsonb[]
+    ) WITH ORDINALITY AS g(content_id, sentiment, confidence, model_version, meta, position)
+), inserted AS (
+    INSERT INTO classifications (content_id, sentiment, confidence, model_version, meta)
+    SELECT g.content_id, g.sentiment, g.confidence, g.model_version, g.meta
+    FROM given g JOIN contents c ON c.id = g.content_id
+    ORDER BY g.position
+    ON CONFLICT (content_id) DO NOTHING
+    RETURNING content_id
+), marked AS (
+    UPDATE contents SET classified = true, quarantined_at = NULL, quarantine_reason = NULL
+    FROM inserted WHERE contents.id = inserted.content_id
+    RETURNING contents.id
+)
+SELECT g.content_id,
+       EXISTS (SELECT 1 FROM marked m WHERE m.id = g.content_id) AS stored,
+       EXISTS (SELECT 1 FROM contents c WHERE c.id = g.content_id) AS found
+FROM given g
+"""
 # A stored result also lifts a quarantine (a forced try succeeded).
 MARK_CLASSIFIED = """
 UPDATE contents SET classified = true, quarantined_at = NULL, quarantine_reason = NULL
@@ -247,6 +272,41 @@ def save_classification(
     volfefe.errors.AlreadyClassified: content 1 is already classified
     """
     return _write(conn, INSERT_CLASSIFICATION, content_id, c)
+
+
+def save_classifications(
+    conn: psycopg.Connection[Any], results: Sequence[tuple[int, Classification]]
+) -> dict[int, Classification | AlreadyClassified | ContentNotFound]:
+    """Store the first classifications of many posts in one statement, as
+    `save_classification` does one by one: per post its result when stored (and the post
+    marked classified), `AlreadyClassified` when it had one, `ContentNotFound` when it does
+    not exist. Each post at most once in `results`. A constraint the statement breaks (a post
+    deleted meanwhile) raises psycopg's IntegrityError and stores none of them.
+
+    >>> save_classifications(conn, [(1, Classification("negative", 0.8, "m@1"))])  # doctest: +SKIP
+    {1: Classification(sentiment='negative', ...)}
+    """
+    if not results:
+        return {}
+    params = {
+        "content_ids": [content_id for content_id, _ in results],
+        "sentiments": [c.sentiment for _, c in results],
+        "confidences": [c.confidence for _, c in results],
+        "model_versions": [c.model_version for _, c in results],
+        "metas": [Jsonb(c.meta()) for _, c in results],
+    }
+    given = dict(results)
+    outcomes: dict[int, Classification | AlreadyClassified | ContentNotFound] = {}
+    with conn.cursor(row_factory=dict_row) as cur:
+        for row in cur.execute(SAVE_MANY, params).fetchall():
+            content_id = row["content_id"]
+            if row["stored"]:
+                outcomes[content_id] = given[content_id]
+            elif row["found"]:
+                outcomes[content_id] = AlreadyClassified(content_id)
+            else:
+                outcomes[content_id] = ContentNotFound(content_id)
+    return outcomes
 
 
 def replace_classification(
