@@ -251,3 +251,22 @@ def test_eval_compare_reports_the_guard_figures(
     compare = report["compare"]
     assert compare["model_version"] == report["model_version"] + f"-{scheme}"
     assert 0 <= compare["label_agreement"] <= 1 and 0 <= compare["max_abs_dp"] <= 1
+
+
+def test_openvino_children_leave_their_threads_free_to_run_on_any_core(
+    make_settings: Callable[..., Settings],
+) -> None:
+    # OpenVINO pins its threads by default, every process to the same first cores: two
+    # children of one thread each would share one core. Here no thread of either child is
+    # tied to fewer cores than this process may use.
+    allowed = os.sched_getaffinity(0)
+    with Classifier(make_settings(backend="openvino", workers=2, threads=1)) as clf:
+        clf.classify_many(TEXTS)
+        pids = clf.pids()
+        assert len(pids) == 2
+        affinities = {
+            (pid, int(tid)): os.sched_getaffinity(int(tid))
+            for pid in pids
+            for tid in os.listdir(f"/proc/{pid}/task")
+        }
+    assert all(cores == allowed for cores in affinities.values()), affinities

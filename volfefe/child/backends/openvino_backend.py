@@ -47,7 +47,10 @@ def has_bf16() -> bool:
 def compile_model(model: Any, threads: int, precision: str = "f32") -> Any:
     """Compile an `openvino.Model` (or an IR path) for the CPU at `precision` (f32, bf16).
 
-    Latency hint: a request is one batch, run on all of this child's threads."""
+    Latency hint: a request is one batch, run on all of this child's threads. Threads are
+    not pinned to cores: OpenVINO pins by default, and every process pins to the same first
+    cores, so two children of one thread each (or a `serve` beside a `jobs worker`) would
+    share one core and leave the other idle (tests/integration/test_openvino.py)."""
     import openvino as ov
 
     config = {
@@ -55,6 +58,7 @@ def compile_model(model: Any, threads: int, precision: str = "f32") -> Any:
         "INFERENCE_PRECISION_HINT": precision,
         "PERFORMANCE_HINT": "LATENCY",
         "NUM_STREAMS": 1,
+        "ENABLE_CPU_PINNING": False,
     }
     return ov.Core().compile_model(model, "CPU", config)
 
