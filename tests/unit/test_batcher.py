@@ -26,18 +26,17 @@ async def test_batches_respect_the_text_cap_and_the_token_budget() -> None:
     assert await queue.take() == [long]  # a request larger than the budget still goes, alone
 
 
-async def test_the_budget_counts_every_text_of_a_batch_padded_to_its_longest() -> None:
+async def test_waiting_requests_share_a_call_within_the_sum_of_their_tokens() -> None:
+    # The child sorts a call by length and cuts it into passes, so unlike lengths cost about
+    # their sum: everything waiting that fits goes now rather than waiting for another call.
     queue = RequestQueue(token_budget=100, max_texts=64, max_wait=0.0)
     short = Request(["s1", "s2"], costs=[10, 10])
-    longer = Request(["l1"], costs=[40])  # 60 tokens with the short ones, but 3 x 40 padded
-    for request in (short, longer):
+    longer = Request(["l1"], costs=[40])
+    last = Request(["l2"], costs=[41])  # 101 with the others
+    for request in (short, longer, last):
         queue.put(request)
-    assert await queue.take() == [short]
-    assert await queue.take() == [longer]
-    pair = [Request(["l2"], costs=[40]), Request(["l3"], costs=[40])]
-    for request in pair:
-        queue.put(request)
-    assert await queue.take() == pair  # 2 x 40 fits
+    assert await queue.take() == [short, longer]
+    assert await queue.take() == [last]
 
 
 async def test_a_batch_takes_the_oldest_then_texts_of_like_length() -> None:

@@ -1,13 +1,17 @@
 """The pool's request queue, with dynamic batching.
 
-A caller's texts become requests of at most `max_texts` texts and `token_budget` tokens each
-(`split_texts`), so a bulk of long posts is never one call of more than the budget (which is
-to keep a call well inside the call timeout). Tokens are counted with the model's tokenizer
-when the pool has it (token_count.py), else estimated from characters (not a bound).
+A caller's texts, shortest first, become requests of at most `max_texts` texts and
+`token_budget` *padded* tokens each (`split_texts`: texts x the longest one's tokens, the
+cost of one forward pass), so a bulk of long posts is never one call of more than the budget
+(which is to keep a call well inside the call timeout), and a bulk request is one forward
+pass of the child. Tokens are counted with the model's tokenizer when the pool has it
+(token_count.py), else estimated from characters (not a bound).
 
 Callers' requests wait here. A free child takes a *batch*: the oldest waiting request, then
 the waiting requests whose texts are closest to its length, as many as fit the token budget
-and a text cap, and, when the batch is still short and nothing
+(here the sum of their tokens: the child sorts a call by length and cuts it into passes, so
+a call of unlike requests costs about their sum, and everything waiting goes in one call
+rather than paying for another round) and a text cap, and, when the batch is still short and nothing
 was left out for want of room, whatever arrives within `max_wait` seconds. So concurrent
 callers (job workers, threads, CLI batches) share forward passes, and a lone request waits at
 most `max_wait`.
@@ -41,16 +45,15 @@ def estimate_tokens(text: str) -> int:
     return min(MAX_TOKENS_PER_TEXT, len(text) // 4 + 2)
 
 
-def fits(texts: int, longest: int, max_texts: int, token_budget: int) -> bool:
-    """Whether a call of `texts` texts, the longest of `longest` tokens, keeps to the cap and
-    to the budget of padded tokens (`texts` x `longest`, what its forward pass costs: the
-    child pads every text to the longest). The one rule of `split_texts` and the queue; the
-    first text or request of a call always goes, whatever its size.
+def fits(texts: int, tokens: int, max_texts: int, token_budget: int) -> bool:
+    """Whether a call of `texts` texts costing `tokens` tokens keeps to the cap and the budget
+    (the one rule of `split_texts` and the queue; the first text or request of a call always
+    goes, whatever its size).
 
-    >>> fits(64, 64, 64, 4096), fits(65, 1, 64, 4096), fits(2, 2049, 64, 4096)
+    >>> fits(64, 4096, 64, 4096), fits(65, 10, 64, 4096), fits(1, 4097, 64, 4096)
     (True, False, False)
     """
-    return texts <= max_texts and texts * longest <= token_budget
+    return texts <= max_texts and tokens <= token_budget
 
 
 def split_texts(
@@ -60,7 +63,8 @@ def split_texts(
     costs: Sequence[int] | None = None,
 ) -> list[list[str]]:
     """`texts` in order, cut into runs of at most `max_texts` texts and `token_budget`
-    padded tokens (see `fits`; a text over the budget on its own makes a run of one);
+    padded tokens (each text padded to the run's longest; a text over the budget on its own
+    makes a run of one);
     `costs` are the texts' tokens (see token_count.py), estimated from characters when not
     given. Texts sorted shortest first make runs of like length.
 
@@ -76,7 +80,8 @@ def split_texts(
     longest = 0
     for i, text in enumerate(texts):
         cost = costs[i] if costs is not None else estimate_tokens(text)
-        if run and not fits(len(run) + 1, max(longest, cost), max_texts, token_budget):
+        padded = (len(run) + 1) * max(longest, cost)
+        if run and not fits(len(run) + 1, padded, max_texts, token_budget):
             runs.append(run)
             run, longest = [], 0
         run.append(text)
@@ -99,12 +104,10 @@ class Request:
     # Each text's tokens, counted by the pool (token_count.py), else estimated here.
     costs: list[int] | None = None
     tokens: int = field(init=False)  # of all the texts, which never change
-    longest: int = field(init=False)  # of the longest text
 
     def __post_init__(self) -> None:
         costs = self.costs if self.costs is not None else [estimate_tokens(t) for t in self.texts]
         self.tokens = sum(costs)
-        self.longest = max(costs, default=0)
 
     def resolve(self, items: list[Item]) -> None:
         """Answer the caller (unless it gave up)."""
@@ -196,7 +199,7 @@ class RequestQueue:
 
     def _has_room(self, batch: list[Request]) -> bool:
         texts = sum(len(j.texts) for j in batch)
-        return texts < self._max_texts and texts * max(j.longest for j in batch) < self._budget
+        return texts < self._max_texts and sum(j.tokens for j in batch) < self._budget
 
     def _fill(self, batch: list[Request]) -> bool:
         """Add waiting requests that fit: the oldest first when the batch is empty, then
@@ -212,22 +215,19 @@ class RequestQueue:
         if not batch:
             self._move(batch, [self._waiting[0]])
         texts = sum(len(j.texts) for j in batch)
-        longest = max(j.longest for j in batch)
+        tokens = sum(j.tokens for j in batch)
         anchor = batch[0].tokens / len(batch[0].texts)
         chosen: list[Request] = []
         left_out = False
         for request in sorted(self._waiting, key=lambda r: abs(r.tokens / len(r.texts) - anchor)):
             if not fits(
-                texts + len(request.texts),
-                max(longest, request.longest),
-                self._max_texts,
-                self._budget,
+                texts + len(request.texts), tokens + request.tokens, self._max_texts, self._budget
             ):
                 left_out = True
                 continue
             chosen.append(request)
             texts += len(request.texts)
-            longest = max(longest, request.longest)
+            tokens += request.tokens
         self._move(batch, chosen)
         return left_out
 
