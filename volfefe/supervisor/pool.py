@@ -153,6 +153,7 @@ class Pool:
         sent = [text[:cut] for text in texts]
         if len(sent) > COUNT_INLINE:  # a big bulk is counted off the loop the children need
             counts = await asyncio.to_thread(self._counter.count_all, sent)
+            self._check_open()  # the pool may have closed or broken meanwhile
         else:
             counts = self._counter.count_all(sent)
         order = sorted(range(len(texts)), key=counts.__getitem__)
