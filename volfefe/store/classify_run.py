@@ -1,9 +1,9 @@
 """`volfefe classify`: feed stored posts to the pool in batches and write results as they land.
 
 ```
-targets ──chunks──> claim ──submit_many──> pool (up to workers+1 batches in flight)
-                                               │ results, in order
-                               write batch (one transaction) ──> release claims ──> report
+targets ──runs of like length──> claim ──submit_many──> pool (up to workers+1 batches in flight)
+                                                           │ results, in order
+                                           write batch (one transaction) ──> release claims ──> report
 ```
 
 Ctrl-C or a kill loses at most the batches in flight; a re-run resumes with what is left.
@@ -34,6 +34,7 @@ from volfefe.result import SENTIMENTS, Classification
 from volfefe.store.claims import claim, release
 from volfefe.store.intelligence import Outcome, store_results
 from volfefe.store.posts import ContentRow
+from volfefe.supervisor.batching import run_sizes
 from volfefe.supervisor.classifier import Classifier
 
 logger = logging.getLogger(__name__)
@@ -114,6 +115,7 @@ class ClassifyRun:
         reporter: Reporter,
         *,
         batch_size: int,
+        batch_tokens: int,
         in_flight: int,
     ) -> None:
         self._classifier = classifier
@@ -121,6 +123,7 @@ class ClassifyRun:
         self._conn = connect()
         self._reporter = reporter
         self._batch_size = batch_size
+        self._batch_tokens = batch_tokens
         self._in_flight = in_flight
         self.summary = RunSummary()
 
@@ -128,15 +131,18 @@ class ClassifyRun:
         """Classify `targets`; `early` are posts that failed before inference (e.g. not found)."""
         started = time.monotonic()
         # Which posts is the caller's choice; in what order does not matter, so posts of like
-        # length in tokens go together and the children's forward passes carry little padding.
+        # length in tokens go together and the children's forward passes carry little padding,
+        # and each batch is cut as the pool cuts a caller's texts: one batch, one forward pass.
         counts = self._classifier.count_tokens([row.text for row in targets])
-        targets = [targets[i] for i in sorted(range(len(targets)), key=counts.__getitem__)]
+        order = sorted(range(len(targets)), key=counts.__getitem__)
+        targets = [targets[i] for i in order]
+        sizes = run_sizes([counts[i] for i in order], self._batch_size, self._batch_tokens)
         self.summary.total = len(targets) + len(early)
         self._reporter.start(self.summary.total)
         for content_id, exc in early.items():
             self._done(content_id, exc, 0.0)
         pending: deque[tuple[list[ContentRow], Pending, float]] = deque()
-        batches = _chunks(list(targets), self._batch_size)
+        batches = _chunks(list(targets), sizes)
         try:
             while True:
                 while len(pending) < self._in_flight and (batch := next(batches, None)):
@@ -221,6 +227,8 @@ class ClassifyRun:
             raise
 
 
-def _chunks(rows: list[ContentRow], size: int) -> Iterator[list[ContentRow]]:
-    for start in range(0, len(rows), size):
+def _chunks(rows: list[ContentRow], sizes: list[int]) -> Iterator[list[ContentRow]]:
+    start = 0
+    for size in sizes:
         yield rows[start : start + size]
+        start += size

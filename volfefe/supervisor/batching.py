@@ -56,17 +56,36 @@ def fits(texts: int, tokens: int, max_texts: int, token_budget: int) -> bool:
     return texts <= max_texts and tokens <= token_budget
 
 
+def run_sizes(costs: Sequence[int], max_texts: int, token_budget: int) -> list[int]:
+    """How many texts go in each run when texts of these `costs` (tokens), in order, are cut
+    into runs of at most `max_texts` texts and `token_budget` padded tokens (each text padded
+    to the run's longest; a text over the budget on its own makes a run of one).
+
+    >>> run_sizes([2, 3, 3, 4], 64, 10), run_sizes([1, 1, 1], 2, 100)
+    ([3, 1], [2, 1])
+    """
+    sizes: list[int] = []
+    size = longest = 0
+    for cost in costs:
+        longest = max(longest, cost)
+        if size and not fits(size + 1, (size + 1) * longest, max_texts, token_budget):
+            sizes.append(size)
+            size, longest = 0, cost
+        size += 1
+    if size:
+        sizes.append(size)
+    return sizes
+
+
 def split_texts(
     texts: Sequence[str],
     max_texts: int,
     token_budget: int,
     costs: Sequence[int] | None = None,
 ) -> list[list[str]]:
-    """`texts` in order, cut into runs of at most `max_texts` texts and `token_budget`
-    padded tokens (each text padded to the run's longest; a text over the budget on its own
-    makes a run of one);
-    `costs` are the texts' tokens (see token_count.py), estimated from characters when not
-    given. Texts sorted shortest first make runs of like length.
+    """`texts` in order, cut into runs as `run_sizes` does; `costs` are the texts' tokens
+    (see token_count.py), estimated from characters when not given. Texts sorted shortest
+    first make runs of like length.
 
     >>> split_texts(["a", "b", "c"], 2, 100)
     [['a', 'b'], ['c']]
@@ -75,19 +94,13 @@ def split_texts(
     >>> split_texts(["a", "b", "c", "d"], 64, 10, costs=[2, 3, 3, 4])  # 3 x 3, then 1 x 4
     [['a', 'b', 'c'], ['d']]
     """
+    if costs is None:
+        costs = [estimate_tokens(text) for text in texts]
     runs: list[list[str]] = []
-    run: list[str] = []
-    longest = 0
-    for i, text in enumerate(texts):
-        cost = costs[i] if costs is not None else estimate_tokens(text)
-        padded = (len(run) + 1) * max(longest, cost)
-        if run and not fits(len(run) + 1, padded, max_texts, token_budget):
-            runs.append(run)
-            run, longest = [], 0
-        run.append(text)
-        longest = max(longest, cost)
-    if run:
-        runs.append(run)
+    start = 0
+    for size in run_sizes(costs, max_texts, token_budget):
+        runs.append(list(texts[start : start + size]))
+        start += size
     return runs
 
 
