@@ -1,9 +1,9 @@
 """`volfefe classify`: feed stored posts to the pool in batches and write results as they land.
 
 ```
-targets ──runs of like length──> claim ──submit_many──> pool (up to workers+1 batches in flight)
-                                                           │ results, in order
-                                           write batch (one transaction) ──> release claims ──> report
+targets ──runs of like length──> claim ──submit_many──> pool (workers+1 batches in flight)
+                                                         │ results, in order
+                          write batch (one transaction) ──> release claims ──> report
 ```
 
 Ctrl-C or a kill loses at most the batches in flight; a re-run resumes with what is left.
