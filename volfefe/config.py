@@ -113,9 +113,9 @@ class Settings:
     rebuild_backoff: float = 1.0  # seconds before the first rebuild of a broken pool
     rebuild_backoff_max: float = 60.0  # the backoff doubles per failed rebuild, up to this
     batch_size: int = 64  # texts per call to a child, at most
-    batch_tokens: int = 1024  # estimated tokens per call to a child, at most (see README)
+    batch_tokens: int = 512  # tokens in all a call gathers from waiting requests (see README)
     batch_wait: float = 0.002  # seconds a call may wait for other callers' texts
-    forward_tokens: int = 1024  # padded tokens per forward pass inside a child
+    forward_tokens: int = 1024  # padded tokens per forward pass, and per run of a caller's texts
     max_chars: int = 20_000
     worker_cmd: tuple[str, ...] = field(default_factory=default_worker_cmd)
     worker_env: Mapping[str, str] = field(default_factory=dict)

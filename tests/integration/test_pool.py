@@ -324,7 +324,7 @@ def test_a_bulk_of_long_texts_is_cut_into_calls_within_the_token_budget(
     make_classifier: MakeClassifier,
 ) -> None:
     # 64 long posts in one call could outlast call_timeout on a slow CPU and cost a child.
-    clf = make_classifier(batch_tokens=1024)
+    clf = make_classifier(forward_tokens=1024)
     texts = [f"tariffs {i} " + "markets crash " * 150 for i in range(5)]  # 512 estimated each
     results = clf.classify_many(texts)
     assert clf.stats()["calls"] == 3  # 2 + 2 + 1 texts: never over 1024 estimated tokens
@@ -355,13 +355,28 @@ def test_calls_are_composed_by_the_models_own_token_counts(
 ) -> None:
     # 28 characters but 28 tokens each: guessed from characters (about 9 tokens each), all 8
     # would go in one call of 224 tokens, over the budget of 100.
-    clf = make_classifier(batch_tokens=100)
+    clf = make_classifier(forward_tokens=100, batch_tokens=100)
     texts = [f"$AAPL +3.{i}% https://t.co/xyz" for i in range(8)]
     clf.classify("warm")
     before = clf.stats()["calls"]
     results = clf.classify_many(texts)
     assert [r.tokens for r in results] == [28] * 8
     assert clf.stats()["calls"] - before == 3  # 3 + 3 + 2 texts: 84, 84 and 56 tokens
+
+
+def test_a_callers_run_is_cut_by_the_pass_budget_not_the_queues(
+    make_classifier: MakeClassifier,
+) -> None:
+    # The queue gathers at most 100 tokens from waiting requests, but a caller's own texts
+    # are cut by the forward-pass budget: 8 texts of 28 tokens (224 padded) are one run, and a
+    # run always goes as one call, whatever the queue's budget.
+    clf = make_classifier(forward_tokens=1024, batch_tokens=100)
+    texts = [f"$AAPL +3.{i}% https://t.co/xyz" for i in range(8)]
+    clf.classify("warm")
+    before = clf.stats()["calls"]
+    results = clf.classify_many(texts)
+    assert [r.tokens for r in results] == [28] * 8
+    assert clf.stats()["calls"] - before == 1
 
 
 def test_int8_is_recorded_in_model_version(make_classifier: MakeClassifier) -> None:

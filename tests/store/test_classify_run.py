@@ -24,7 +24,7 @@ def test_a_run_sends_each_batch_as_one_call_cut_by_padded_tokens(
     # call, the run cuts its 8 posts 3 + 3 + 2, as the pool cuts a caller's texts, so each
     # batch is one call. Cut by count alone (4 + 4), each batch would be cut again into
     # 3 + 1 by the pool: 4 calls, two of them a lone post.
-    clf = make_classifier(batch_size=4, batch_tokens=100, workers=1)
+    clf = make_classifier(batch_size=4, forward_tokens=100, batch_tokens=100, workers=1)
     insert_posts(db_conn, [f"$AAPL +3.{i}% https://t.co/xyz" for i in range(8)])
     clf.classify("warm")
     before = clf.stats()["calls"]
@@ -33,7 +33,7 @@ def test_a_run_sends_each_batch_as_one_call_cut_by_padded_tokens(
         lambda: connect(database_url),
         QuietReporter(),
         batch_size=4,
-        batch_tokens=100,
+        pass_tokens=100,
         in_flight=1,  # one batch at a time: the pool cannot merge the pieces of two
     )
     summary = run.run(unclassified(db_conn), {})

@@ -85,7 +85,7 @@ def classify_command(
             lambda: connect(url, application_name="volfefe classify"),
             reporter,
             batch_size=settings.batch_size,
-            batch_tokens=settings.batch_tokens,
+            pass_tokens=settings.forward_tokens,
             in_flight=settings.workers + 1,
         )
         summary = run.run(targets, early)

@@ -115,7 +115,7 @@ class ClassifyRun:
         reporter: Reporter,
         *,
         batch_size: int,
-        batch_tokens: int,
+        pass_tokens: int,
         in_flight: int,
     ) -> None:
         self._classifier = classifier
@@ -123,7 +123,7 @@ class ClassifyRun:
         self._conn = connect()
         self._reporter = reporter
         self._batch_size = batch_size
-        self._batch_tokens = batch_tokens
+        self._pass_tokens = pass_tokens
         self._in_flight = in_flight
         self.summary = RunSummary()
 
@@ -136,7 +136,7 @@ class ClassifyRun:
         counts = self._classifier.count_tokens([row.text for row in targets])
         order = sorted(range(len(targets)), key=counts.__getitem__)
         targets = [targets[i] for i in order]
-        sizes = run_sizes([counts[i] for i in order], self._batch_size, self._batch_tokens)
+        sizes = run_sizes([counts[i] for i in order], self._batch_size, self._pass_tokens)
         self.summary.total = len(targets) + len(early)
         self._reporter.start(self.summary.total)
         for content_id, exc in early.items():

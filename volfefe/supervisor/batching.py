@@ -1,17 +1,19 @@
 """The pool's request queue, with dynamic batching.
 
 A caller's texts, shortest first, become requests of at most `max_texts` texts and
-`token_budget` *padded* tokens each (`split_texts`: texts x the longest one's tokens, the
-cost of one forward pass), so a bulk of long posts is never one call of more than the budget
+`forward_tokens` *padded* tokens each (`split_texts`: texts x the longest one's tokens, the
+cost of one forward pass), so a bulk of long posts is never one call of more than a pass
 (which is to keep a call well inside the call timeout), and a bulk request is one forward
 pass of the child. Tokens are counted with the model's tokenizer when the pool has it
 (token_count.py), else estimated from characters (not a bound).
 
-Callers' requests wait here. A free child takes a *batch*: the oldest waiting request, then
-the waiting requests whose texts are closest to its length, as many as fit the token budget
-(here the sum of their tokens: the child sorts a call by length and cuts it into passes, so
-a call of unlike requests costs about their sum, and everything waiting goes in one call
-rather than paying for another round) and a text cap, and, when the batch is still short and nothing
+Callers' requests wait here. A free child takes a *batch*: the oldest waiting request (whatever
+its size), then the waiting requests whose texts are closest to its length, as many as fit
+the queue's `token_budget` (`batch_tokens`, smaller than a pass by default: it is the
+latency knob, since a post that arrives while a call runs waits for the whole call; here the
+budget is the sum of the requests' tokens: the child sorts a call by length and cuts it into
+passes, so a call of unlike requests costs about their sum) and a text cap, and, when the
+batch is still short and nothing
 was left out for want of room, whatever arrives within `max_wait` seconds. So concurrent
 callers (job workers, threads, CLI batches) share forward passes, and a lone request waits at
 most `max_wait`.

@@ -158,8 +158,10 @@ class Pool:
             counts = self._counter.count_all(sent)
         order = sorted(range(len(texts)), key=counts.__getitem__)
         costs = [counts[i] for i in order]
+        # Cut by the forward-pass budget: a run is one call and one pass of the child.
+        settings = self._settings
         runs = split_texts(
-            [sent[i] for i in order], self._settings.batch_size, self._settings.batch_tokens, costs
+            [sent[i] for i in order], settings.batch_size, settings.forward_tokens, costs
         )
         requests: list[Request] = []
         first = 0
