@@ -1,15 +1,19 @@
 #!/usr/bin/env python3
 """A bulk `Classifier.classify_many` call: texts in the caller's order against the same
-texts sorted by length, at several `VOLFEFE_BATCH_TOKENS`, in one run.
+texts sorted by length, at several `VOLFEFE_FORWARD_TOKENS`, in one run.
 
-    .venv/bin/python scripts/bench_bulk_order.py [--model DIR] [--budgets 4096,1024]
-                                                 [--rounds N] [--posts N] [--quick]
+    .venv/bin/python scripts/bench_bulk_order.py [--model DIR] [--budgets 1024,512]
+                                                 [--backend onnx_int8|...] [--rounds N]
+                                                 [--posts N] [--quick]
 
 A library or HTTP caller hands volfefe posts in whatever order they come; `classify --all`
 sorts its own. The pool cuts a caller's texts into requests shortest first, so the two
-orders should run at the same speed: this script shows whether they do. One warm classifier
-per budget (onnx int8, one child, boot excluded), `--rounds` interleaved rounds, median
-posts/s. Run it with `PYTHONPATH` set to another checkout to measure that code instead.
+orders should run at the same speed: this script shows whether they do, and what the
+forward-pass budget (which also cuts a caller's texts into calls) is worth on this CPU. One
+warm classifier per budget (`--backend`, default onnx int8; one child, boot excluded),
+`--rounds` interleaved rounds, median posts/s. To measure another checkout's code, run it
+from that checkout's folder with `PYTHONPATH` set to it (children import the working
+directory's package first).
 Without `--model` it uses the FinBERT-sized random model that scripts/bench_realtime.py
 builds and caches; `--quick` uses the tiny test model (the figures then mean nothing).
 """
@@ -28,11 +32,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_realtime
 
+BACKENDS = {**bench_realtime.BACKENDS, **bench_realtime.BF16_BACKENDS}
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, help="model folder (default: FinBERT-sized)")
-    parser.add_argument("--budgets", default="4096,1024", help="VOLFEFE_BATCH_TOKENS values")
+    parser.add_argument("--budgets", default="1024,512", help="VOLFEFE_FORWARD_TOKENS values")
+    parser.add_argument("--backend", default="onnx_int8", choices=sorted(BACKENDS))
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--posts", type=int, default=300)
     parser.add_argument("--quick", action="store_true", help="tiny model, 40 posts, 2 rounds")
@@ -47,8 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         model, _ = bench_realtime.ensure_model(args.quick, args.model, workdir)
         sizes = bench_realtime.QUICK if args.quick else bench_realtime.FULL
         env = {
-            "VOLFEFE_BACKEND": "onnx",
-            "VOLFEFE_QUANTIZE": "int8",
+            **BACKENDS[args.backend],
             "VOLFEFE_WORKERS": "1",
             "VOLFEFE_ONNX_CACHE": str(bench_realtime.onnx_cache(sizes, workdir)),
         }
@@ -58,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         classifiers = {}
         for budget in budgets:
             settings = Settings.from_env(
-                {**env, "VOLFEFE_BATCH_TOKENS": str(budget)}, model=str(model)
+                {**env, "VOLFEFE_FORWARD_TOKENS": str(budget)}, model=str(model)
             )
             classifiers[budget] = Classifier(settings)
             classifiers[budget].start()
@@ -75,8 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             for classifier in classifiers.values():
                 classifier.close()
-    print(f"onnx int8, {args.posts} posts, {args.rounds} rounds, median posts/s")
-    print("| VOLFEFE_BATCH_TOKENS | caller's order | sorted by length | caller's / sorted |")
+    print(f"{args.backend}, {args.posts} posts, {args.rounds} rounds, median posts/s")
+    print("| VOLFEFE_FORWARD_TOKENS | caller's order | sorted by length | caller's / sorted |")
     print("| ---: | ---: | ---: | ---: |")
     for budget in budgets:
         mixed = statistics.median(rates[(budget, "caller's order")])
