@@ -64,6 +64,7 @@ def test_quick_runtime_bench_writes_every_figure(tmp_path: Path) -> None:
             assert positive(row["cold_start_s"]) and positive(row["child_rss_mb"]), name
     e2e = report["classify_all"]
     assert e2e["posts"] == 24 and positive(e2e["posts_per_s"]) and positive(e2e["vs_bare_loop"])
+    assert positive(e2e["cold_bare_posts_per_s"]) and positive(e2e["vs_cold_bare_round"])
     goals = report["goals"]
     assert set(goals) == {
         "fastest",
