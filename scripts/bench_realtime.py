@@ -3,6 +3,7 @@
 
     .venv/bin/python scripts/bench_realtime.py [--quick] [--json PATH] [--model DIR]
                                                [--backends A,B] [--capacity N]
+                                               [--set VOLFEFE_NAME=VALUE ...]
 
 For each backend (torch fp32, onnx fp32, onnx int8, openvino int8-static calibrated on the
 shipped sample posts, the accuracy guard relaxed as in bench_runtimes.py, and on CPUs with
@@ -27,6 +28,8 @@ apart from the model. `poll_waits`: posts that waited over half the poll
 interval while no other job started, i.e. a missed notification. Host and PostgreSQL share
 one clock. `--quick`: tiny model, small counts (a minute or two); the full run uses the
 FinBERT-sized model (scripts/make_finbert_like_model.py, cached): about 3 minutes a backend.
+The run clears every `VOLFEFE_*` variable of its environment (default settings); `--set`
+gives one setting to every volfefe process of the run, e.g. `--set VOLFEFE_BATCH_TOKENS=1024`.
 """
 
 from __future__ import annotations
@@ -333,7 +336,12 @@ def onnx_cache(sizes: dict[str, Any], workdir: Path) -> Path:
 
 
 def run_backend(
-    name: str, model: Path, sizes: dict[str, Any], workdir: Path, fixed_capacity: float | None
+    name: str,
+    model: Path,
+    sizes: dict[str, Any],
+    workdir: Path,
+    fixed_capacity: float | None,
+    settings_env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     from volfefe import Settings
     from volfefe.store.switches import set_auto_enqueue
@@ -345,6 +353,7 @@ def run_backend(
             **BACKENDS[name],
             "VOLFEFE_MODEL": str(model),
             "VOLFEFE_ONNX_CACHE": str(onnx_cache(sizes, workdir)),
+            **(settings_env or {}),
         }
         steps = [["db", "migrate"], ["predict", "warm up the export"]]
         if env.get("VOLFEFE_QUANTIZE", "").startswith("int8-static"):  # calibrated on the sample
@@ -542,7 +551,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="posts/s the load phases take as 100 %% (default: each backend's drain rate, "
         "measured in the same run); give one to compare commits at the same arrival rates",
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="VOLFEFE_NAME=VALUE",
+        help="a volfefe setting for every process of the run (repeatable)",
+    )
     args = parser.parse_args(argv)
+    settings_env: dict[str, str] = {}
+    for item in args.set:
+        name, equals, value = item.partition("=")
+        if not (name.startswith("VOLFEFE_") and equals):
+            parser.error(f"--set takes VOLFEFE_NAME=VALUE, got {item!r}")
+        settings_env[name] = value
     for var in [v for v in os.environ if v.startswith("VOLFEFE_")]:
         del os.environ[var]
     os.environ.update(
@@ -558,10 +580,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             **{"quick": args.quick, "sizes": sizes},
             "database": "DATABASE_URL server" if os.environ.get("DATABASE_URL") else "embedded",
             "cores": os.cpu_count(),
+            "settings": settings_env,
             "backends": {},
         }
         for name in args.backends.split(","):
-            report["backends"][name] = run_backend(name, model, sizes, workdir, args.capacity)
+            report["backends"][name] = run_backend(
+                name, model, sizes, workdir, args.capacity, settings_env
+            )
     report["targets"] = targets(report["backends"])
     report["total_s"] = round(time.monotonic() - started, 1)
     print_table(report)

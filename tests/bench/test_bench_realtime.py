@@ -79,13 +79,19 @@ def test_quick_realtime_bench_writes_every_figure(tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.db
 @pytest.mark.timeout(600)
-def test_a_fixed_capacity_sets_the_load_phases_arrival_rates(tmp_path: Path) -> None:
+def test_a_fixed_capacity_sets_the_load_phases_arrival_rates_and_set_gives_a_setting(
+    tmp_path: Path,
+) -> None:
     out = tmp_path / "realtime.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("VOLFEFE_")}
     argv = [sys.executable, str(ROOT / "scripts" / "bench_realtime.py"), "--quick"]
     argv += ["--backends", "onnx_int8", "--capacity", "12", "--json", str(out)]
+    argv += ["--set", "VOLFEFE_JOBS_CONCURRENCY=7"]
     proc = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, timeout=540)
     assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
-    row = json.loads(out.read_text())["backends"]["onnx_int8"]
+    report = json.loads(out.read_text())
+    assert report["settings"] == {"VOLFEFE_JOBS_CONCURRENCY": "7"}
+    row = report["backends"]["onnx_int8"]
+    assert row["job_slots"] == 7  # the worker's settings, not the default 128
     assert row["load_capacity_per_s"] == 12  # not the drain rate it measured
     assert (row["load_50"]["rate_per_s"], row["load_90"]["rate_per_s"]) == (6.0, 10.8)
