@@ -350,33 +350,29 @@ def test_a_bulk_of_mixed_lengths_is_cut_by_length_and_answered_in_the_callers_or
     assert all(close_enough(a, b) for a, b in zip(alone, together, strict=True))
 
 
-def test_calls_are_composed_by_the_models_own_token_counts(
-    make_classifier: MakeClassifier,
+@pytest.mark.parametrize(
+    ("forward_tokens", "calls"),
+    [
+        # 28 characters but 28 tokens each: guessed from characters (about 9 tokens each),
+        # all 8 would go in one call of 224 tokens, over the pass budget of 100; counted,
+        # they go 3 + 3 + 2 texts: 84, 84 and 56 tokens.
+        (100, 3),
+        # The queue gathers at most 100 tokens from waiting requests, but a caller's own
+        # texts are cut by the pass budget: the 8 texts (224 padded tokens) are one run, and
+        # a run goes as one call whatever the queue's budget.
+        (1024, 1),
+    ],
+)
+def test_calls_are_composed_by_the_models_own_token_counts_and_the_pass_budget(
+    make_classifier: MakeClassifier, forward_tokens: int, calls: int
 ) -> None:
-    # 28 characters but 28 tokens each: guessed from characters (about 9 tokens each), all 8
-    # would go in one call of 224 tokens, over the budget of 100.
-    clf = make_classifier(forward_tokens=100, batch_tokens=100)
+    clf = make_classifier(forward_tokens=forward_tokens, batch_tokens=100)
     texts = [f"$AAPL +3.{i}% https://t.co/xyz" for i in range(8)]
     clf.classify("warm")
     before = clf.stats()["calls"]
     results = clf.classify_many(texts)
     assert [r.tokens for r in results] == [28] * 8
-    assert clf.stats()["calls"] - before == 3  # 3 + 3 + 2 texts: 84, 84 and 56 tokens
-
-
-def test_a_callers_run_is_cut_by_the_pass_budget_not_the_queues(
-    make_classifier: MakeClassifier,
-) -> None:
-    # The queue gathers at most 100 tokens from waiting requests, but a caller's own texts
-    # are cut by the forward-pass budget: 8 texts of 28 tokens (224 padded) are one run, and a
-    # run always goes as one call, whatever the queue's budget.
-    clf = make_classifier(forward_tokens=1024, batch_tokens=100)
-    texts = [f"$AAPL +3.{i}% https://t.co/xyz" for i in range(8)]
-    clf.classify("warm")
-    before = clf.stats()["calls"]
-    results = clf.classify_many(texts)
-    assert [r.tokens for r in results] == [28] * 8
-    assert clf.stats()["calls"] - before == 1
+    assert clf.stats()["calls"] - before == calls
 
 
 def test_int8_is_recorded_in_model_version(make_classifier: MakeClassifier) -> None:
