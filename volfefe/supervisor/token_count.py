@@ -1,7 +1,8 @@
 """Tokens of a text as the child will count them, known in the orchestrator before a call.
 
-The pool composes its calls by tokens (`VOLFEFE_BATCH_TOKENS`), and the child cuts each call
-into forward passes of padded tokens. Counted with a guess of about four characters a token,
+The pool composes its calls by tokens (`VOLFEFE_FORWARD_TOKENS` per run of a caller's texts,
+`VOLFEFE_BATCH_TOKENS` for what the queue gathers), and the child cuts each call into forward
+passes of padded tokens. Counted with a guess of about four characters a token,
 texts dense in numbers, URLs or tickers are under-counted: a call meant to be one forward
 pass becomes a full pass and a small one, and texts of unlike length share a call. So the
 pool counts with the model's own tokenizer when it has its file: the `tokenizer.json` of
