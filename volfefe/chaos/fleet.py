@@ -39,6 +39,8 @@ FORWARDED = (
     "restart_window",
     "batch_size",
     "batch_tokens",
+    "batch_wait",
+    "forward_tokens",
     "max_chars",
     "jobs_max_attempts",
 )

@@ -98,7 +98,7 @@ class SharedDeps:
         """`get`, plus the async connection pool of classify_post, opened on this loop."""
         given = context.additional_context.get("volfefe")
         if isinstance(given, JobDeps) and given.adb is not None:
-            return given  # every job of `jobs worker` after the first: no thread hop
+            return given  # `jobs worker` opened its pool before any job: no thread hop
         deps = await asyncio.to_thread(self.get, context)
         async with self._async_lock:
             if deps.adb is None:
