@@ -13,8 +13,8 @@ the queue's `token_budget` (`batch_tokens`, smaller than a pass by default: it i
 latency knob, since a post that arrives while a call runs waits for the whole call; here the
 budget is the sum of the requests' tokens: the child sorts a call by length and cuts it into
 passes, so a call of unlike requests costs about their sum) and a text cap, and, when the
-batch is still short and nothing
-was left out for want of room, whatever arrives within `max_wait` seconds. So concurrent
+batch is still short and nothing was left out for want of room, whatever arrives within
+`max_wait` seconds. So concurrent
 callers (job workers, threads, CLI batches) share forward passes, and a lone request waits at
 most `max_wait`.
 When the last batch was a lone request that waited for company in vain, the next lone one
