@@ -50,7 +50,7 @@ from volfefe.protocol import (
 )
 
 DEFAULT_MAX_CHARS = 20_000
-DEFAULT_BATCH_TOKENS = 1024
+DEFAULT_FORWARD_TOKENS = 1024
 
 
 def load_engine(args: argparse.Namespace) -> Engine:
@@ -73,7 +73,7 @@ def load_engine(args: argparse.Namespace) -> Engine:
         else:
             from volfefe.child.backends.onnx_backend import load_engine as load_exported
         return load_exported(
-            folder, threads=args.threads, max_chars=args.max_chars, forward_tokens=args.batch_tokens
+            folder, threads=args.threads, max_chars=args.max_chars, forward_tokens=args.forward_tokens
         )
     from volfefe.child.backends.torch_backend import load_engine as load_torch
 
@@ -84,7 +84,7 @@ def load_engine(args: argparse.Namespace) -> Engine:
         device=args.device,
         quantize=args.quantize,
         max_chars=args.max_chars,
-        forward_tokens=args.batch_tokens,
+        forward_tokens=args.forward_tokens,
         digest_cache=args.onnx_cache / ".digests",
     )
 
@@ -205,9 +205,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "int8-static-bf16: the float parts in bf16 (openvino); the last three are guarded",
     )
     parser.add_argument(
-        "--batch-tokens",
+        "--forward-tokens",
         type=int,
-        default=DEFAULT_BATCH_TOKENS,
+        default=DEFAULT_FORWARD_TOKENS,
         help="padded tokens per forward pass",
     )
     return parser.parse_args(argv)

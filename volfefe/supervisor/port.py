@@ -63,7 +63,7 @@ def worker_argv(settings: Settings, extra: Sequence[str] = ()) -> list[str]:
         str(settings.max_chars),
         "--quantize",
         settings.quantize,
-        "--batch-tokens",
+        "--forward-tokens",
         str(settings.forward_tokens),
         *extra,
     ]
