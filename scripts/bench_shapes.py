@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
 """What a new forward-pass size costs a backend: each size's first pass against its second.
 
-    .venv/bin/python scripts/bench_shapes.py [--row openvino_int8_static_bf16] [--quick]
+    .venv/bin/python scripts/bench_shapes.py [--row openvino_int8_static_bf16]
+                                             [--sizes 1x16,1x32,...] [--quick]
 
 One engine of `--row` (a row of scripts/bench_runtimes.py, its export cached there), loaded
 and warmed up as a child does, then passes of several sizes (rows x tokens), each run twice
 in a row: the first pays for whatever the runtime prepares for a size it has not met, the
-second shows the pass itself. OpenVINO prepares kernels per size, so a fresh child pays once
-for each size it meets; ONNX Runtime does not. Without `--model` it uses the FinBERT-sized
-random model of bench_runtimes.py; `--quick` the tiny test model (figures mean nothing).
+second shows the pass itself (`--sizes` picks the sizes: lone posts of 16 and 32 tokens,
+say, to see what a short post's pass costs). OpenVINO prepares kernels per size, so a fresh
+child pays once for each size it meets; ONNX Runtime does not. Without `--model` it uses
+the FinBERT-sized random model of bench_runtimes.py; `--quick` the tiny test model (figures
+mean nothing).
 """
 
 from __future__ import annotations
@@ -26,10 +29,26 @@ import bench_runtimes
 SIZES = [(1, 200), (1, 300), (1, 512), (4, 41), (4, 61), (20, 50), (64, 16), (63, 16), (2, 512)]
 
 
+def parse_sizes(text: str) -> list[tuple[int, int]]:
+    """`rows x tokens` pairs from "1x16,4x41".
+
+    >>> parse_sizes("1x16, 4x41")
+    [(1, 16), (4, 41)]
+    """
+    sizes = []
+    for part in text.split(","):
+        rows, _, tokens = part.strip().partition("x")
+        if not (rows.isdigit() and tokens.isdigit() and int(rows) > 0 and int(tokens) > 0):
+            raise argparse.ArgumentTypeError(f"not ROWSxTOKENS: {part.strip()!r}")
+        sizes.append((int(rows), int(tokens)))
+    return sizes
+
+
 def main(argv: list[str] | None = None) -> int:
     """Print one line per size: first pass, second pass, the difference (ms)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--row", default="openvino_int8_static_bf16", choices=bench_runtimes.OURS)
+    parser.add_argument("--sizes", type=parse_sizes, default=SIZES, help="e.g. 1x16,1x32")
     parser.add_argument("--model", type=Path)
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args(argv)
@@ -51,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.row}: ms of a size's first pass, its second, and the difference")
         print("| rows x tokens | first | second | first - second |")
         print("| --- | ---: | ---: | ---: |")
-        for rows, tokens in SIZES:
+        for rows, tokens in args.sizes:
             if tokens > engine.max_length:
                 continue
             batch = [[engine.pad_id + 5] * tokens] * rows

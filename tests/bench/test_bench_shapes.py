@@ -15,17 +15,35 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def run_bench(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOLFEFE_")}
+    env["HF_HUB_OFFLINE"] = "1"
+    argv = [sys.executable, str(ROOT / "scripts" / "bench_shapes.py"), "--quick", *args]
+    return subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, timeout=540)
+
+
+def size_rows(stdout: str) -> list[list[str]]:
+    rows = [line.split("|")[1:-1] for line in stdout.splitlines() if line.startswith("| ")]
+    return rows[2:]
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("row", ["onnx_int8", "openvino_int8_static"])
 def test_quick_shapes_bench_prints_both_passes_of_every_size(row: str) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VOLFEFE_")}
-    env["HF_HUB_OFFLINE"] = "1"
-    argv = [sys.executable, str(ROOT / "scripts" / "bench_shapes.py"), "--quick", "--row", row]
-    proc = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, timeout=540)
+    proc = run_bench("--row", row)
     assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
-    rows = [line.split("|")[1:-1] for line in proc.stdout.splitlines() if line.startswith("| ")]
-    sizes = rows[2:]
+    sizes = size_rows(proc.stdout)
     assert len(sizes) >= 5, proc.stdout
     for cells in sizes:
         assert float(cells[1]) > 0 and float(cells[2]) > 0, proc.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_sizes_picks_the_passes_and_a_bad_size_is_refused() -> None:
+    proc = run_bench("--row", "onnx_int8", "--sizes", "1x16,2x8")
+    assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+    assert [cells[0].strip() for cells in size_rows(proc.stdout)] == ["1 x 16", "2 x 8"]
+    refused = run_bench("--sizes", "1x")
+    assert refused.returncode == 2 and "not ROWSxTOKENS: '1x'" in refused.stderr

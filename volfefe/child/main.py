@@ -73,7 +73,10 @@ def load_engine(args: argparse.Namespace) -> Engine:
         else:
             from volfefe.child.backends.onnx_backend import load_engine as load_exported
         return load_exported(
-            folder, threads=args.threads, max_chars=args.max_chars, forward_tokens=args.forward_tokens
+            folder,
+            threads=args.threads,
+            max_chars=args.max_chars,
+            forward_tokens=args.forward_tokens,
         )
     from volfefe.child.backends.torch_backend import load_engine as load_torch
 
