@@ -57,7 +57,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -174,15 +174,19 @@ def is_int8(row: str) -> bool:
     return "int8" in row
 
 
-def export_all(model: Path, exports: Path) -> dict[str, Path]:
-    """Every volfefe export the rows load (cached in `exports`), made before any timing."""
+def export_all(
+    model: Path, exports: Path, rows: Iterable[str] | None = None
+) -> dict[str, Path]:
+    """The volfefe export of each of `rows` (default: every row of ours), cached in
+    `exports`, made before any timing."""
     from volfefe.child.calibration import default_texts
     from volfefe.child.export import ensure_export
     from volfefe.child.export_openvino import Calibration
     from volfefe.protocol import GUARDED_SCHEMES
 
     folders = {}
-    for row, (backend, quantize) in OURS.items():
+    for row in OURS if rows is None else rows:
+        backend, quantize = OURS[row]
         calibration = None
         if quantize in GUARDED_SCHEMES:
             calibration = Calibration(texts=default_texts(), source="shipped sample", **LAX_GUARD)
@@ -193,17 +197,22 @@ def export_all(model: Path, exports: Path) -> dict[str, Path]:
     return folders
 
 
+def load_ours(row: str, folder: Path, threads: int) -> Any:
+    """The Engine of one of volfefe's rows, loaded from its export as the child loads it."""
+    from volfefe.child.backends import onnx_backend, openvino_backend
+
+    module = onnx_backend if OURS[row][0] == "onnx" else openvino_backend
+    return module.load_engine(
+        folder, threads=threads, max_chars=20_000, forward_tokens=FORWARD_TOKENS
+    )
+
+
 def load_engines(folders: dict[str, Path], threads: int) -> dict[str, Any]:
     """row -> Engine: volfefe's backends as the child loads them, and the peers (OpenVINO's
     own defaults: compile_model with no configuration) behind the same tokenisation."""
-    from volfefe.child.backends import onnx_backend, openvino_backend
+    from volfefe.child.backends import openvino_backend
 
-    engines: dict[str, Any] = {}
-    for row, (backend, _) in OURS.items():
-        module = onnx_backend if backend == "onnx" else openvino_backend
-        engines[row] = module.load_engine(
-            folders[row], threads=threads, max_chars=20_000, forward_tokens=FORWARD_TOKENS
-        )
+    engines: dict[str, Any] = {row: load_ours(row, folders[row], threads) for row in OURS}
     import dataclasses
 
     import openvino as ov

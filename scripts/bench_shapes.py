@@ -17,6 +17,7 @@ mean nothing).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -52,20 +53,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path)
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args(argv)
-    from volfefe.child.backends import onnx_backend, openvino_backend
-
     with tempfile.TemporaryDirectory(prefix="volfefe-shapes-") as tmp:
         work = Path(tmp)
         model, _ = bench_runtimes.ensure_model(args.model, args.quick, 1234, work)
         exports = (
             work / "exports" if args.quick else bench_runtimes.cache_root() / "exports-runtimes"
         )
-        folders = bench_runtimes.export_all(model, exports)
-        backend = bench_runtimes.OURS[args.row][0]
-        module = onnx_backend if backend == "onnx" else openvino_backend
-        engine = module.load_engine(
-            folders[args.row], threads=2, max_chars=20_000, forward_tokens=1024
-        )
+        folder = bench_runtimes.export_all(model, exports, [args.row])[args.row]
+        engine = bench_runtimes.load_ours(args.row, folder, os.cpu_count() or 1)
         engine.warm_up()
         print(f"{args.row}: ms of a size's first pass, its second, and the difference")
         print("| rows x tokens | first | second | first - second |")

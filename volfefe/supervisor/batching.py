@@ -14,9 +14,8 @@ latency knob, since a post that arrives while a call runs waits for the whole ca
 budget is the sum of the requests' tokens: the child sorts a call by length and cuts it into
 passes, so a call of unlike requests costs about their sum) and a text cap, and, when the
 batch is still short and nothing was left out for want of room, whatever arrives within
-`max_wait` seconds. So concurrent
-callers (job workers, threads, CLI batches) share forward passes, and a lone request waits at
-most `max_wait`.
+`max_wait` seconds. So concurrent callers (job workers, threads, CLI batches) share forward
+passes, and a lone request waits at most `max_wait`.
 When the last batch was a lone request that waited for company in vain, the next lone one
 goes at once (one post at a time, the real-time case, pays no wait); company in a batch
 turns the wait back on.
