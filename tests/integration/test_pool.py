@@ -64,16 +64,45 @@ def test_a_lone_text_whose_child_fails_once_is_retried_on_a_fresh_child(
     "fault, expected",
     [("crash@1", WorkerCrashed), ("hang@1", CallTimeout), ("garbage@1", ProtocolError)],
 )
-def test_a_lone_text_that_fails_its_solo_retry_too_is_poison(
+def test_children_that_fail_every_first_call_convict_no_text(
     make_classifier: MakeClassifier, fault: str, expected: type[Exception]
 ) -> None:
-    # Every child fails its first call: the call and its solo retry both fail.
-    clf = make_classifier(fault=fault, once=False, call_timeout=1.0, max_restarts=5)
-    with pytest.raises(PoisonText) as info:
+    # Every child fails its first call: the text fails alone twice, but so does the control,
+    # so the fault is not the text's. Its failures are charged: the pool breaks.
+    clf = make_classifier(fault=fault, once=False, call_timeout=1.0, max_restarts=2)
+    with pytest.raises(expected) as info:
         clf.classify("rates cut")
-    assert isinstance(info.value.__cause__, expected) and info.value.__cause__.transient
-    assert not info.value.transient
-    assert clf.stats()["restarts"] == 2  # a poison text always costs two children
+    assert info.value.transient
+    assert clf.stats()["restarts"] == 3  # the call, the text on a fresh child, the control
+    eventually(lambda: clf.health().startswith(("PoolBroken: ", "starting")), timeout=30)
+
+
+@pytest.mark.parametrize("fault", ["crash@3", "garbage@3", "hang@4"])
+def test_a_fault_that_strikes_whatever_the_text_convicts_none(
+    make_classifier: MakeClassifier, fault: str
+) -> None:
+    # Each child fails its N-th call, whatever it holds: lone texts and batches alike are
+    # answered by a fresh child, and nothing is called poison.
+    clf = make_classifier(fault=fault, once=False, call_timeout=1.0, max_restarts=100)
+    results = [clf.classify(f"rates cut {i}") for i in range(7)]
+    results += clf.classify_many([f"bonds {i}" for i in range(5)], return_exceptions=True)
+    results += clf.classify_many([f"oil {i}" for i in range(5)], return_exceptions=True)
+    assert all(isinstance(r, Classification) for r in results), results
+    assert clf.stats()["restarts"] >= 2
+
+
+def test_a_burst_of_poison_texts_never_breaks_the_pool(make_classifier: MakeClassifier) -> None:
+    # Poison texts among innocent ones, a budget of one restart: each poison text explains
+    # its own failures, so the pool never breaks and every innocent text is answered.
+    clf = make_classifier(
+        fault="poison=POISON", once=False, max_restarts=1, workers=2, request_timeout=240.0
+    )
+    texts = [f"POISON {i}" if i % 4 == 0 else f"stocks rally {i}" for i in range(16)]
+    results = clf.classify_many(texts, return_exceptions=True)
+    for text, result in zip(texts, results, strict=True):
+        expected = PoisonText if "POISON" in text else Classification
+        assert isinstance(result, expected), (text, result)
+    assert clf.stats()["rebuilds"] == 0 and clf.health() == "ready"
 
 
 @pytest.mark.parametrize("fault", ["crash@1", "hang@1", "garbage@1"])

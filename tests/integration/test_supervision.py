@@ -232,13 +232,17 @@ def test_model_folder_that_can_never_load_is_a_config_error(
 
 
 def test_poison_text_alone_is_poison_text(make_classifier: MakeClassifier) -> None:
-    clf = make_classifier(fault="poison=POISON", once=False)
+    # It fails alone twice, the second time as a fresh child's first call, and the control
+    # passes on a fresh child: poison. It explains both failures, so a budget of zero holds.
+    clf = make_classifier(fault="poison=POISON", once=False, max_restarts=0)
     with pytest.raises(PoisonText) as info:
         clf.classify("POISON pill")
     assert not info.value.transient
     assert info.value.reason.startswith("crashed the child: killed by signal 9")
     assert isinstance(info.value.__cause__, WorkerCrashed)
-    assert clf.stats()["restarts"] == 2  # the call, then its solo retry on a fresh child
+    assert clf.stats()["restarts"] == 2  # the call, then the text on a fresh child
+    assert clf.classify("stocks rally").sentiment in TINY_LABELS
+    assert clf.health() == "ready" and clf.stats()["rebuilds"] == 0
 
 
 def test_poison_text_in_a_batch_fails_alone_and_the_rest_is_classified(
@@ -248,7 +252,7 @@ def test_poison_text_in_a_batch_fails_alone_and_the_rest_is_classified(
     results = clf.classify_many(["stocks", "POISON pill", "bonds"], return_exceptions=True)
     assert isinstance(results[1], PoisonText)
     assert isinstance(results[0], Classification) and isinstance(results[2], Classification)
-    assert clf.stats()["restarts"] == 2  # the batch's child, then the solo retry's
+    assert clf.stats()["restarts"] == 3  # the batch's child, the text alone, on a fresh child
 
 
 @pytest.mark.parametrize("limit", [{"max_child_calls": 2}, {"max_child_rss_mb": 1}])
@@ -317,14 +321,14 @@ def test_broken_pool_is_rebuilt_after_the_backoff(make_classifier: MakeClassifie
     assert clf.health() == "starting"  # not started: health() does not start it
     clf.start()
     assert clf.health() == "ready"
-    with pytest.raises(PoolBroken):  # the crash spends a budget of zero
-        clf.classify("stocks")
-    assert clf.health().startswith(("PoolBroken: ", "starting"))  # broken, or being rebuilt
+    # The crash spends a budget of zero once the text passes on a fresh child (so the fault
+    # was not the text's): the caller has its answer, then the pool breaks.
+    assert clf.classify("stocks").sentiment in TINY_LABELS
     eventually(lambda: clf.stats()["rebuilds"] == 1 and clf.pids(), timeout=60)
     assert clf.classify("stocks").sentiment in TINY_LABELS
     assert clf.health() == "ready"
     assert clf.consecutive_rebuild_failures == 0
-    assert clf.stats()["calls"] == 2  # the broken pool's call still counts: totals never go back
+    assert clf.stats()["calls"] == 3  # the broken pool's calls still count: totals never go back
 
 
 def test_rebuilds_that_never_get_ready_are_counted(make_classifier: MakeClassifier) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from volfefe.supervisor.batching import Request, RequestQueue, estimate_tokens, split_texts
+from volfefe.supervisor.trial import Stage
 
 
 async def test_waiting_jobs_are_gathered_into_one_batch() -> None:
@@ -111,14 +112,16 @@ async def test_max_wait_zero_sends_a_lone_job_at_once() -> None:
     assert await asyncio.wait_for(queue.take(), 5) == [request]
 
 
-async def test_retries_go_first_and_alone() -> None:
+async def test_a_trials_requests_go_first_and_alone() -> None:
     queue = RequestQueue(token_budget=10_000, max_texts=64, max_wait=0.0)
     normal = [Request(["n1"]), Request(["n2"])]
-    retry = Request(["r"], retryable=False)
+    alone, control = Request(["r"], stage=Stage.ALONE), Request(["c"], stage=Stage.CONTROL)
     for request in normal:
         queue.put(request)
-    queue.put(retry, retry=True)
-    assert await queue.take() == [retry]
+    queue.put(alone)
+    queue.put(control)
+    assert await queue.take() == [alone]
+    assert await queue.take() == [control]
     assert await queue.take() == normal
 
 

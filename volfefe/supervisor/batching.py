@@ -19,7 +19,7 @@ passes, and a lone request waits at most `max_wait`.
 When the last batch was a lone request that waited for company in vain, the next lone one
 goes at once (one post at a time, the real-time case, pays no wait); company in a batch
 turns the wait back on.
-Retries (one text that was in a failed call) go first, alone, so a poison text fails alone.
+A trial's requests (trial.py: one text of a failed call, or the control) go first, alone.
 The child then sorts each batch by length and cuts it into forward passes of padded tokens.
 """
 
@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 from volfefe.errors import ClassifierError
 from volfefe.protocol import ItemError, ItemResult
+from volfefe.supervisor.trial import PendingCharge, Stage
 
 Item = ItemResult | ItemError | ClassifierError
 MAX_TOKENS_PER_TEXT = 512
@@ -107,10 +108,10 @@ def split_texts(
 
 @dataclass(eq=False)
 class Request:
-    """Some texts of one caller, answered together; `retryable` once, then never again."""
+    """Some texts of one caller, answered together, or one step of a trial (`stage`)."""
 
     texts: list[str]
-    retryable: bool = True
+    stage: Stage = Stage.CALL
     future: asyncio.Future[list[Item]] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -118,6 +119,9 @@ class Request:
     # Each text's tokens, counted by the pool (token_count.py), else estimated here.
     costs: list[int] | None = None
     tokens: int = field(init=False)  # of all the texts, which never change
+    # A trial's: the failures this text is a suspect of, and whether it was found poison.
+    charges: list[PendingCharge] = field(default_factory=list)
+    convicted: bool = False
 
     def __post_init__(self) -> None:
         costs = self.costs if self.costs is not None else [estimate_tokens(t) for t in self.texts]
@@ -148,16 +152,16 @@ class RequestQueue:
         self._alone = False  # the last batch was one request that waited in vain
         self.texts = 0  # texts waiting now (the pool bounds it)
 
-    def put(self, request: Request, *, retry: bool = False) -> None:
-        """Queue a request (a retry goes ahead of new work)."""
-        (self._retries if retry else self._waiting).append(request)
+    def put(self, request: Request) -> None:
+        """Queue a request (a trial's goes ahead of new work)."""
+        (self._waiting if request.stage is Stage.CALL else self._retries).append(request)
         self.texts += len(request.texts)
         self._arrived.set()
 
     def put_back(self, batch: list[Request]) -> None:
         """Return a taken batch to the front of the queue, in order (its child died first)."""
         for request in reversed(batch):
-            (self._retries if not request.retryable else self._waiting).appendleft(request)
+            (self._waiting if request.stage is Stage.CALL else self._retries).appendleft(request)
             self.texts += len(request.texts)
         self._arrived.set()
 

@@ -202,6 +202,12 @@ class Classifier:
         """
         return self._loop().submit(self._classify(texts))
 
+    async def await_rebuilt(self, timeout: float) -> None:
+        """Wait until the classifier can take calls again after its pool broke (at once when it
+        can now). Raises PoolBroken when it cannot within `timeout` seconds, ConfigError when
+        it never can."""
+        await self._loop().run_async(self._wait_rebuilt(timeout))
+
     async def aclassify(self, text: str) -> Classification:
         """Async twin of `classify()`."""
         result = (await self.aclassify_many([text], return_exceptions=True))[0]
@@ -227,6 +233,9 @@ class Classifier:
 
     async def _wait_ready(self) -> Ready:
         return await self._pool_owner().wait_ready()
+
+    async def _wait_rebuilt(self, timeout: float) -> None:
+        await self._pool_owner().wait_rebuilt(timeout)
 
     def _pool_owner(self) -> PoolOwner:
         # Only on the loop thread: the pool's futures and pipes belong to that loop.

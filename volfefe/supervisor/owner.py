@@ -40,6 +40,7 @@ class PoolOwner:
         self.consecutive_rebuild_failures = 0
         self.rebuilds = 0
         self.retired: dict[str, int] = {}  # counters of replaced pools: totals never go back
+        self._replaced = asyncio.Event()  # set when a new pool takes charge, or none can
 
     @property
     def current(self) -> Pool | None:
@@ -61,6 +62,29 @@ class PoolOwner:
         except PoolBroken:
             self._raise_config_error()
             raise
+
+    async def wait_rebuilt(self, timeout: float) -> None:
+        """Return once the pool in charge is ready; while it is broken, wait for the rebuild.
+
+        Raises ConfigError when no pool can ever work, PoolBroken when no pool is ready within
+        `timeout` seconds.
+        """
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    pool = self.pool()
+                    if pool.broken is None:
+                        try:
+                            await pool.wait_ready()
+                            return
+                        except PoolBroken:
+                            pass  # it broke while starting: wait for the next one
+                    self._replaced.clear()
+                    if self._pool is pool and self.config_error is None:
+                        await self._replaced.wait()
+        except TimeoutError:
+            self._raise_config_error()
+            raise PoolBroken(f"the worker pool was not rebuilt within {timeout:g} s") from None
 
     async def classify(self, texts: Sequence[str]) -> tuple[list[Item], str]:
         """Items for `texts` and the model_version of the pool that answered ('' if none)."""
@@ -96,6 +120,7 @@ class PoolOwner:
             error.__cause__ = cause
             self.config_error = error
             logger.error("%s", error)
+            self._replaced.set()
             return
         if self._closed:
             return
@@ -128,6 +153,7 @@ class PoolOwner:
             retired[name] = retired.get(name, 0) + value
         self._pool, self.retired = fresh, retired
         self.rebuilds += 1
+        self._replaced.set()
         try:
             ready = await fresh.wait_ready()
         except PoolBroken:

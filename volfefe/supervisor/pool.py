@@ -15,17 +15,19 @@ callers ──classify(texts)──> requests ──> RequestQueue ──batch�
   seconds (frozen by SIGSTOP, stuck in a lock), instead of costing the next call its
   call_timeout. With `max_child_calls` / `max_child_rss_mb` a child is retired
   (closed gracefully) and replaced after a call, off by default.
-- When a call fails with a WorkerError, each text of it is retried once, alone, on a fresh
-  child, whether the call held one text or many (a child killed from outside must not
-  condemn an innocent text). A text whose solo retry fails too is answered with PoisonText,
-  so a poison text always costs two restarts.
+- When a call fails with a WorkerError, each text of it goes on trial (trial.py): alone, then
+  alone as the first call of a fresh child, then the known-good control on a fresh child.
+  Only a text that fails both lone calls while the control passes is answered with
+  PoisonText; a fault that strikes whatever the text (a child killed from outside, a child
+  that fails its N-th call) never convicts one.
 - `close` lets queued and in-flight calls finish within `shutdown_grace` (a queued call may
   wait for a booting child that long); with no call accepted, a booting child is stopped at
   once, so a close never waits for a boot that nobody needs, nor for boot_timeout.
 - Only child faults count against the restart budget (`max_restarts` in `restart_window`);
-  a child burnt because every caller gave up, or retired, does not. A spent budget breaks
-  the pool (PoolBroken); so does a child that exits with the boot-failure status. The
-  pool's owner (the Classifier) then rebuilds it.
+  a child burnt because every caller gave up, retired, or replaced so a trial's call is the
+  first of its child, does not; nor does a failure a poison text explains (trial.py). A
+  spent budget breaks the pool (PoolBroken); so does a child that exits with the
+  boot-failure status. The pool's owner (the Classifier) then rebuilds it.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from volfefe.supervisor.policy import RestartBudget, boot_backoff, is_impossible
 from volfefe.supervisor.port import KILL_WAIT, Port
 from volfefe.supervisor.provision import backend_args
 from volfefe.supervisor.token_count import TokenCounter
+from volfefe.supervisor.trial import CONTROL_TEXT, PendingCharge, Stage
 
 logger = logging.getLogger(__name__)
 MIB = 1024 * 1024
@@ -253,6 +256,11 @@ class Pool:
                 if batch is None:
                     return
                 batch = [request for request in batch if not request.future.done()]
+                if batch and batch[0].stage.needs_fresh_child and port.calls:
+                    logger.info("replacing child %s: a trial's call must be its first", port.pid)
+                    self._forget(slot)  # not the child's fault: the budget is not charged
+                    if (port := await self._boot(slot)) is None:
+                        return  # the pool broke or closes: it fails the batch's requests
                 if batch:
                     await self._serve(slot, port, batch)
                     self._maybe_recycle(slot, port)
@@ -330,15 +338,7 @@ class Pool:
             items: list[Item] = list(call.result())
         except WorkerError as exc:
             logger.warning("child %s failed: %s", port.pid, exc)
-            if port.dead:
-                self._replaced(slot, exc)
-            for request in batch:
-                if request.retryable:  # the child may have been killed from outside
-                    self._retry_alone(request)
-                elif len(request.texts) == 1:  # its solo retry failed too: poison
-                    request.resolve([poison_from(exc)])
-                else:
-                    request.resolve([exc] * len(request.texts))
+            self._call_failed(slot, port, batch, exc)
             return
         start = 0
         for request in batch:
@@ -410,15 +410,77 @@ class Pool:
     def _replaced(self, slot: _Slot, cause: BaseException) -> None:
         self._forget(slot)
         self.stats["restarts"] += 1
+        self._charge(cause)
+
+    def _charge(self, cause: BaseException) -> None:
+        """Count one child fault against the restart budget; break the pool when it is spent."""
         if not self._budget.record():
             self._break(cause)
 
-    def _retry_alone(self, request: Request) -> None:
-        """Retry each text of a request from a failed call once, alone, ahead of new work."""
-        if self.broken is not None:
-            request.resolve([self.broken] * len(request.texts))
-            return
-        parts = [Request([text], retryable=False) for text in request.texts]
+    def _call_failed(
+        self, slot: _Slot, port: Port, batch: list[Request], exc: WorkerError
+    ) -> None:
+        """Each text of a failed call takes the next step of its trial (trial.py)."""
+        texts = sum(len(request.texts) for request in batch)
+        pending: PendingCharge | None = None
+        if port.dead:
+            self._forget(slot)
+            self.stats["restarts"] += 1
+            if batch[0].stage is Stage.CONTROL:  # children fail whatever they are given
+                self._charge(exc)
+            else:  # charged unless a poison text of the call explains it
+                pending = PendingCharge(texts, lambda: self._charge(exc))
+        for request in batch:
+            if request.stage is Stage.CONTROL:
+                request.resolve([exc])
+                continue
+            after = request.stage.after_failure(texts)
+            if pending is not None:
+                request.charges.append(pending)
+            if self.broken is not None:
+                request.resolve([self.broken] * len(request.texts))
+            elif after is None:
+                self._hear_control(request, exc)
+            elif len(request.texts) > 1:
+                self._split(request, after)
+            else:
+                self._on_trial(request, after)
+
+    def _on_trial(self, request: Request, stage: Stage) -> None:
+        """Queue a one-text request for this step of its trial, ahead of new work."""
+        if request.stage is Stage.CALL:  # first step: settle its charges however it ends
+            request.future.add_done_callback(lambda future: _settle(request, future))
+        request.stage = stage
+        self._queue.put(request)
+
+    def _hear_control(self, suspect: Request, exc: WorkerError) -> None:
+        """The suspect failed alone twice: run the control, then give the verdict."""
+        control = Request([CONTROL_TEXT], stage=Stage.CONTROL)
+
+        def verdict(future: asyncio.Future[list[Item]]) -> None:
+            if suspect.future.done():  # its caller gave up meanwhile
+                return
+            passed = (
+                not future.cancelled()
+                and future.exception() is None
+                and isinstance(future.result()[0], ItemResult)
+            )
+            if passed:
+                suspect.convicted = True
+                for charge in suspect.charges:
+                    charge.convicted()
+                logger.warning("poison text: %s", exc)
+                suspect.resolve([poison_from(exc)])
+            else:  # the fault strikes whatever the text: not the suspect's
+                suspect.resolve([exc])
+
+        control.future.add_done_callback(verdict)
+        self._accept(control)
+        self._queue.put(control)
+
+    def _split(self, request: Request, stage: Stage) -> None:
+        """Put each text of a request from a failed call on trial, alone, ahead of new work."""
+        parts = [Request([text], charges=list(request.charges)) for text in request.texts]
 
         def collect(_: object) -> None:
             if all(p.future.done() for p in parts) and not request.future.done():
@@ -435,7 +497,7 @@ class Pool:
         for part in parts:
             part.future.add_done_callback(collect)
             self._accept(part)
-            self._queue.put(part, retry=True)
+            self._on_trial(part, stage)
 
     def _break(self, cause: BaseException) -> None:
         if self.broken is not None:
@@ -473,6 +535,17 @@ def _items_of(request: Request) -> list[Item]:
     if isinstance(exc, ClassifierError) and not isinstance(exc, (PoolBroken, PoolClosed)):
         return [exc] * len(request.texts)
     raise exc  # the pool's own end is the whole call's error
+
+
+def _settle(request: Request, future: asyncio.Future[list[Item]]) -> None:
+    """A trial's request is answered or given up: unless convicted, it acquits its charges.
+    Its error is retrieved here: a part of a caller's request that failed as a whole (its
+    deadline, a close) has nobody else to read it."""
+    if not future.cancelled():
+        future.exception()
+    if not request.convicted:
+        for charge in request.charges:
+            charge.acquitted()
 
 
 def _only_item(future: asyncio.Future[list[Item]]) -> Item:
