@@ -50,23 +50,20 @@ def quarantine_of(conn: psycopg.Connection[Any], ids: list[int]) -> dict[int, An
     return {row["id"]: (row["q"], row["quarantine_reason"]) for row in rows}
 
 
-def test_two_poison_posts_in_the_job_worker(
+def test_a_burst_of_poison_posts_in_the_job_worker(
     database_url: str, db_conn: psycopg.Connection[Any], start_worker: StartWorker
 ) -> None:
-    texts = [*INNOCENT[:4], f"Stocks {WORD} soar", *INNOCENT[4:], f"{WORD} again"]
+    # Six poison posts kill at least twelve children, well past the default budget of five
+    # restarts a minute: a poison post explains its own failures, so they never break the
+    # pool, and no innocent job fails.
+    texts: list[str] = []
+    for i, text in enumerate(INNOCENT):
+        texts += [text, f"{WORD} number {i}"] if i % 4 != 3 else [text]
     ids = insert_posts(db_conn, texts)
-    poison = [ids[4], ids[-1]]
+    poison = [i for i, text in zip(ids, texts, strict=True) if WORD in text]
     innocent = [i for i in ids if i not in poison]
     job_ids = dict(zip(ids, enqueue_posts(db_conn, ids), strict=True))
-    # Each poison post costs 2 restarts (its batch, its solo retry), the forced retry 2 more:
-    # 6, past the default budget of 5, which would break the pool (tested elsewhere).
-    worker = start_worker(
-        database_url,
-        concurrency=4,
-        fault=f"poison={WORD}",
-        once=False,
-        VOLFEFE_MAX_RESTARTS="10",
-    )
+    worker = start_worker(database_url, concurrency=4, fault=f"poison={WORD}", once=False)
 
     eventually(
         lambda: all(status_of(db_conn, j) in ("succeeded", "failed") for j in job_ids.values()),
@@ -90,7 +87,7 @@ def test_two_poison_posts_in_the_job_worker(
     assert unclassified_ids(db_conn) == []
     assert not enqueue(db_conn, unclassified_ids(db_conn)).queued
     status = json.loads(volfefe(database_url, "jobs", "status", "--json").stdout)
-    assert status["quarantined"] == 2
+    assert status["quarantined"] == len(poison)
     assert {p["content_id"] for p in status["quarantined_posts"]} == set(poison)
 
     # `jobs retry` forces a try: the job runs once more, and the text kills a child again.

@@ -4,7 +4,8 @@
 load the post                      1 round trip (pool connection, released at once)
 await classifier.aclassify(text)   no thread and no connection held while the child computes,
                                    so a worker keeps many jobs in flight and the pool's
-                                   dynamic batching fills the children's batches
+                                   dynamic batching fills the children's batches; a pool
+                                   being rebuilt is waited for (PoolBroken is not the post's)
 store + mark + attempt record      1 statement = 1 round trip, 1 transaction; its commit
                                    sends NOTIFY volfefe_classified (migration 0003)
 ```
@@ -16,6 +17,7 @@ The connections it uses: `volfefe.jobs.connections`.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import psycopg
@@ -23,7 +25,8 @@ from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from volfefe.errors import ContentNotFound, PoisonText
+from volfefe.errors import ContentNotFound, PoisonText, PoolBroken
+from volfefe.result import Classification
 from volfefe.store.intelligence import precheck
 from volfefe.store.posts import CONTENTS_BY_IDS, ContentRow
 from volfefe.store.quarantine import QUARANTINE, short_reason
@@ -73,7 +76,7 @@ async def classify_post_job(
         raise refusal
     assert row is not None
     try:
-        result = await classifier.aclassify(row.text)
+        result = await _classify_through_rebuilds(classifier, row.text)
     except PoisonText as exc:
         async with db.connection() as conn:
             await conn.execute(
@@ -95,6 +98,25 @@ async def classify_post_job(
     except psycopg.errors.ForeignKeyViolation as err:
         raise ContentNotFound(content_id) from err
     return stored is not None and _first(stored) is not None
+
+
+async def _classify_through_rebuilds(classifier: Classifier, text: str) -> Classification:
+    """Classify `text`; while the pool is being rebuilt (PoolBroken: the worker's state, not
+    this post's), wait for the rebuild and try again, so the attempt is not spent on it. Gives
+    up with PoolBroken once no pool took the text for a whole rebuild's bound (the backoff's
+    cap plus a boot), when the job worker is about to exit anyway."""
+    settings = classifier.settings
+    bound = settings.rebuild_backoff_max + settings.boot_timeout
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + bound
+    while True:
+        try:
+            return await classifier.aclassify(text)
+        except PoolBroken:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise
+            await classifier.await_rebuilt(remaining)
 
 
 def _first(row: Any) -> Any:
