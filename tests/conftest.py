@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from filelock import FileLock
 
 from volfefe import Classifier, Settings
 
@@ -38,16 +39,28 @@ def clean_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None
     os.environ.update(saved)
 
 
+def run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder shared by every pytest-xdist worker of this run (the session's own without
+    xdist): what is built there once serves them all; guard it with a FileLock."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny random BERT, built once by the real script."""
-    out = tmp_path_factory.mktemp("tiny-model")
-    subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "make_tiny_model.py"), str(out)],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
+    """The tiny random BERT, built once per run by the real script (whichever xdist worker
+    asks first builds it; the others wait for it)."""
+    shared = run_folder(tmp_path_factory)
+    out, done = shared / "tiny-model", shared / "tiny-model.done"
+    with FileLock(shared / "tiny-model.lock"):
+        if not done.exists():
+            subprocess.run(
+                [sys.executable, str(ROOT / "scripts" / "make_tiny_model.py"), str(out)],
+                check=True,
+                capture_output=True,
+                timeout=120,
+            )
+            done.touch()
     return out
 
 

@@ -1,8 +1,12 @@
-"""Database fixtures: a fresh PostgreSQL database per test, on each backend.
+"""Database fixtures: a fresh PostgreSQL database per test, on the backend in use.
 
 ```
 backend "embedded"  pgserver in a temporary folder, one per session (always available)
 backend "server"    the server of $DATABASE_URL (tests skip when it is unset)
+
+A database test runs once, on the server of $DATABASE_URL when it is set, else on the
+embedded one; a test marked `both_backends` (a small set: migrations, import, the store)
+runs on each.
 
 per session and backend:  CREATE DATABASE volfefe_tpl_<random>; migrate it
 per test:                 CREATE DATABASE volfefe_test_<random> TEMPLATE volfefe_tpl_<random>
@@ -37,9 +41,23 @@ from volfefe.store.migrate import migrate
 from volfefe.store.switches import set_auto_enqueue
 
 BACKENDS = ("embedded", "server")
+
+
+def backends_in_use() -> tuple[str, ...]:
+    """Where database tests run: the $DATABASE_URL server when it is set, else embedded."""
+    return ("server",) if os.environ.get("DATABASE_URL") else ("embedded",)
+
 DB_FIXTURES = frozenset({"database_url", "empty_database_url", "embedded_server_url", "server_url"})
 # Durability is pointless for a throw-away test server, and fsync dominates CREATE DATABASE.
 _FAST_SETTINGS = (("fsync", "off"), ("synchronous_commit", "off"), ("full_page_writes", "off"))
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Give each database test its backends: the one in use, or both (`both_backends`)."""
+    both = metafunc.definition.get_closest_marker("both_backends") is not None
+    for name in ("database_url", "empty_database_url"):
+        if name in metafunc.fixturenames:
+            metafunc.parametrize(name, BACKENDS if both else backends_in_use(), indirect=True)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -143,7 +161,7 @@ def server_template(server_url: str) -> Iterator[tuple[str, str]]:
         yield template
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture
 def database_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """URL of a fresh, fully migrated database of its own for this test."""
     admin_url, template = request.getfixturevalue(f"{request.param}_template")
@@ -151,7 +169,7 @@ def database_url(request: pytest.FixtureRequest) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture
 def empty_database_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """URL of a fresh database with no volfefe tables (for migration tests)."""
     # Through the template fixture, so the test gets marked `db` and skipped like the others.

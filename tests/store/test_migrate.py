@@ -16,6 +16,8 @@ from volfefe.store.migrate import (
     require_current_schema,
 )
 
+pytestmark = pytest.mark.both_backends  # the schema must come out the same on both servers
+
 VERSIONS = ["procrastinate/schema"] + [version for version, _ in load_migrations()]
 # procrastinate's own migration files are recorded too (as covered by its schema): leave
 # them out where the tests compare with VERSIONS.

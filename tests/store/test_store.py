@@ -32,6 +32,8 @@ from volfefe.store.posts import (
     unclassified,
 )
 
+pytestmark = pytest.mark.both_backends  # the store's SQL on both servers
+
 Conn = psycopg.Connection[Any]
 
 NASTY_TEXTS = [

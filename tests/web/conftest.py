@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.fixtures_db import BACKENDS, fresh_database, stop_embedded
+from tests.fixtures_db import backends_in_use, fresh_database, stop_embedded
 from tests.helpers import eventually
 
 TOKEN = "test-token-0123456789abcdef"
@@ -156,9 +156,9 @@ def serve(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
+@pytest.fixture(scope="module", params=backends_in_use())
 def web_database_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    """A fresh migrated database shared by the tests of one module, on each backend."""
+    """A fresh migrated database shared by the tests of one module, on the backend in use."""
     admin_url, template = request.getfixturevalue(f"{request.param}_template")
     with fresh_database(admin_url, template) as url:
         yield url

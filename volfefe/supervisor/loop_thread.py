@@ -18,6 +18,8 @@ async def _finish_tasks() -> None:
     if not others:
         return
     _, late = await asyncio.wait(others, timeout=FINISH_WAIT)
+    if not late:  # asyncio.wait refuses an empty set
+        return
     for task in late:
         task.cancel()
     await asyncio.wait(late, timeout=FINISH_WAIT)
