@@ -228,7 +228,7 @@ def make_app(settings: Settings, url: str) -> procrastinate.App:
             deps = shared.get(context)
             with deps.db.connection() as conn:
                 deleted = prune(conn, timedelta(days=settings.jobs_prune_days))
-            logger.info("pruned %d finished jobs", deleted)
+            logger.info("pruned %d finished job%s", deleted, "" if deleted == 1 else "s")
 
     if settings.jobs_rescue_cron != "off":
 
