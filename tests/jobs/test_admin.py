@@ -64,7 +64,7 @@ def test_retry_failed_jobs_by_id_and_all(
     assert keep not in classifications_per_post(db_conn)
 
     none_left = volfefe(database_url, "jobs", "retry", "--failed")
-    assert (none_left.returncode, none_left.stdout) == (0, "")
+    assert (none_left.returncode, none_left.stdout) == (0, "no failed jobs to retry\n")
     assert worker.terminate() == 0
 
 

@@ -12,10 +12,20 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import psycopg.conninfo
 
 from tests.helpers import eventually
 from tests.jobs.conftest import FAST_JOBS
-from tests.jobs.helpers import classify_jobs, enqueue_posts, insert_posts, job, status_of
+from tests.jobs.helpers import (
+    classify_jobs,
+    enqueue_posts,
+    insert_posts,
+    job,
+    status_of,
+    write_jsonl,
+)
+from tests.jobs.helpers import volfefe as volfefe_cli
+from volfefe.store.connect import describe_target
 
 DEADLINE = 120.0
 APP = "volfefe.jobs.procrastinate_app.app"
@@ -133,3 +143,55 @@ def test_procrastinate_cli_runs_volfefe_jobs_with_recorded_attempts(
     assert shell.returncode == 0, shell.stderr
     assert f"#{fresh_job} volfefe.classify_post on ml_classification - [succeeded]" in shell.stdout
     assert f"#{missing_job} volfefe.classify_post on ml_classification - [failed]" in shell.stdout
+
+
+def test_worker_says_at_start_what_it_listens_to(
+    database_url: str, tiny_model: Path, tmp_path: Path
+) -> None:
+    """One start-up line on stderr: the database (never its password), the concurrency,
+    the backend and model, the queues."""
+    password = "pw-that-must-not-show"
+    url = psycopg.conninfo.make_conninfo(database_url, password=password)
+    env = {**job_env(url, tiny_model), "VOLFEFE_BACKEND": "torch"}
+    err_path, out_path = tmp_path / "worker.err", tmp_path / "worker.out"
+    with err_path.open("wb") as err, out_path.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "volfefe", "jobs", "worker", "--concurrency", "3"],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            env=env,
+        )
+    try:
+        eventually(lambda: "\n" in err_path.read_text(), timeout=DEADLINE)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+    first = err_path.read_text().splitlines()[0]
+    assert first == (
+        f"jobs worker: {describe_target(database_url)}, password ***; concurrency 3; "
+        f"backend torch, model {tiny_model}; queues ml_classification, volfefe_maintenance"
+    )
+    assert password not in err_path.read_text()
+    assert out_path.read_text() == ""
+
+
+def test_retry_failed_says_when_nothing_failed(database_url: str) -> None:
+    none_failed = volfefe_cli(database_url, "jobs", "retry", "--failed")
+    assert (none_failed.returncode, none_failed.stdout) == (0, "no failed jobs to retry\n")
+
+
+def test_counts_of_one_are_singular(
+    database_url: str, db_conn: psycopg.Connection[Any], tmp_path: Path
+) -> None:
+    one = write_jsonl(
+        tmp_path / "one.jsonl", [{"source": "s", "external_id": "1", "text": "Stocks rally"}]
+    )
+    imported = volfefe_cli(database_url, "import", str(one), "--enqueue")
+    assert imported.stdout.splitlines()[1] == "queued 1 classification job"
+    [done] = classify_jobs(db_conn)
+    db_conn.execute(
+        "UPDATE procrastinate_jobs SET status = 'succeeded' WHERE id = %(id)s", {"id": done["id"]}
+    )
+    pruned = volfefe_cli(database_url, "jobs", "prune", "--older-than", "0s")
+    assert (pruned.returncode, pruned.stdout) == (0, "deleted 1 finished job\n")

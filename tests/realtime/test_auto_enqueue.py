@@ -14,7 +14,9 @@ import pytest
 
 from tests.jobs.helpers import classify_jobs, insert_posts, jobs_per_post
 from volfefe.jobs.queue import QUEUE, TASK, enqueue
+from volfefe.result import Classification
 from volfefe.store.importer import import_posts
+from volfefe.store.posts import replace_classification, save_classification, save_classifications
 from volfefe.store.switches import auto_enqueue, set_auto_enqueue
 
 pytestmark = pytest.mark.db
@@ -143,3 +145,84 @@ def test_reimport_with_a_changed_text_queues_the_post_again(
     posts.write_text(json.dumps({**row, "text": "Rates hiked"}) + "\n")
     import_posts(conn, posts)  # INSERT ... ON CONFLICT DO UPDATE: the update trigger fires
     assert jobs_per_post(conn) == {only["content_id"]: 2}
+
+
+def waiting_jobs(conn: psycopg.Connection[Any]) -> list[int]:
+    """Posts whose classification job is waiting (`todo`)."""
+    return [j["content_id"] for j in classify_jobs(conn) if j["status"] == "todo"]
+
+
+def test_classify_all_after_an_import_leaves_no_waiting_job(
+    database_url: str, conn: psycopg.Connection[Any], tmp_path: Path, tiny_model: Path
+) -> None:
+    """scripts/run with auto-enqueue on: import (the trigger queues), then classify --all."""
+    posts = tmp_path / "posts.jsonl"
+    posts.write_text(
+        "".join(
+            json.dumps({"source": "rt", "external_id": f"p{i}", "text": f"Rates cut {i}"}) + "\n"
+            for i in range(5)
+        )
+    )
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "HF_HUB_OFFLINE": "1",
+        "VOLFEFE_MODEL": str(tiny_model),
+        "VOLFEFE_WORKERS": "1",
+        "VOLFEFE_THREADS": "1",
+    }
+    for argv in (["import", str(posts)], ["classify", "--all", "--json"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "volfefe", *argv],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["succeeded"] == 5
+
+    assert waiting_jobs(conn) == []
+    jobs = classify_jobs(conn)
+    assert [j["status"] for j in jobs] == ["cancelled"] * 5
+    outcomes = conn.execute(
+        "SELECT job_id, attempt, outcome FROM volfefe_job_attempts ORDER BY job_id"
+    ).fetchall()
+    assert [(o["job_id"], o["attempt"], o["outcome"]) for o in outcomes] == [
+        (j["id"], 1, "already_classified") for j in jobs
+    ]
+
+
+def test_every_result_writer_settles_a_waiting_job_and_leaves_a_running_one(
+    conn: psycopg.Connection[Any],
+) -> None:
+    first, second, third, running = insert_posts(conn, ["one", "two", "three", "four"])
+    # A job worker took `running`'s job: it is `doing`, and stores its own result.
+    worker = conn.execute(
+        "INSERT INTO procrastinate_workers (last_heartbeat) VALUES (now()) RETURNING id"
+    ).fetchone()
+    assert worker is not None
+    conn.execute(
+        "UPDATE procrastinate_jobs SET status = 'doing', worker_id = %(w)s"
+        " WHERE (args ->> 'content_id')::bigint = %(id)s",
+        {"w": worker["id"], "id": running},
+    )
+    given = Classification("positive", 0.9, "m@1")
+    save_classification(conn, first, given)  # classify --ids
+    save_classifications(conn, [(second, given), (running, given)])  # classify --all
+    assert waiting_jobs(conn) == [third]
+    [again] = enqueue(conn, [first]).queued.values()  # named on purpose: a job for a done post
+    replace_classification(conn, first, Classification("negative", 0.8, "m@2"))  # reclassify
+
+    statuses = {j["id"]: (j["content_id"], j["status"]) for j in classify_jobs(conn)}
+    assert sorted(statuses.values()) == sorted(
+        [
+            (first, "cancelled"),
+            (first, "cancelled"),
+            (second, "cancelled"),
+            (third, "todo"),
+            (running, "doing"),
+        ]
+    )
+    assert statuses[again] == (first, "cancelled")

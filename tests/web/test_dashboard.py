@@ -12,6 +12,7 @@ import os
 import re
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ import psycopg
 import pytest
 
 from tests.helpers import eventually
+from tests.jobs.helpers import insert_posts
 from tests.web.conftest import TOKEN, Serve, Served
 from volfefe.jobs.queue import enqueue
 from volfefe.store.connect import connect
@@ -263,3 +265,31 @@ def test_jobs_page_shows_a_failure_and_retry_fixes_it(
     page.goto(f"/posts/{content_id}")
     attempts = page.locator("table").last.inner_text()
     assert "ContentNotFound" in attempts and "classified" in attempts
+
+
+def test_jobs_page_shows_the_last_change_and_labels_a_scheduled_time(
+    page: Any, site: Served, shots: Path, conn: psycopg.Connection[Any]
+) -> None:
+    [post] = insert_posts(conn, ["Rates decision tomorrow"])
+    before = datetime.now(UTC)
+    [job_id] = enqueue(conn, [post], schedule_in=3600).queued.values()  # runs in an hour
+
+    [listed] = [
+        j
+        for j in httpx.get(site.base_url + "/api/v1/jobs", params={"state": "todo"}).json()["jobs"]
+        if j["id"] == job_id
+    ]
+    updated = datetime.fromisoformat(listed["updated_at"])
+    assert before - timedelta(seconds=5) <= updated <= datetime.now(UTC)
+    assert datetime.fromisoformat(listed["scheduled_at"]) >= before + timedelta(minutes=59)
+
+    page.goto("/jobs?state=todo")
+    row = page.locator(f"#job-{job_id}")
+    shown = row.locator("time").first.get_attribute("datetime")
+    assert shown is not None
+    assert datetime.fromisoformat(shown) <= datetime.now(UTC), "updated is the last change"
+    scheduled = row.locator(".scheduled")
+    assert scheduled.inner_text().startswith("scheduled for ")
+    when = scheduled.locator("time").get_attribute("datetime")
+    assert when is not None and datetime.fromisoformat(when) >= before + timedelta(minutes=59)
+    page.screenshot(path=str(shots / "dashboard-jobs-scheduled.png"), full_page=True)

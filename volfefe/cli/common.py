@@ -1,4 +1,4 @@
-"""What the command modules share: the Settings of this run, and JSON output."""
+"""What the command modules share: the Settings of this run, JSON output, counted nouns."""
 
 from __future__ import annotations
 
@@ -21,6 +21,15 @@ def current_settings() -> Settings:
 def echo_json(obj: dict[str, Any]) -> None:
     """Print one JSON object on a line of stdout."""
     click.echo(orjson.dumps(obj).decode())
+
+
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """`count` and the noun, singular for exactly one (`nouns` when adding "s" is wrong).
+
+    >>> plural(1, "classification job"), plural(0, "finished job"), plural(2, "child", "children")
+    ('1 classification job', '0 finished jobs', '2 children')
+    """
+    return f"{count} {noun if count == 1 else nouns or noun + 's'}"
 
 
 def with_model(settings: Settings) -> Settings:

@@ -7,14 +7,15 @@ from datetime import timedelta
 
 import click
 import orjson
+from psycopg.conninfo import conninfo_to_dict
 
-from volfefe.cli.common import with_model
+from volfefe.cli.common import plural, with_model
 from volfefe.cli.params import Age, IdList
 from volfefe.cli.terminal import for_terminal
 from volfefe.config import Settings
 from volfefe.errors import ContentNotFound, JobNotFound
 from volfefe.jobs.queue import enqueue, failed_job_ids, prune, retry, status, unclassified_ids
-from volfefe.store.connect import connect, resolve_database_url
+from volfefe.store.connect import connect, describe_target, resolve_database_url
 from volfefe.store.migrate import require_current_schema
 from volfefe.store.posts import contents_by_ids
 
@@ -87,15 +88,34 @@ def worker_command(settings: Settings, concurrency: int | None) -> None:
     """
     from volfefe.jobs.app import check_crons  # procrastinate is only needed here
     from volfefe.jobs.logs import install_job_logging
-    from volfefe.jobs.runner import run_worker
+    from volfefe.jobs.runner import QUEUES, run_worker
 
     check_crons(settings)  # a bad cron is a ConfigError now, never a restart loop
-    install_job_logging(quiet=click.get_current_context().meta.get("quiet", False))
+    quiet = bool(click.get_current_context().meta.get("quiet", False))
+    install_job_logging(quiet=quiet)
     url = resolve_database_url(settings)
     with connect(url) as conn:
         require_current_schema(conn)
     settings = with_model(settings)
-    asyncio.run(run_worker(settings, url, concurrency or settings.job_slots))
+    slots = concurrency or settings.job_slots
+    if not quiet:
+        click.echo(f"jobs worker: {_startup(settings, url, slots, QUEUES)}", err=True)
+    asyncio.run(run_worker(settings, url, slots))
+
+
+def _startup(settings: Settings, url: str, slots: int, queues: tuple[str, ...]) -> str:
+    """What a starting job worker says: where it listens (no password), how much it runs
+    at once, with what, from which queues."""
+    where = describe_target(url)
+    if conninfo_to_dict(url).get("password"):
+        where += ", password ***"
+    backend = settings.resolved_backend
+    if settings.quantize != "none":
+        backend += f" {settings.quantize}"
+    return (
+        f"{where}; concurrency {slots}; backend {backend}, model {settings.model}; "
+        f"queues {', '.join(queues)}"
+    )
 
 
 @jobs_group.command("status")
@@ -146,6 +166,8 @@ def retry_command(settings: Settings, job_id: int | None, all_failed: bool) -> N
     with connect(resolve_database_url(settings)) as conn:
         require_current_schema(conn)
         outcomes = retry(conn, failed_job_ids(conn) if all_failed else [job_id or 0])
+    if all_failed and not outcomes:
+        click.echo("no failed jobs to retry")
     for jid, outcome in outcomes.items():
         if outcome == "not found":  # an error, printed the one way errors are
             click.echo(f"{JobNotFound.__name__}: {JobNotFound(jid)}", err=True)
@@ -169,4 +191,4 @@ def prune_command(settings: Settings, older_than: timedelta) -> None:
     with connect(resolve_database_url(settings)) as conn:
         require_current_schema(conn)
         deleted = prune(conn, older_than)
-    click.echo(f"deleted {deleted} finished jobs")
+    click.echo(f"deleted {plural(deleted, 'finished job')}")

@@ -13,7 +13,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from volfefe.cli.common import current_settings
+from volfefe.cli.common import current_settings, plural
 from volfefe.cli.terminal import for_terminal
 from volfefe.jobs.queue import enqueue as enqueue_posts
 from volfefe.result import SENTIMENTS
@@ -54,7 +54,7 @@ def import_command(file: Path, enqueue: bool) -> None:
     click.echo(report.summary())
     if enqueue:
         extra = f", {len(already)} already queued" if already else ""
-        click.echo(f"queued {len(queued)} classification jobs{extra}")
+        click.echo(f"queued {plural(len(queued), 'classification job')}{extra}")
     for line, reason in report.rejected:
         click.echo(f"line {line}: {for_terminal(reason)}", err=True)
     if report.rejected:

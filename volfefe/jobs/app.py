@@ -3,7 +3,8 @@
 ```
 classify_post (queue ml_classification, one job per post, async: volfefe.jobs.classify_job)
 periodic (each fires once per tick, however many workers): enqueue unclassified (hourly),
-prune finished jobs (daily), rescue jobs of workers that stopped beating (every minute)
+prune finished jobs (daily), rescue jobs of workers that stopped beating (every minute);
+queue volfefe_maintenance, priority 100: fetched before any waiting classification job
 ```
 
 Attempts and backoff: `volfefe.jobs.retry`. Not found / no text end the job as failed at
@@ -30,16 +31,27 @@ from procrastinate import JobContext
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from volfefe.config import Settings
-from volfefe.errors import AlreadyClassified, ConfigError, PoisonText, VolfefeError, WorkerError
+from volfefe.errors import AlreadyClassified, ConfigError, PoisonText, VolfefeError
 from volfefe.jobs.classify_job import classify_post_job
 from volfefe.jobs.connections import unchecked_pool, use_autocommit, worker_url
-from volfefe.jobs.queue import QUEUE, TASK, enqueue, prune, record_attempt, unclassified_ids
+from volfefe.jobs.queue import (
+    QUEUE,
+    TASK,
+    enqueue,
+    prune,
+    record_attempt,
+    rescue,
+    unclassified_ids,
+)
 from volfefe.jobs.retry import TransientRetry, interrupted, is_transient, worker_cannot_classify
 from volfefe.supervisor.classifier import Classifier
 
 logger = logging.getLogger(__name__)
 
 MAINTENANCE_QUEUE = "volfefe_maintenance"
+# procrastinate fetches by priority first (then id), whatever the queue: a maintenance job
+# (classification jobs have priority 0) takes the next free slot ahead of any backlog.
+MAINTENANCE_PRIORITY = 100
 
 
 @dataclass
@@ -185,7 +197,12 @@ def make_app(settings: Settings, url: str) -> procrastinate.App:
     if settings.jobs_enqueue_cron != "off":
 
         @app.periodic(cron=settings.jobs_enqueue_cron, periodic_id="enqueue-unclassified")
-        @app.task(name="volfefe.enqueue_unclassified", queue=MAINTENANCE_QUEUE, pass_context=True)
+        @app.task(
+            name="volfefe.enqueue_unclassified",
+            queue=MAINTENANCE_QUEUE,
+            priority=MAINTENANCE_PRIORITY,
+            pass_context=True,
+        )
         def enqueue_unclassified(context: JobContext, timestamp: int) -> None:
             deps = shared.get(context)
             with deps.db.connection() as conn:
@@ -201,47 +218,55 @@ def make_app(settings: Settings, url: str) -> procrastinate.App:
     if settings.jobs_prune_cron != "off":
 
         @app.periodic(cron=settings.jobs_prune_cron, periodic_id="prune-jobs")
-        @app.task(name="volfefe.prune_jobs", queue=MAINTENANCE_QUEUE, pass_context=True)
+        @app.task(
+            name="volfefe.prune_jobs",
+            queue=MAINTENANCE_QUEUE,
+            priority=MAINTENANCE_PRIORITY,
+            pass_context=True,
+        )
         def prune_jobs(context: JobContext, timestamp: int) -> None:
             deps = shared.get(context)
             with deps.db.connection() as conn:
                 deleted = prune(conn, timedelta(days=settings.jobs_prune_days))
-            logger.info("pruned %d finished jobs", deleted)
+            logger.info("pruned %d finished job%s", deleted, "" if deleted == 1 else "s")
 
     if settings.jobs_rescue_cron != "off":
 
         @app.periodic(cron=settings.jobs_rescue_cron, periodic_id="rescue-stalled")
-        @app.task(name="volfefe.rescue_stalled_jobs", queue=MAINTENANCE_QUEUE, pass_context=True)
-        async def rescue_stalled_jobs(context: JobContext, timestamp: int) -> None:
-            await rescue_stalled(context.app, await asyncio.to_thread(shared.get, context))
+        @app.task(
+            name="volfefe.rescue_stalled_jobs",
+            queue=MAINTENANCE_QUEUE,
+            priority=MAINTENANCE_PRIORITY,
+            pass_context=True,
+        )
+        def rescue_stalled_jobs(context: JobContext, timestamp: int) -> None:
+            rescue_stalled(shared.get(context))
 
     return app
 
 
-async def rescue_stalled(app: procrastinate.App, deps: JobDeps) -> int:
-    """Re-queue the running jobs of workers that stopped beating (still capped in attempts)."""
+def rescue_stalled(deps: JobDeps) -> int:
+    """Re-queue the running jobs of workers that stopped beating (still capped in attempts);
+    how many it re-queued or failed. One rescue at a time: `volfefe.jobs.queue.rescue`."""
     settings = deps.settings
-    stalled = list(
-        await app.job_manager.get_stalled_jobs(
-            queue=QUEUE, seconds_since_heartbeat=settings.jobs_stalled_after
+    with deps.db.connection() as conn:
+        ended = rescue(
+            conn,
+            stalled_after=settings.jobs_stalled_after,
+            max_attempts=settings.jobs_max_attempts,
         )
-    )
-    for job in stalled:
-        assert job.id is not None
-        raw_id = job.task_kwargs.get("content_id")
-        content_id = int(raw_id) if isinstance(raw_id, int | str) else None
-        attempt = job.attempts + 1
-        died = WorkerError(f"the job worker running attempt {attempt} stopped beating")
-        if attempt >= settings.jobs_max_attempts:
-            await app.job_manager.finish_job_by_id_async(
-                job.id, status=procrastinate.jobs.Status.FAILED, delete_job=False
-            )
-            await asyncio.to_thread(_record, deps, job.id, content_id, attempt, "failed", died)
-        else:
-            await app.job_manager.retry_job(job)
-            await asyncio.to_thread(_record, deps, job.id, content_id, attempt, "rescued", died)
-        logger.warning("rescued stalled job %s (post %s, attempt %d)", job.id, content_id, attempt)
-    return len(stalled)
+    if ended is None:
+        logger.info("stalled-job rescue skipped: another one is running")
+        return 0
+    for job in ended:
+        logger.warning(
+            "rescued stalled job %s (post %s, attempt %d): %s",
+            job.job_id,
+            job.content_id,
+            job.attempt,
+            job.outcome,
+        )
+    return len(ended)
 
 
 def _record(

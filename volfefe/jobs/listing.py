@@ -1,7 +1,9 @@
 """Classification jobs as the API and the dashboard show them: a page by state with the last
 error of each job, and cancelling a waiting job.
 
-Retrying is `volfefe.jobs.queue.retry` (the same rules as `jobs retry`).
+Retrying is `volfefe.jobs.queue.retry` (the same rules as `jobs retry`). A job's `updated_at` is
+its last change; procrastinate's `scheduled` event carries the time the job is scheduled
+for, which can lie ahead, so it is `scheduled_at`'s alone.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ SELECT j.id, j.status::text AS status, (j.args ->> 'content_id')::bigint AS cont
        j.attempts, j.scheduled_at,
        (SELECT min(e.at) FROM procrastinate_events e
         WHERE e.job_id = j.id AND e.type = 'deferred') AS queued_at,
-       (SELECT max(e.at) FROM procrastinate_events e WHERE e.job_id = j.id) AS updated_at,
+       (SELECT max(e.at) FROM procrastinate_events e
+        WHERE e.job_id = j.id AND e.type <> 'scheduled') AS updated_at,
        a.outcome AS last_outcome, a.error_type, a.message
 FROM procrastinate_jobs AS j
 LEFT JOIN LATERAL (

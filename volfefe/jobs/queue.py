@@ -8,6 +8,12 @@ posts that already have a waiting or running job, so it can run inside the calle
 transaction (an import inserts posts and their jobs together). The same function runs in the
 triggers on `contents`, so a post written by any application is queued the same way and never
 twice. The unique constraint on classifications stays the last guard.
+
+The stalled-job rescue (`rescue`) runs one at a time (a transaction-level advisory lock; a
+second one finds it taken and does nothing) and re-queues a job only while it is still the
+run it saw stalled (`doing`, same attempts, same worker, checked under the row lock), so a
+rescue that raced another one, or saw the job before a live worker took it again, changes
+nothing: a job never runs twice at once.
 """
 
 from __future__ import annotations
@@ -20,12 +26,14 @@ from typing import Any
 import psycopg
 from psycopg.rows import tuple_row
 
+from volfefe.errors import WorkerError
 from volfefe.store.quarantine import count_quarantined, quarantined
 
 QUEUE = "ml_classification"
 TASK = "volfefe.classify_post"
 ENQUEUE_LOCK = 0x766F6C656E71  # "volenq": serialises enqueues so the duplicate check holds
 ENQUEUE_CHUNK = 5000
+RESCUE_LOCK = 0x766F6C726573  # "volres": one stalled-job rescue at a time
 
 LOCK = "SELECT pg_advisory_xact_lock(%(key)s)"
 ACTIVE = """
@@ -78,6 +86,27 @@ RETRY = """
 UPDATE procrastinate_jobs SET status = 'todo', scheduled_at = now(), worker_id = NULL
 WHERE id = %(id)s AND status = 'failed'
 """
+TRY_LOCK = "SELECT pg_try_advisory_xact_lock(%(key)s) AS got"
+# procrastinate's `select_stalled_jobs_by_heartbeat`, for our queue: running jobs whose worker
+# has not beaten for `stalled_after` (or has no row any more).
+STALLED = """
+SELECT j.id, j.args, j.attempts, j.worker_id
+FROM procrastinate_jobs j
+LEFT JOIN procrastinate_workers w ON w.id = j.worker_id
+WHERE j.status = 'doing' AND j.queue_name = %(queue)s
+  AND (j.worker_id IS NULL OR w.last_heartbeat < now() - %(stalled_after)s)
+ORDER BY j.id
+"""
+# The run seen stalled, if it is still that run: locked until the rescue's transaction ends.
+# procrastinate's retry_job_v2 would re-queue any `doing` job, a live worker's included.
+STILL_STALLED = """
+SELECT id FROM procrastinate_jobs
+WHERE id = %(id)s AND status = 'doing' AND attempts = %(attempts)s
+  AND worker_id IS NOT DISTINCT FROM %(worker_id)s
+FOR UPDATE
+"""
+REQUEUE = "SELECT procrastinate_retry_job_v2(%(id)s, now(), NULL, NULL, NULL)"
+FAIL = "SELECT procrastinate_finish_job_v1(%(id)s, 'failed', false)"
 PRUNE_ATTEMPTS = """
 DELETE FROM volfefe_job_attempts a
 WHERE NOT EXISTS (SELECT 1 FROM procrastinate_jobs j WHERE j.id = a.job_id)
@@ -219,6 +248,48 @@ def retry(conn: psycopg.Connection[Any], job_ids: Sequence[int]) -> dict[int, st
             conn.execute(RETRY, {"id": job_id})
             outcomes[job_id] = "retried"
     return outcomes
+
+
+@dataclass(frozen=True)
+class Rescued:
+    """A stalled run the rescue ended: `rescued` (queued again) or `failed` (the attempt cap)."""
+
+    job_id: int
+    content_id: int | None
+    attempt: int  # the attempt that stalled
+    outcome: str
+
+
+def rescue(
+    conn: psycopg.Connection[Any], *, stalled_after: float, max_attempts: int
+) -> list[Rescued] | None:
+    """Queue again the running jobs of workers silent for `stalled_after` seconds (fail them
+    at the attempt cap), each with its attempt record, in one transaction.
+
+    Returns None when another rescue holds the lock (it does the work), else what it ended.
+    A job that changed since it was seen stalled (re-queued by another rescue, taken by a live
+    worker) is left alone.
+    """
+    ended: list[Rescued] = []
+    with conn.transaction():
+        if not _first(conn.execute(TRY_LOCK, {"key": RESCUE_LOCK}).fetchone()):
+            return None
+        params = {"queue": QUEUE, "stalled_after": timedelta(seconds=stalled_after)}
+        for row in conn.execute(STALLED, params).fetchall():
+            job_id, args = _get(row, "id", 0), _get(row, "args", 1)
+            attempts, worker_id = _get(row, "attempts", 2), _get(row, "worker_id", 3)
+            seen = {"id": job_id, "attempts": attempts, "worker_id": worker_id}
+            if conn.execute(STILL_STALLED, seen).fetchone() is None:
+                continue
+            raw_id = args.get("content_id")
+            content_id = int(raw_id) if isinstance(raw_id, int | str) else None
+            attempt = attempts + 1
+            died = WorkerError(f"the job worker running attempt {attempt} stopped beating")
+            outcome = "failed" if attempt >= max_attempts else "rescued"
+            conn.execute(FAIL if outcome == "failed" else REQUEUE, {"id": job_id})
+            record_attempt(conn, job_id, content_id, attempt, outcome, died)
+            ended.append(Rescued(job_id, content_id, attempt, outcome))
+    return ended
 
 
 def failed_job_ids(conn: psycopg.Connection[Any]) -> list[int]:

@@ -45,6 +45,7 @@ SIGNALS = (signal.SIGTERM, signal.SIGINT)
 DB_POOL_SIZE = 8
 WATCH_INTERVAL = 0.5  # seconds between looks at the classifier's health
 CANCEL_MARGIN = 3.0  # seconds after the grace before procrastinate cancels running jobs
+QUEUES = (QUEUE, MAINTENANCE_QUEUE)  # what a job worker fetches from (by priority, then id)
 
 
 def open_db_pool(url: str, size: int) -> ConnectionPool[Any]:
@@ -213,7 +214,7 @@ async def _run_procrastinate(app: procrastinate.App, deps: JobDeps, concurrency:
     settings = deps.settings
     async with app.open_async():
         await app.run_worker_async(
-            queues=[QUEUE, MAINTENANCE_QUEUE],
+            queues=list(QUEUES),
             concurrency=concurrency,
             additional_context={"volfefe": deps},
             # The classifier fails calls still running after the grace with PoolClosed; this

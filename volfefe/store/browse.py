@@ -30,7 +30,8 @@ LIMIT %(limit)s
 """
 POST_JOBS = """
 SELECT j.id, j.status::text AS status, j.attempts, j.scheduled_at,
-       (SELECT max(e.at) FROM procrastinate_events e WHERE e.job_id = j.id) AS updated_at
+       (SELECT max(e.at) FROM procrastinate_events e
+        WHERE e.job_id = j.id AND e.type <> 'scheduled') AS updated_at
 FROM procrastinate_jobs AS j
 WHERE j.task_name = 'volfefe.classify_post' AND (j.args ->> 'content_id')::bigint = %(id)s
 ORDER BY j.id
