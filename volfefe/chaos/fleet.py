@@ -2,7 +2,8 @@
 
 ```
 Fleet.env         os.environ + the run's Settings as VOLFEFE_* + DATABASE_URL + fault switch
-Fleet.workers     `python -m volfefe -v jobs worker`, logs in the run folder; topped up to N
+Fleet.workers     `python -m volfefe -v jobs worker`, logs in the run folder; topped up to N,
+                  one of them in its own network namespace when the run has one (netns.py)
 Fleet.classify    `python -m volfefe classify --all --json`, one at a time, summary kept
 ```
 """
@@ -20,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from volfefe.chaos.netns import Netns
 from volfefe.config import Settings
 
 # Forwarded to every process the harness starts, so they run the configured model.
@@ -53,6 +55,9 @@ JOB_TIMING = {
     "VOLFEFE_JOBS_POLL_INTERVAL": "0.5",
     "VOLFEFE_JOBS_ENQUEUE_CRON": "off",
     "VOLFEFE_JOBS_PRUNE_CRON": "off",
+    # Over TCP only (the partition's worker): a silent link fails in 4 s, a connect in 3 s.
+    "VOLFEFE_DB_KEEPALIVE": "2",
+    "VOLFEFE_DB_CONNECT_TIMEOUT": "3",
 }
 VOLFEFE = (sys.executable, "-m", "volfefe")
 ABORT_WAIT = 5.0  # seconds a process gets to dump its stacks after SIGABRT
@@ -89,6 +94,7 @@ class JobWorker:
     proc: subprocess.Popen[bytes]
     log: Path
     stopping_since: float | None = None
+    remote: bool = False  # runs in the run's network namespace, through its veth pair
 
     @property
     def pid(self) -> int:
@@ -109,8 +115,11 @@ class ClassifyRun:
 class Fleet:
     """Starts, signals and reaps the harness's subprocesses, all logging into `folder`."""
 
-    def __init__(self, env: dict[str, str], folder: Path, concurrency: int) -> None:
+    def __init__(
+        self, env: dict[str, str], folder: Path, concurrency: int, netns: Netns | None = None
+    ) -> None:
         self.env = env
+        self.netns = netns
         self.folder = folder
         self.concurrency = concurrency
         self.workers: list[JobWorker] = []  # running, not asked to stop
@@ -126,28 +135,39 @@ class Fleet:
         return pids | ({self.classify.proc.pid} if self.classify else set())
 
     # --- job workers -----------------------------------------------------------------------
-    def start_worker(self) -> JobWorker:
-        """Start one more `jobs worker`."""
+    def start_worker(self, *, remote: bool = False) -> JobWorker:
+        """Start one more `jobs worker` (`remote`: in the network namespace, reaching the
+        database through the veth pair)."""
         self.started_workers += 1
         log = self.folder / f"worker-{self.started_workers}.log"
         argv = [*VOLFEFE, "-v", "jobs", "worker", "--concurrency", str(self.concurrency)]
+        env = self.env
+        if remote:
+            assert self.netns is not None
+            argv, env = self.netns.command(argv), {**env, "DATABASE_URL": self.netns.url}
         with log.open("wb") as out:
             proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=self.env
+                argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env
             )
-        worker = JobWorker(proc, log)
+        worker = JobWorker(proc, log, remote=remote)
         self.workers.append(worker)
         return worker
 
+    @property
+    def remote(self) -> JobWorker | None:
+        """The running worker in the network namespace, if any."""
+        return next((w for w in self.workers if w.remote), None)
+
     def top_up(self, count: int) -> None:
-        """Replace workers that exited by themselves, so `count` run."""
+        """Replace workers that exited by themselves, so `count` run (one of them in the
+        network namespace, when the run has one)."""
         for worker in list(self.workers):
             code = worker.proc.poll()
             if code is not None:
                 self.workers.remove(worker)
                 self.self_exits.append(code)
         while len(self.workers) < count:
-            self.start_worker()
+            self.start_worker(remote=self.netns is not None and self.remote is None)
 
     def kill_worker(self, worker: JobWorker) -> None:
         """SIGKILL and reap (its children die with it: they hold PR_SET_PDEATHSIG)."""

@@ -2,7 +2,8 @@
 
 ```
 setup   temp folder, own embedded PostgreSQL, first wave of posts imported and queued,
-        N job workers started (`python -m volfefe jobs worker`)
+        N job workers started (`python -m volfefe jobs worker`); with partition-worker,
+        one of them in a network namespace of its own (netns.py, partition.py)
 chaos   --minutes long: faults from the seeded schedule; more waves of posts; a
         `classify --all` run every few seconds; workers that exit are replaced
 drain   no faults: wait (bounded) for the queue to empty, then one last `classify --all`
@@ -18,6 +19,7 @@ import os
 import random
 import shutil
 import signal
+import subprocess
 import tempfile
 import time
 from collections import Counter
@@ -30,6 +32,8 @@ from volfefe.chaos.checks import check_jobs, check_posts
 from volfefe.chaos.database import ChaosDatabase
 from volfefe.chaos.fleet import Fleet, process_env
 from volfefe.chaos.inject import Injector
+from volfefe.chaos.netns import Netns, unavailable
+from volfefe.chaos.partition import Partitions
 from volfefe.chaos.posts import POISON_WORD, ChaosPost, import_wave, make_posts
 from volfefe.chaos.procs import become_subreaper, descendants, reap_zombie_children, snapshot
 from volfefe.chaos.report import Report
@@ -43,6 +47,7 @@ TICK = 0.2  # seconds between looks at the processes: the harness's own pacing
 WAVES = 5  # the posts arrive in this many imports; the last lands at 60% of the chaos phase
 IMPORT_TIMEOUT = 60.0  # seconds an import may keep failing while the database restarts
 FAULT_GAP = 1.0  # seconds at least between two faults
+SETUP_SLACK = 30.0  # seconds past two boot timeouts for the namespaced worker to start
 ORPHAN_WAIT = 15.0  # seconds children of stopped processes get to die (PDEATHSIG is instant)
 
 
@@ -63,6 +68,7 @@ class ChaosOptions:
     drain_timeout: float = 180.0
     fresh_slack: float = 30.0  # a fresh post may take the call timeout plus this
     run_timeout: float = 300.0  # seconds one classify run may take
+    partition_seconds: float = 30.0  # a partition-worker fault cuts the worker off this long
     keep: bool = False  # keep the run folder (logs of every process, the database) after
 
 
@@ -87,27 +93,56 @@ class Harness:
         self.run_failures: dict[int, list[str]] = {}
         self.run_codes: Counter[int] = Counter()
         self._mark = time.monotonic()
+        self.partitions: Partitions | None = None
 
     def run(self) -> Report:
         """Setup, chaos, drain, checks; everything started is stopped and removed after."""
         become_subreaper()
         db = ChaosDatabase(self.folder)
-        fleet = Fleet(
-            process_env(self.settings, db.url, self.fault),
-            self.folder,
-            self.settings.job_slots,
-        )
+        env = process_env(self.settings, db.url, self.fault)
+        netns = self._netns(db.url)
+        fleet = Fleet(env, self.folder, self.settings.job_slots, netns)
+        if netns is not None:
+            self.partitions = Partitions(
+                netns,
+                fleet,
+                db.url,
+                Settings.from_env(env),  # the workers' own (the harness's job timing)
+                self.report,
+                self.options.partition_seconds,
+            )
         try:
             self._run(db, fleet)
         finally:
+            if self.partitions is not None:
+                self.partitions.heal_now()
             fleet.stop_all(0.0)
             reap_zombie_children(fleet.pids())
+            if netns is not None:
+                netns.close()
             db.stop()
             if self.options.keep:
                 self.report.notes.append(f"logs and database kept in {self.folder}")
             else:
                 shutil.rmtree(self.folder, ignore_errors=True)
         return self.report
+
+    def _netns(self, db_url: str) -> Netns | None:
+        """The namespace of the partition's worker, when the run has that fault and this
+        machine can make one (else a note says why the fault finds no target)."""
+        if "partition-worker" not in self.options.kinds:
+            return None
+        reason = unavailable()
+        if reason is None:
+            netns = Netns(db_url)
+            try:
+                netns.open()
+            except (subprocess.SubprocessError, OSError) as exc:
+                reason = f"`ip` could not make the namespace: {exc}"
+            else:
+                return netns
+        self.report.notes.append(f"partition-worker skipped: {reason}")
+        return None
 
     def _run(self, db: ChaosDatabase, fleet: Fleet) -> None:
         opts = self.options
@@ -125,9 +160,12 @@ class Harness:
             job_workers=opts.job_workers,
             pause_seconds=opts.pause_seconds,
             rng=random.Random(opts.seed + 1),  # noqa: S311
+            partitions=self.partitions,
         )
         self._import(db, 0, waves[0])
         fleet.top_up(opts.job_workers)
+        if self.partitions is not None:
+            self.partitions.wait_attached(2 * self.settings.boot_timeout + SETUP_SLACK, TICK)
         start = time.monotonic()
         self._phase("setup")
         next_wave, last_run, next_fault = 1, 0.0, 0.0
@@ -148,6 +186,8 @@ class Harness:
         for wave in range(next_wave, len(waves)):
             self._import(db, wave, waves[wave])
         injector.finish()
+        if self.partitions is not None:
+            self.partitions.finish(TICK, lambda: self._tick(fleet))
         self._phase("chaos")
         self._drain(db, fleet)
         self._phase("drain")
@@ -173,8 +213,11 @@ class Harness:
         self.poison_ids += [ids[p.external_id] for p in posts if p.poison]
 
     def _tick(self, fleet: Fleet) -> None:
-        """Replace exited workers, collect ended classify runs and SIGTERMed workers."""
+        """Replace exited workers, collect ended classify runs and SIGTERMed workers; watch
+        a partition under way."""
         fleet.top_up(self.options.job_workers)
+        if self.partitions is not None:
+            self.partitions.tick()
         ended = fleet.classify_ended(self.options.run_timeout)
         if ended is not None:
             run, overdue = ended

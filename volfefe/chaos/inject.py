@@ -17,6 +17,7 @@ from typing import TypeVar
 from volfefe.chaos.close_load import MARGIN, CloseOutcome, close_under_load
 from volfefe.chaos.database import ChaosDatabase
 from volfefe.chaos.fleet import Fleet
+from volfefe.chaos.partition import Partitions
 from volfefe.chaos.procs import Proc, catches, descendants, signal_quietly, snapshot
 from volfefe.chaos.report import Report
 from volfefe.chaos.schedule import FaultEvent
@@ -47,6 +48,7 @@ class Injector:
         job_workers: int,
         pause_seconds: float,
         rng: random.Random,
+        partitions: Partitions | None = None,
     ) -> None:
         self.settings = settings
         self.fleet = fleet
@@ -55,6 +57,7 @@ class Injector:
         self.job_workers = job_workers
         self.pause_seconds = pause_seconds
         self.rng = rng
+        self.partitions = partitions  # None: this machine cannot make namespaces
         self._closes: list[tuple[threading.Thread, list[CloseOutcome]]] = []
         self.signalled: set[int] = set()  # children this run killed, froze or garbled
 
@@ -113,6 +116,9 @@ class Injector:
 
     def _pause_db(self, event: FaultEvent) -> bool:
         return self.db.pause(self.pause_seconds * (1 + event.pick)) > 0
+
+    def _partition_worker(self, event: FaultEvent) -> bool:
+        return self.partitions is not None and self.partitions.start()
 
     def _close_under_load(self, event: FaultEvent) -> bool:
         # In a thread of its own: on a supervisor that leaves callers blocked it takes

@@ -23,6 +23,7 @@ FAULT_KINDS = (
     "restart-db",  # pg_ctl restart -m fast of the embedded server
     "pause-db",  # SIGSTOP the postmaster and its backends, later SIGCONT
     "close-under-load",  # Classifier.close() while threads call classify_many
+    "partition-worker",  # drop every packet between the namespaced worker and PostgreSQL
 )
 
 

@@ -65,6 +65,13 @@ class FaultKinds(click.ParamType):  # type: ignore[type-arg]
     help="A database pause lasts 1-2 times this.",
 )
 @click.option(
+    "--partition-seconds",
+    type=POSITIVE,
+    default=30.0,
+    show_default=True,
+    help="A partition-worker fault cuts the namespaced worker off this long.",
+)
+@click.option(
     "--child-delay",
     type=click.FloatRange(min=0),
     default=0.0,
@@ -90,6 +97,7 @@ def chaos_command(
     faults: tuple[str, ...],
     interval: float,
     pause_seconds: float,
+    partition_seconds: float,
     child_delay: float,
     json_path: Path | None,
     keep: bool,
@@ -104,6 +112,7 @@ def chaos_command(
         kinds=faults,
         interval=interval,
         pause_seconds=pause_seconds,
+        partition_seconds=partition_seconds,
         child_delay=child_delay,
         keep=keep,
     )
