@@ -141,7 +141,7 @@ class Settings:
     jobs_max_rebuilds: int = 3  # a job worker whose classifier fails this many rebuilds exits
     db_connect_timeout: float = 10.0  # seconds to open a database connection
     db_statement_timeout: float = 60.0  # seconds a statement may run on the server; 0 = none
-    db_keepalive: float = 30.0  # seconds of silence before TCP keepalive probes (3, idle/3 apart)
+    db_keepalive: float = 10.0  # seconds of silence before TCP keepalive probes (3, idle/3 apart)
 
     def __post_init__(self) -> None:
         positive = (

@@ -49,6 +49,7 @@ from volfefe.supervisor.classifier import Classifier
 logger = logging.getLogger(__name__)
 
 MAINTENANCE_QUEUE = "volfefe_maintenance"
+RECORD_WAIT = 2.0  # seconds an attempt's record waits for a database connection
 # procrastinate fetches by priority first (then id), whatever the queue: a maintenance job
 # (classification jobs have priority 0) takes the next free slot ahead of any backlog.
 MAINTENANCE_PRIORITY = 100
@@ -281,7 +282,9 @@ def _record(
     because = f": {type(error).__name__}: {first_line}" if error is not None else ""
     logger.info("job %s post %s attempt %d: %s%s", job_id, content_id, attempt, outcome, because)
     try:
-        with deps.db.connection() as conn:
+        # A short wait for a connection: an interrupted attempt is recorded on the event loop,
+        # and a worker cut off from its database must not block its shutdown on the record.
+        with deps.db.connection(timeout=RECORD_WAIT) as conn:
             record_attempt(conn, job_id, content_id, attempt, outcome, error)
     except (psycopg.Error, VolfefeError) as exc:  # the job's own outcome matters more
         logger.warning("could not record attempt %d of job %d: %s", attempt, job_id, exc)

@@ -57,7 +57,7 @@ def with_limits(url: str, settings: Settings) -> str:
     connection) and a server-side statement timeout.
 
     >>> with_limits("postgresql://db.example/volfefe", Settings(db_statement_timeout=0))
-    'dbname=volfefe host=db.example connect_timeout=10 keepalives=1 keepalives_idle=30 ...'
+    'dbname=volfefe host=db.example connect_timeout=10 keepalives=1 keepalives_idle=10 ...'
     """
     describe_target(url)  # an invalid URL is a ConfigError, before libpq quotes it anywhere
     params = conninfo_to_dict(url)
