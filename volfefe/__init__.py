@@ -4,6 +4,10 @@
 >>> Classifier(Settings(model="path/to/model")).classify("Stocks rally").sentiment  # doctest: +SKIP
 'positive'
 
+`__all__` is the public API: the classifier and its settings, the result, the errors, and
+`watch`/`awatch` (the stored signals as they land). Every other module is private: its names
+may change in any release.
+
 Imports nothing on import: each public name is loaded on first use (PEP 562), so the child,
 which imports `volfefe.protocol` and `volfefe.child` only, never loads the supervisor.
 """
@@ -43,12 +47,18 @@ if TYPE_CHECKING:
         WorkerError,
     )
     from volfefe.result import Classification
+    from volfefe.store.signals import Signal, awatch, watch
     from volfefe.supervisor.classifier import Classifier
+    from volfefe.supervisor.pull import pulled_settings
 
 _HOMES = {
     "Classification": "volfefe.result",
     "Classifier": "volfefe.supervisor.classifier",
     "Settings": "volfefe.config",
+    "Signal": "volfefe.store.signals",
+    "watch": "volfefe.store.signals",
+    "awatch": "volfefe.store.signals",
+    "pulled_settings": "volfefe.supervisor.pull",
     **dict.fromkeys(
         [
             "AccuracyGuardFailed",
@@ -105,11 +115,15 @@ __all__ = [
     "RequestTimeout",
     "SchemaOutdated",
     "Settings",
+    "Signal",
     "StoreError",
     "VolfefeError",
     "WorkerBootError",
     "WorkerCrashed",
     "WorkerError",
+    "awatch",
+    "pulled_settings",
+    "watch",
 ]
 
 

@@ -17,7 +17,9 @@ from volfefe.supervisor.policy import RestartBudget
 def test_public_names_match_all() -> None:
     assert sorted(volfefe.__all__) == dir(volfefe)
     for name in volfefe.__all__:  # each one loads from its module
-        assert inspect.isclass(getattr(volfefe, name)), name
+        value = getattr(volfefe, name)
+        assert inspect.isclass(value) or inspect.isfunction(value), name
+        assert value.__doc__, f"{name} has no docstring"
 
 
 def test_the_child_never_loads_the_supervisor() -> None:
