@@ -22,7 +22,7 @@ import pytest
 
 from tests.acceptance.test_cli_classify import ROWS, SAMPLE, Volfefe, texts
 from tests.helpers import eventually
-from tests.store.helpers import post, write_jsonl
+from tests.store.helpers import incompressible, post, write_jsonl
 
 DEADLINE = 120.0
 SENTIMENTS = {"positive", "negative", "neutral"}
@@ -78,6 +78,24 @@ def test_exit_1_import_with_rejected_rows(volfefe: Volfefe, tmp_path: Path) -> N
     assert proc.stderr.splitlines() == [
         "line 2: missing external_id",
         "line 3: published_at is not a date: 'soon'",
+    ]
+
+
+def test_exit_1_import_rejects_an_over_long_key_and_stores_the_rest(
+    volfefe: Volfefe, tmp_path: Path
+) -> None:
+    long_id = incompressible(3000, seed=0)
+    path = write_jsonl(tmp_path / "long.jsonl", [post("a"), post(long_id), post("b")])
+    proc = volfefe.run("import", str(path))
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stdout.startswith("inserted 2, ")
+    assert proc.stderr.splitlines() == [
+        "line 2: external_id is 3,000 bytes long in UTF-8, over the limit of 2,000 bytes"
+    ]
+    assert [row["external_id"] for row in volfefe.sql("SELECT external_id FROM contents")] == [
+        "a",
+        "b",
     ]
 
 

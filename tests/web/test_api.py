@@ -14,10 +14,12 @@ import psycopg.sql
 import pytest
 
 from tests.helpers import eventually
+from tests.store.helpers import incompressible
 from tests.web.conftest import TOKEN, Serve, Served
 from volfefe.jobs.queue import record_attempt
 from volfefe.result import Classification
 from volfefe.store.connect import connect
+from volfefe.store.importer import MAX_KEY_BYTES
 from volfefe.store.posts import save_classification
 from volfefe.web.app import routes
 from volfefe.web.openapi import SPEC
@@ -190,6 +192,36 @@ def test_ingest_is_idempotent_reports_rows_and_queues_in_the_same_transaction(
     assert again["posts"] == [{"index": 0, "id": first["id"], "job_id": None}]
     one = api.post("/api/v1/posts", json=post(source, "9", "A single object", None))
     assert one.json()["inserted"] == 1
+
+
+def test_ingest_rejects_an_over_long_key_and_stores_the_other_rows(
+    api: httpx.Client, conn: psycopg.Connection[Any]
+) -> None:
+    source = tag()
+    long_id = incompressible(3000, seed=0)
+    response = api.post(
+        "/api/v1/posts",
+        json={"posts": [post(source, "1", "Oil slides"), post(source, long_id, "Fed cuts")]},
+    )
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert report["inserted"] == 1
+    assert report["rejected"] == [
+        {
+            "index": 1,
+            "error": {
+                "type": "FieldTooLong",
+                "message": "external_id is 3,000 bytes long in UTF-8, over the limit of "
+                f"{MAX_KEY_BYTES:,} bytes",
+            },
+        }
+    ]
+    stored = conn.execute(
+        "SELECT c.external_id FROM contents c JOIN sources s ON s.id = c.source_id "
+        "WHERE s.name = %s",
+        (source,),
+    ).fetchall()
+    assert stored == [{"external_id": "1"}]
 
 
 def test_posts_filters_search_and_cursor(api: httpx.Client, conn: psycopg.Connection[Any]) -> None:

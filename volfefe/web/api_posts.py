@@ -21,7 +21,7 @@ from volfefe.store.importer import import_records
 from volfefe.web import params
 from volfefe.web.access import field_list, read_json, require_writer
 from volfefe.web.encode import JSON
-from volfefe.web.errors import RequestTooLarge
+from volfefe.web.errors import RequestTooLarge, error_body
 from volfefe.web.state import AppState, app_state
 
 MAX_PAGE = 200
@@ -82,8 +82,7 @@ def _ingest(state: AppState, records: list[Any]) -> dict[str, Any]:
         "queued": len(queued),
         "posts": posts,
         "rejected": [
-            {"index": index, "error": {"type": "InvalidPost", "message": reason}}
-            for index, reason in report.rejected
+            {"index": index, "error": error_body(error)} for index, error in report.errors
         ],
     }
 

@@ -8,9 +8,11 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from volfefe.store.importer import MAX_KEY_BYTES
 from volfefe.web.encode import JSON
 
 ERROR = {"$ref": "#/components/schemas/Error"}
+KEY_LIMIT = f"at most {MAX_KEY_BYTES:,} bytes of UTF-8; a longer one rejects its row (FieldTooLong)"
 BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 
 
@@ -72,8 +74,8 @@ SPEC: dict[str, Any] = {
                 "type": "object",
                 "required": ["source", "external_id"],
                 "properties": {
-                    "source": {"type": "string"},
-                    "external_id": {"type": ["string", "integer"]},
+                    "source": {"type": "string", "description": KEY_LIMIT},
+                    "external_id": {"type": ["string", "integer"], "description": KEY_LIMIT},
                     "author": {"type": "string"},
                     "text": {"type": "string"},
                     "published_at": {"type": ["string", "number"]},
