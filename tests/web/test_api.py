@@ -160,6 +160,34 @@ def test_bad_classify_bodies_get_a_named_error(
     assert response.json()["error"]["message"]
 
 
+BEYOND_BIGINT = "99999999999999999999"
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "status", "error"),
+    [
+        ("GET", "/api/v1/posts?q=%00", 422, "InvalidRequest"),
+        ("GET", "/posts?q=tariff%00s", 422, "InvalidRequest"),
+        ("GET", "/api/v1/jobs?state=%00", 422, "InvalidRequest"),
+        ("GET", f"/api/v1/posts?cursor={BEYOND_BIGINT}", 422, "InvalidRequest"),
+        ("GET", f"/api/v1/jobs?cursor={BEYOND_BIGINT}", 422, "InvalidRequest"),
+        ("GET", f"/api/v1/posts/{BEYOND_BIGINT}", 404, "ContentNotFound"),
+        ("GET", f"/posts/{BEYOND_BIGINT}", 404, "ContentNotFound"),
+        ("POST", f"/api/v1/jobs/{BEYOND_BIGINT}/cancel", 404, "JobNotFound"),
+        ("POST", f"/api/v1/jobs/{BEYOND_BIGINT}/retry", 404, "JobNotFound"),
+        ("GET", f"/api/v1/stream?after={BEYOND_BIGINT}", 422, "InvalidRequest"),
+    ],
+)
+def test_a_nul_byte_or_an_id_beyond_bigint_is_a_named_error_not_a_500(
+    api: httpx.Client, method: str, url: str, status: int, error: str
+) -> None:
+    with api.stream(method, url) as response:  # a stream that was let through would never end
+        assert response.status_code == status
+        response.read()
+    assert response.json()["error"]["type"] == error
+    assert response.json()["error"]["message"]
+
+
 def test_ingest_is_idempotent_reports_rows_and_queues_in_the_same_transaction(
     api: httpx.Client, conn: psycopg.Connection[Any]
 ) -> None:

@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from volfefe.errors import ContentNotFound
 from volfefe.jobs.queue import enqueue
 from volfefe.result import SENTIMENTS
 from volfefe.store.browse import PostFilter, get_post, list_posts
@@ -114,7 +115,7 @@ def posts_page(request: Request) -> Response:
 def post_detail(request: Request) -> Response:
     """`GET /api/v1/posts/{id}`: the post, its classification, its jobs and their attempts."""
     state = app_state(request)
-    content_id = int(request.path_params["id"])
+    content_id = params.row_id(request, ContentNotFound)
     with state.db.connection() as conn:
         row = get_post(conn, content_id)
     post = post_json(row)
