@@ -21,6 +21,7 @@ from volfefe.result import Classification
 from volfefe.store.connect import connect
 from volfefe.store.importer import MAX_KEY_BYTES
 from volfefe.store.posts import save_classification
+from volfefe.store.switches import set_auto_enqueue
 from volfefe.web.app import routes
 from volfefe.web.openapi import SPEC
 
@@ -250,6 +251,26 @@ def test_ingest_rejects_an_over_long_key_and_stores_the_other_rows(
         (source,),
     ).fetchall()
     assert stored == [{"external_id": "1"}]
+
+
+def test_ingest_names_the_job_the_auto_enqueue_trigger_queued(
+    api: httpx.Client, conn: psycopg.Connection[Any]
+) -> None:
+    source = tag()
+    set_auto_enqueue(conn, True)
+    try:
+        report = ingest(api, post(source, "1", "Fed cuts rates"), post(source, "2", ""))
+    finally:
+        set_auto_enqueue(conn, False)
+    assert report["queued"] == 1  # the empty post is stored, never queued
+    first, empty = report["posts"]
+    jobs = conn.execute(
+        "SELECT id, status::text AS status FROM procrastinate_jobs "
+        "WHERE (args->>'content_id')::bigint = %s",
+        (first["id"],),
+    ).fetchall()
+    assert jobs == [{"id": first["job_id"], "status": "todo"}]
+    assert empty["job_id"] is None
 
 
 def test_posts_filters_search_and_cursor(api: httpx.Client, conn: psycopg.Connection[Any]) -> None:

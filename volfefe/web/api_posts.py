@@ -56,7 +56,11 @@ def _ingest(state: AppState, records: list[Any]) -> dict[str, Any]:
     queued: dict[int, int] = {}
 
     def enqueue_jobs(cur: Any, ids: list[int]) -> None:
-        queued.update(enqueue(cur.connection, ids).queued)
+        # A post skipped by enqueue already has a job (the auto-enqueue trigger queues it in
+        # this same transaction): that job is the one that will classify it.
+        report = enqueue(cur.connection, ids)
+        queued.update(report.queued)
+        queued.update(report.active)
 
     with state.db.connection() as conn:
         report = import_records(conn, enumerate(records), on_inserted=enqueue_jobs)
