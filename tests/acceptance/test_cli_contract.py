@@ -265,6 +265,37 @@ def test_predict_dash_answers_each_line_as_it_arrives(volfefe: Volfefe) -> None:
                 stream.close()
 
 
+def test_export_since_and_until_take_a_zone_as_export_writes_it(
+    volfefe: Volfefe, tmp_path: Path
+) -> None:
+    records = [
+        post("a", "stocks rally", published_at="2025-12-19T21:00:00Z"),
+        post("b", "tariffs", published_at="2025-12-20T00:30:00+02:00"),  # 22:30 UTC
+        post("c", "fed cuts", published_at="2025-12-20T01:00:00Z"),
+    ]
+    volfefe.import_posts(tmp_path, records)
+
+    def exported(*args: str) -> list[str]:
+        proc = volfefe.run("export", "--unclassified", *args)
+        assert proc.returncode == 0, proc.stderr
+        return [json.loads(line)["external_id"] for line in proc.stdout.splitlines()]
+
+    assert exported("--since", "2025-12-20T00:00:00Z") == ["c"]
+    assert exported("--since", "2025-12-20T00:00:00+02:00") == ["b", "c"]
+    assert exported("--until", "2025-12-20T00:00:00+02:00") == ["a"]
+    assert exported("--since", "2025-12-20") == ["c"]  # no zone: UTC
+    assert exported("--until", "2025-12-19 22:00:00") == ["a"]
+    [written] = [
+        json.loads(line)["published_at"]
+        for line in volfefe.run("export", "--unclassified").stdout.splitlines()
+        if json.loads(line)["external_id"] == "b"
+    ]
+    assert exported("--since", written) == ["b", "c"]  # what export writes, it reads
+    bad = volfefe.run("export", "--since", "soon")
+    assert bad.returncode == 2
+    assert "'soon'" in bad.stderr and "ISO 8601" in bad.stderr
+
+
 def test_export_stats_by_and_reclassify(volfefe: Volfefe, tmp_path: Path) -> None:
     records = [
         post("a", "stocks rally", published_at="2025-01-01T10:00:00Z"),
