@@ -209,6 +209,34 @@ def test_exit_4_database_unavailable_or_behind(volfefe: Volfefe, empty_database_
     assert last_error(behind.stderr).startswith("SchemaOutdated: the database schema is behind")
 
 
+def test_exit_4_db_status_on_a_schema_behind_says_to_migrate(empty_database_url: str) -> None:
+    def status() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "volfefe", "db", "status"],
+            env={**os.environ, "DATABASE_URL": empty_database_url},
+            capture_output=True,
+            text=True,
+            timeout=DEADLINE,
+        )
+
+    behind = status()
+    assert behind.returncode == 4, behind.stderr
+    assert "migration(s) pending" in behind.stdout.splitlines()[-1]
+    error = last_error(behind.stderr)
+    assert error.startswith("SchemaOutdated: the database schema is behind")
+    assert error.endswith("run `python -m volfefe db migrate`")
+    migrated = subprocess.run(
+        [sys.executable, "-m", "volfefe", "db", "migrate"],
+        env={**os.environ, "DATABASE_URL": empty_database_url},
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE,
+    )
+    assert migrated.returncode == 0, migrated.stderr
+    current = status()
+    assert (current.returncode, current.stdout.splitlines()[-1]) == (0, "schema: up to date")
+
+
 def test_exit_130_ctrl_c_during_classify_is_prompt_and_quiet(volfefe: Volfefe) -> None:
     volfefe.import_file(SAMPLE)
     # Each reply 0.2 s late: the run cannot finish before the SIGINT reaches it.
