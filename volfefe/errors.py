@@ -25,7 +25,9 @@ VolfefeError
     ├── SchemaOutdated           migrations are pending: run `volfefe db migrate`
     ├── ContentNotFound          no post with that id (permanent)
     ├── JobNotFound              no background job with that id (permanent)
-    └── AlreadyClassified        the post already has a classification (permanent)
+    ├── AlreadyClassified        the post already has a classification (permanent)
+    └── InvalidPost              an import row or ingested post cannot be stored (permanent)
+        └── FieldTooLong         one of its fields is over the length volfefe stores
 ```
 
 `VolfefeError.transient` says whether retrying the same input later may succeed; the job
@@ -329,6 +331,34 @@ class AlreadyClassified(StoreError):
     def __init__(self, content_id: int) -> None:
         super().__init__(f"content {content_id} is already classified")
         self.content_id = content_id
+
+
+class InvalidPost(StoreError):
+    """A post given to the importer or the ingest route cannot be stored as it is: a field is
+    missing, of the wrong type, or not valid (permanent). The row is reported and skipped; the
+    other rows are stored.
+
+    >>> str(InvalidPost("missing external_id"))
+    'missing external_id'
+    """
+
+
+class FieldTooLong(InvalidPost):
+    """A field of a post is longer than volfefe stores (`.field`, `.size`, `.limit`, `.unit`).
+
+    >>> str(FieldTooLong("external_id", 3000, 2000, "bytes"))
+    'external_id is 3,000 bytes long in UTF-8, over the limit of 2,000 bytes'
+    """
+
+    def __init__(self, field: str, size: int, limit: int, unit: str) -> None:
+        encoding = " in UTF-8" if unit == "bytes" else ""
+        super().__init__(
+            f"{field} is {size:,} {unit} long{encoding}, over the limit of {limit:,} {unit}"
+        )
+        self.field = field
+        self.size = size
+        self.limit = limit
+        self.unit = unit
 
 
 def describe_exit(returncode: int | None) -> str:

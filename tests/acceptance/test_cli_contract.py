@@ -22,7 +22,7 @@ import pytest
 
 from tests.acceptance.test_cli_classify import ROWS, SAMPLE, Volfefe, texts
 from tests.helpers import eventually
-from tests.store.helpers import post, write_jsonl
+from tests.store.helpers import incompressible, post, write_jsonl
 
 DEADLINE = 120.0
 SENTIMENTS = {"positive", "negative", "neutral"}
@@ -78,6 +78,24 @@ def test_exit_1_import_with_rejected_rows(volfefe: Volfefe, tmp_path: Path) -> N
     assert proc.stderr.splitlines() == [
         "line 2: missing external_id",
         "line 3: published_at is not a date: 'soon'",
+    ]
+
+
+def test_exit_1_import_rejects_an_over_long_key_and_stores_the_rest(
+    volfefe: Volfefe, tmp_path: Path
+) -> None:
+    long_id = incompressible(3000, seed=0)
+    path = write_jsonl(tmp_path / "long.jsonl", [post("a"), post(long_id), post("b")])
+    proc = volfefe.run("import", str(path))
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stdout.startswith("inserted 2, ")
+    assert proc.stderr.splitlines() == [
+        "line 2: external_id is 3,000 bytes long in UTF-8, over the limit of 2,000 bytes"
+    ]
+    assert [row["external_id"] for row in volfefe.sql("SELECT external_id FROM contents")] == [
+        "a",
+        "b",
     ]
 
 
@@ -191,6 +209,34 @@ def test_exit_4_database_unavailable_or_behind(volfefe: Volfefe, empty_database_
     assert last_error(behind.stderr).startswith("SchemaOutdated: the database schema is behind")
 
 
+def test_exit_4_db_status_on_a_schema_behind_says_to_migrate(empty_database_url: str) -> None:
+    def status() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "volfefe", "db", "status"],
+            env={**os.environ, "DATABASE_URL": empty_database_url},
+            capture_output=True,
+            text=True,
+            timeout=DEADLINE,
+        )
+
+    behind = status()
+    assert behind.returncode == 4, behind.stderr
+    assert "migration(s) pending" in behind.stdout.splitlines()[-1]
+    error = last_error(behind.stderr)
+    assert error.startswith("SchemaOutdated: the database schema is behind")
+    assert error.endswith("run `python -m volfefe db migrate`")
+    migrated = subprocess.run(
+        [sys.executable, "-m", "volfefe", "db", "migrate"],
+        env={**os.environ, "DATABASE_URL": empty_database_url},
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE,
+    )
+    assert migrated.returncode == 0, migrated.stderr
+    current = status()
+    assert (current.returncode, current.stdout.splitlines()[-1]) == (0, "schema: up to date")
+
+
 def test_exit_130_ctrl_c_during_classify_is_prompt_and_quiet(volfefe: Volfefe) -> None:
     volfefe.import_file(SAMPLE)
     # Each reply 0.2 s late: the run cannot finish before the SIGINT reaches it.
@@ -245,6 +291,37 @@ def test_predict_dash_answers_each_line_as_it_arrives(volfefe: Volfefe) -> None:
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()
+
+
+def test_export_since_and_until_take_a_zone_as_export_writes_it(
+    volfefe: Volfefe, tmp_path: Path
+) -> None:
+    records = [
+        post("a", "stocks rally", published_at="2025-12-19T21:00:00Z"),
+        post("b", "tariffs", published_at="2025-12-20T00:30:00+02:00"),  # 22:30 UTC
+        post("c", "fed cuts", published_at="2025-12-20T01:00:00Z"),
+    ]
+    volfefe.import_posts(tmp_path, records)
+
+    def exported(*args: str) -> list[str]:
+        proc = volfefe.run("export", "--unclassified", *args)
+        assert proc.returncode == 0, proc.stderr
+        return [json.loads(line)["external_id"] for line in proc.stdout.splitlines()]
+
+    assert exported("--since", "2025-12-20T00:00:00Z") == ["c"]
+    assert exported("--since", "2025-12-20T00:00:00+02:00") == ["b", "c"]
+    assert exported("--until", "2025-12-20T00:00:00+02:00") == ["a"]
+    assert exported("--since", "2025-12-20") == ["c"]  # no zone: UTC
+    assert exported("--until", "2025-12-19 22:00:00") == ["a"]
+    [written] = [
+        json.loads(line)["published_at"]
+        for line in volfefe.run("export", "--unclassified").stdout.splitlines()
+        if json.loads(line)["external_id"] == "b"
+    ]
+    assert exported("--since", written) == ["b", "c"]  # what export writes, it reads
+    bad = volfefe.run("export", "--since", "soon")
+    assert bad.returncode == 2
+    assert "'soon'" in bad.stderr and "ISO 8601" in bad.stderr
 
 
 def test_export_stats_by_and_reclassify(volfefe: Volfefe, tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import random
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -73,3 +74,11 @@ def eventually(check: Callable[[], bool], timeout: float = 5.0, interval: float 
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         time.sleep(interval)
+
+
+def incompressible(size: int, seed: int) -> str:
+    """`size` bytes of UTF-8 that PostgreSQL cannot compress into an index row (random
+    three-byte characters), so the index limit is met as it would be by real data."""
+    rng = random.Random(seed)
+    assert size % 3 == 0
+    return "".join(chr(rng.randrange(0x4E00, 0x9FFF)) for _ in range(size // 3))

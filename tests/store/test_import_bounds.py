@@ -9,8 +9,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.store.helpers import ids, post, write_csv, write_jsonl
-from volfefe.store.importer import MAX_FIELD_CHARS, MAX_RECORD_BYTES, import_posts
+from tests.conftest import ROOT
+from tests.store.helpers import ids, incompressible, post, write_csv, write_jsonl
+from volfefe.errors import FieldTooLong
+from volfefe.store.importer import MAX_FIELD_CHARS, MAX_KEY_BYTES, MAX_RECORD_BYTES, import_posts
 from volfefe.store.json_array import Broken, read_json_array
 from volfefe.store.posts import get_content
 
@@ -100,3 +102,33 @@ def test_a_broken_json_array_is_reported_where_it_breaks(
     *_, (line, last) = read_json_array(path, int, 50, chunk=4)
     assert isinstance(last, Broken) and last.reason.startswith(reason), last
     assert line == where
+
+
+def test_a_key_field_over_the_index_limit_is_rejected_and_its_batch_stored(
+    db_conn: Conn, tmp_path: Path
+) -> None:
+    fits = incompressible(MAX_KEY_BYTES - MAX_KEY_BYTES % 3, seed=1)
+    over = incompressible(MAX_KEY_BYTES - MAX_KEY_BYTES % 3 + 3, seed=2)
+    records = [
+        post("1"),
+        post(over),
+        post("3", source=over),
+        post(fits),
+        post("5", author=incompressible(3000, seed=3), url="https://x.test/" + over * 2),
+    ]
+    report = import_posts(db_conn, write_jsonl(tmp_path / "p.jsonl", records))
+    size = len(over.encode("utf-8"))
+    limit = f"over the limit of {MAX_KEY_BYTES:,} bytes"
+    assert report.rejected == [
+        (2, f"external_id is {size:,} bytes long in UTF-8, {limit}"),
+        (3, f"source is {size:,} bytes long in UTF-8, {limit}"),
+    ]
+    assert [type(error) for _, error in report.errors] == [FieldTooLong, FieldTooLong]
+    assert (report.errors[0][1].field, report.errors[0][1].limit) == ("external_id", MAX_KEY_BYTES)
+    assert report.inserted == 3
+    assert sorted(ids(db_conn)) == sorted(["1", fits, "5"])
+
+
+def test_the_readme_states_the_key_limit() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"`source` or `external_id` over {MAX_KEY_BYTES:,} bytes" in readme

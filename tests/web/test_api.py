@@ -14,11 +14,14 @@ import psycopg.sql
 import pytest
 
 from tests.helpers import eventually
+from tests.store.helpers import incompressible
 from tests.web.conftest import TOKEN, Serve, Served
 from volfefe.jobs.queue import record_attempt
 from volfefe.result import Classification
 from volfefe.store.connect import connect
+from volfefe.store.importer import MAX_KEY_BYTES
 from volfefe.store.posts import save_classification
+from volfefe.store.switches import set_auto_enqueue
 from volfefe.web.app import routes
 from volfefe.web.openapi import SPEC
 
@@ -158,6 +161,34 @@ def test_bad_classify_bodies_get_a_named_error(
     assert response.json()["error"]["message"]
 
 
+BEYOND_BIGINT = "99999999999999999999"
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "status", "error"),
+    [
+        ("GET", "/api/v1/posts?q=%00", 422, "InvalidRequest"),
+        ("GET", "/posts?q=tariff%00s", 422, "InvalidRequest"),
+        ("GET", "/api/v1/jobs?state=%00", 422, "InvalidRequest"),
+        ("GET", f"/api/v1/posts?cursor={BEYOND_BIGINT}", 422, "InvalidRequest"),
+        ("GET", f"/api/v1/jobs?cursor={BEYOND_BIGINT}", 422, "InvalidRequest"),
+        ("GET", f"/api/v1/posts/{BEYOND_BIGINT}", 404, "ContentNotFound"),
+        ("GET", f"/posts/{BEYOND_BIGINT}", 404, "ContentNotFound"),
+        ("POST", f"/api/v1/jobs/{BEYOND_BIGINT}/cancel", 404, "JobNotFound"),
+        ("POST", f"/api/v1/jobs/{BEYOND_BIGINT}/retry", 404, "JobNotFound"),
+        ("GET", f"/api/v1/stream?after={BEYOND_BIGINT}", 422, "InvalidRequest"),
+    ],
+)
+def test_a_nul_byte_or_an_id_beyond_bigint_is_a_named_error_not_a_500(
+    api: httpx.Client, method: str, url: str, status: int, error: str
+) -> None:
+    with api.stream(method, url) as response:  # a stream that was let through would never end
+        assert response.status_code == status
+        response.read()
+    assert response.json()["error"]["type"] == error
+    assert response.json()["error"]["message"]
+
+
 def test_ingest_is_idempotent_reports_rows_and_queues_in_the_same_transaction(
     api: httpx.Client, conn: psycopg.Connection[Any]
 ) -> None:
@@ -190,6 +221,56 @@ def test_ingest_is_idempotent_reports_rows_and_queues_in_the_same_transaction(
     assert again["posts"] == [{"index": 0, "id": first["id"], "job_id": None}]
     one = api.post("/api/v1/posts", json=post(source, "9", "A single object", None))
     assert one.json()["inserted"] == 1
+
+
+def test_ingest_rejects_an_over_long_key_and_stores_the_other_rows(
+    api: httpx.Client, conn: psycopg.Connection[Any]
+) -> None:
+    source = tag()
+    long_id = incompressible(3000, seed=0)
+    response = api.post(
+        "/api/v1/posts",
+        json={"posts": [post(source, "1", "Oil slides"), post(source, long_id, "Fed cuts")]},
+    )
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert report["inserted"] == 1
+    assert report["rejected"] == [
+        {
+            "index": 1,
+            "error": {
+                "type": "FieldTooLong",
+                "message": "external_id is 3,000 bytes long in UTF-8, over the limit of "
+                f"{MAX_KEY_BYTES:,} bytes",
+            },
+        }
+    ]
+    stored = conn.execute(
+        "SELECT c.external_id FROM contents c JOIN sources s ON s.id = c.source_id "
+        "WHERE s.name = %s",
+        (source,),
+    ).fetchall()
+    assert stored == [{"external_id": "1"}]
+
+
+def test_ingest_names_the_job_the_auto_enqueue_trigger_queued(
+    api: httpx.Client, conn: psycopg.Connection[Any]
+) -> None:
+    source = tag()
+    set_auto_enqueue(conn, True)
+    try:
+        report = ingest(api, post(source, "1", "Fed cuts rates"), post(source, "2", ""))
+    finally:
+        set_auto_enqueue(conn, False)
+    assert report["queued"] == 1  # the empty post is stored, never queued
+    first, empty = report["posts"]
+    jobs = conn.execute(
+        "SELECT id, status::text AS status FROM procrastinate_jobs "
+        "WHERE (args->>'content_id')::bigint = %s",
+        (first["id"],),
+    ).fetchall()
+    assert jobs == [{"id": first["job_id"], "status": "todo"}]
+    assert empty["job_id"] is None
 
 
 def test_posts_filters_search_and_cursor(api: httpx.Client, conn: psycopg.Connection[Any]) -> None:

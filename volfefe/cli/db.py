@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from volfefe.cli.common import current_settings
+from volfefe.errors import SchemaOutdated
 from volfefe.store.connect import connect, describe_target, resolve_database_url
 from volfefe.store.embedded import embedded_pgdata, embedded_running, stop_embedded
 from volfefe.store.migrate import migrate, pending_migrations
@@ -39,7 +40,8 @@ def status_command() -> None:
     """Which database is used, whether it answers, and whether its schema is current.
 
     With no DATABASE_URL this is the embedded server: exit status 1 when it is not running
-    (it is not started by this command). An unreachable DATABASE_URL exits 4.
+    (it is not started by this command). An unreachable DATABASE_URL exits 4, and so does a
+    schema with pending migrations (SchemaOutdated: run `volfefe db migrate`).
     """
     settings = current_settings()
     if settings.database_url:
@@ -56,8 +58,8 @@ def status_command() -> None:
         pending = pending_migrations(conn)
     if pending:
         click.echo(f"schema: {len(pending)} migration(s) pending ({', '.join(pending)})")
-    else:
-        click.echo("schema: up to date")
+        raise SchemaOutdated(pending)  # a deploy script can tell: exit 4
+    click.echo("schema: up to date")
 
 
 @db_group.command("stop")

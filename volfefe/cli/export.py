@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -13,6 +13,7 @@ import click
 import orjson
 
 from volfefe.cli.common import current_settings
+from volfefe.cli.params import Timestamp
 from volfefe.result import SENTIMENTS
 from volfefe.store.connect import connect
 from volfefe.store.migrate import require_current_schema
@@ -41,12 +42,20 @@ from volfefe.store.report import EXPORT_FIELDS, ExportFilter, export_rows
 )
 @click.option(
     "--since",
-    type=click.DateTime(),
-    help="Only posts published at or after this date (UTC unless it has a zone).",
+    type=Timestamp(),
+    help="Only posts published at or after this ISO 8601 date or time (UTC unless it has a "
+    "zone, e.g. 2025-12-20T08:00:00+02:00).",
 )
-@click.option("--until", type=click.DateTime(), help="Only posts published before this date.")
 @click.option(
-    "--unclassified", is_flag=True, help="Also posts without a result (empty result fields)."
+    "--until",
+    type=Timestamp(),
+    help="Only posts published before this date or time (UTC unless it has a zone).",
+)
+@click.option(
+    "--unclassified",
+    is_flag=True,
+    help="Also export the posts that have no result yet (their result fields empty); "
+    "without it, only classified posts are exported.",
 )
 def export_command(
     fmt: str,
@@ -72,8 +81,8 @@ def export_command(
         sentiment=sentiment,
         model_version=model_version,
         min_confidence=min_confidence,
-        since=_utc(since),
-        until=_utc(until),
+        since=since,
+        until=until,
         unclassified=unclassified,
     )
     with connect(current_settings()) as conn:
@@ -87,10 +96,6 @@ def export_command(
                 with output.open("w", encoding="utf-8", newline="") as out:
                     count = _write(rows, fmt, out)
     click.echo(f"exported {count} posts", err=True)
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 def _write(rows: Any, fmt: str, out: IO[str]) -> int:

@@ -1,9 +1,9 @@
-"""Parameter types of the command line: post ids and durations."""
+"""Parameter types of the command line: post ids, durations and times."""
 
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
@@ -46,3 +46,34 @@ class Age(click.ParamType):  # type: ignore[type-arg]
         if not match:
             self.fail(f"expected a duration such as 7d, 12h or 30m, got {value!r}", param, ctx)
         return timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
+
+
+class Timestamp(click.ParamType):  # type: ignore[type-arg]
+    """An ISO 8601 date or time, with a zone (`Z`, `+02:00`) or without one (then UTC): the
+    form `export` writes, so its values can be given back.
+
+    >>> Timestamp().convert("2025-12-20T00:00:00+02:00", None, None).isoformat()
+    '2025-12-20T00:00:00+02:00'
+    >>> Timestamp().convert("2025-12-20", None, None).isoformat()
+    '2025-12-20T00:00:00+00:00'
+    """
+
+    name = "DATE"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> datetime:
+        """Parse the date or time; anything else is a usage error."""
+        if isinstance(value, datetime):
+            parsed = value
+        else:
+            try:
+                parsed = datetime.fromisoformat(str(value).strip())
+            except ValueError:
+                self.fail(
+                    "expected an ISO 8601 date or time such as 2025-12-20, "
+                    f"2025-12-20T08:00:00Z or 2025-12-20T08:00:00+02:00, got {value!r}",
+                    param,
+                    ctx,
+                )
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

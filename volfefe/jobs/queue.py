@@ -42,6 +42,14 @@ FROM procrastinate_jobs
 WHERE status IN ('todo', 'doing') AND task_name = %(task)s
   AND (args ->> 'content_id')::bigint = ANY(%(ids)s)
 """
+# The waiting or running job of each post (the enqueue lock keeps it to one; min() if not).
+ACTIVE_JOBS = """
+SELECT (args ->> 'content_id')::bigint AS content_id, min(id) AS job_id
+FROM procrastinate_jobs
+WHERE status IN ('todo', 'doing') AND task_name = %(task)s
+  AND (args ->> 'content_id')::bigint = ANY(%(ids)s)
+GROUP BY 1
+"""
 # The one enqueue (migrations 0005, 0006): lock, skip posts with an active job (and, when
 # asked, posts classified already, checked in the same statement), defer the rest.
 ENQUEUE = """
@@ -126,10 +134,13 @@ WHERE id IN (
 @dataclass
 class EnqueueReport:
     """Which posts got a new job (with its id), and which were skipped: they already had one
-    waiting or running (or, with `unclassified_only`, were classified already)."""
+    waiting or running (or, with `unclassified_only`, were classified already). `active` has
+    the job of each skipped post that has one waiting or running, whoever queued it (say, the
+    auto-enqueue trigger earlier in the same transaction)."""
 
     queued: dict[int, int] = field(default_factory=dict)
     already_queued: list[int] = field(default_factory=list)
+    active: dict[int, int] = field(default_factory=dict)
 
 
 def enqueue(
@@ -163,6 +174,9 @@ def enqueue(
             queued: dict[int, int] = dict(cur.execute(ENQUEUE, params).fetchall())
             report.queued.update((i, queued[i]) for i in chunk if i in queued)
             report.already_queued += [i for i in chunk if i not in queued]
+        if report.already_queued:
+            cur.execute(ACTIVE_JOBS, {"task": TASK, "ids": report.already_queued})
+            report.active = dict(cur.fetchall())
     return report
 
 

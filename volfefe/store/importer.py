@@ -10,9 +10,10 @@ A post is keyed by (source, external_id). Each batch is one INSERT ... ON CONFLI
 its own transaction; batches of concurrent imports are serialised by an advisory lock, so the
 "did the text change?" comparison always sees the latest committed row.
 
-Bounds: a field over 1 MiB of characters, a number of more than 4,300 digits or a JSON line
-over 16 MiB rejects its row (reported; the import goes on); a CSV field over 16 MiB stops the
-reading of the file there (reported). Memory holds one batch of posts, a 16-byte digest per
+Bounds: a field over 1 MiB of characters, a `source` or `external_id` over `MAX_KEY_BYTES`
+(they are indexed), a number of more than 4,300 digits or a JSON line over 16 MiB rejects its
+row (reported; the import goes on); a CSV field over 16 MiB stops the reading of the file
+there (reported). Memory holds one batch of posts, a 16-byte digest per
 post key and, for a JSON array, the element being read.
 """
 
@@ -31,10 +32,15 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from volfefe.errors import FieldTooLong, InvalidPost
 from volfefe.store.json_array import Broken, read_json_array
 
 BATCH_SIZE = 1000
 MAX_FIELD_CHARS = 1 << 20  # a longer field rejects its row (1 MiB of characters)
+# source and external_id are in btree indexes (unique (source_id, external_id), sources.name),
+# whose rows PostgreSQL limits to 2,704 bytes (a third of a page); a longer key would fail its
+# whole batch. 2,000 bytes leaves room for the row's header and the source id, compressed or not.
+MAX_KEY_BYTES = 2000
 MAX_RECORD_BYTES = 16 << 20  # a longer JSON line or CSV field is not even parsed (16 MiB)
 MAX_INT_DIGITS = 4300  # Python's own limit for int(str); longer numbers are rejected
 # Any fixed bigint; this one spells "volfimp".
@@ -96,16 +102,22 @@ SELECT id, has_text, inserted, text_changed FROM changed
 
 @dataclass
 class ImportReport:
-    """What an import did: counts of posts, and the rejected rows as (line, reason).
+    """What an import did: counts of posts, and the rejected rows as (line, error).
 
-    >>> ImportReport(inserted=2, rejected=[(3, "missing external_id")]).summary()
-    'inserted 2, updated 0, unchanged 0, rejected 1'
+    >>> report = ImportReport(inserted=2, errors=[(3, InvalidPost("missing external_id"))])
+    >>> report.summary(), report.rejected
+    ('inserted 2, updated 0, unchanged 0, rejected 1', [(3, 'missing external_id')])
     """
 
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
-    rejected: list[tuple[int, str]] = field(default_factory=list)
+    errors: list[tuple[int, InvalidPost]] = field(default_factory=list)
+
+    @property
+    def rejected(self) -> list[tuple[int, str]]:
+        """The rejected rows as (line, reason)."""
+        return [(line, str(error)) for line, error in self.errors]
 
     def summary(self) -> str:
         """The four counts on one line."""
@@ -129,10 +141,6 @@ class Post:
     text: str
     url: str | None
     published_at: datetime | None
-
-
-class RowError(ValueError):
-    """A row cannot be imported; the message is the reason shown to the user."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,8 +214,8 @@ def import_records(
     for line, record in records:
         try:
             post = to_post(record)
-        except RowError as err:
-            report.rejected.append((line, str(err)))
+        except InvalidPost as err:
+            report.errors.append((line, err))
             continue
         key = (post.source, post.external_id)
         first = seen.get(key)
@@ -217,8 +225,13 @@ def import_records(
             if first[1] == digest:
                 report.unchanged += 1
             else:
-                report.rejected.append(
-                    (line, f"same source and external_id as line {first[0]}, other content")
+                report.errors.append(
+                    (
+                        line,
+                        InvalidPost(
+                            f"same source and external_id as line {first[0]}, other content"
+                        ),
+                    )
                 )
             continue
         seen[key] = (line, digest)
@@ -232,19 +245,19 @@ def import_records(
 
 
 def to_post(record: object) -> Post:
-    """Check and normalise one parsed record, or raise `RowError` with the reason.
+    """Check and normalise one parsed record, or raise `InvalidPost` with the reason.
 
     >>> to_post({"source": "x", "external_id": 7, "published_at": "2025-01-01T00:00:00Z"})
     Post(source='x', external_id='7', author=None, text='', url=None, published_at=datetime.datetime(2025, 1, 1, 0, 0, tzinfo=datetime.timezone.utc))
     >>> to_post({"source": "x", "external_id": "1", "published_at": "soon"})
     Traceback (most recent call last):
     ...
-    volfefe.store.importer.RowError: published_at is not a date: 'soon'
+    volfefe.errors.InvalidPost: published_at is not a date: 'soon'
     """  # noqa: E501
     if isinstance(record, _Bad):
-        raise RowError(record.reason)
+        raise InvalidPost(record.reason)
     if not isinstance(record, dict):
-        raise RowError(f"expected an object, got {_json_type(record)}")
+        raise InvalidPost(f"expected an object, got {_json_type(record)}")
     external_id = record.get("external_id")
     if isinstance(external_id, int) and not isinstance(external_id, bool):
         external_id = str(external_id)
@@ -292,10 +305,14 @@ def _upsert(
 
 
 def _required(record: dict[str, Any], name: str) -> str:
-    """A string field that must be present and not blank (stored stripped)."""
+    """A key field (source, external_id): present, not blank (stored stripped), and short
+    enough for its index."""
     value = (_string(record, name) or "").strip()
     if not value:
-        raise RowError(f"missing {name}")
+        raise InvalidPost(f"missing {name}")
+    size = len(value.encode("utf-8"))
+    if size > MAX_KEY_BYTES:
+        raise FieldTooLong(name, size, MAX_KEY_BYTES, "bytes")
     return value
 
 
@@ -305,15 +322,15 @@ def _string(record: dict[str, Any], name: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise RowError(f"{name} must be a string, got {_json_type(value)}")
+        raise InvalidPost(f"{name} must be a string, got {_json_type(value)}")
     if len(value) > MAX_FIELD_CHARS:
-        raise RowError(f"{name} is {len(value):,} characters long, over {MAX_FIELD_CHARS:,}")
+        raise FieldTooLong(name, len(value), MAX_FIELD_CHARS, "characters")
     if "\x00" in value:
-        raise RowError(f"{name} contains a NUL byte")
+        raise InvalidPost(f"{name} contains a NUL byte")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise RowError(f"{name} is not valid UTF-8") from None
+        raise InvalidPost(f"{name} is not valid UTF-8") from None
     return value
 
 
@@ -337,7 +354,7 @@ def _parse_time(value: object) -> datetime | None:
             return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     except (ValueError, OverflowError, OSError):
         pass  # reported below, with the value
-    raise RowError(f"published_at is not a date: {value!r}")
+    raise InvalidPost(f"published_at is not a date: {value!r}")
 
 
 def _json_type(value: object) -> str:

@@ -40,7 +40,7 @@ def retry_job(request: Request) -> Response:
     """`POST /api/v1/jobs/{id}/retry`: queue a failed job again."""
     state = app_state(request)
     require_writer(request, state.settings.api_token)
-    job_id = int(request.path_params["id"])
+    job_id = params.row_id(request, missing_job)
     return JSON({"id": job_id, "status": do_retry(state, job_id)})
 
 
@@ -48,8 +48,13 @@ def cancel_job(request: Request) -> Response:
     """`POST /api/v1/jobs/{id}/cancel`: cancel a waiting job."""
     state = app_state(request)
     require_writer(request, state.settings.api_token)
-    job_id = int(request.path_params["id"])
+    job_id = params.row_id(request, missing_job)
     return JSON({"id": job_id, "status": do_cancel(state, job_id)})
+
+
+def missing_job(job_id: int) -> JobNotFound:
+    """The error for a job id that names no job."""
+    return JobNotFound(f"job {job_id} not found")
 
 
 def do_retry(state: AppState, job_id: int) -> str:
@@ -59,7 +64,7 @@ def do_retry(state: AppState, job_id: int) -> str:
     if outcome == "retried":
         return "todo"
     if outcome == "not found":
-        raise JobNotFound(f"job {job_id} not found")
+        raise missing_job(job_id)
     raise JobStateConflict(f"job {job_id} cannot be retried: {outcome}")
 
 
@@ -70,5 +75,5 @@ def do_cancel(state: AppState, job_id: int) -> str:
     if outcome == "cancelled":
         return "cancelled"
     if outcome == "not found":
-        raise JobNotFound(f"job {job_id} not found")
+        raise missing_job(job_id)
     raise JobStateConflict(f"job {job_id} cannot be cancelled: {outcome}")

@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from volfefe.errors import ContentNotFound
 from volfefe.jobs.queue import enqueue
 from volfefe.result import SENTIMENTS
 from volfefe.store.browse import PostFilter, get_post, list_posts
@@ -21,7 +22,7 @@ from volfefe.store.importer import import_records
 from volfefe.web import params
 from volfefe.web.access import field_list, read_json, require_writer
 from volfefe.web.encode import JSON
-from volfefe.web.errors import RequestTooLarge
+from volfefe.web.errors import RequestTooLarge, error_body
 from volfefe.web.state import AppState, app_state
 
 MAX_PAGE = 200
@@ -55,7 +56,11 @@ def _ingest(state: AppState, records: list[Any]) -> dict[str, Any]:
     queued: dict[int, int] = {}
 
     def enqueue_jobs(cur: Any, ids: list[int]) -> None:
-        queued.update(enqueue(cur.connection, ids).queued)
+        # A post skipped by enqueue already has a job (the auto-enqueue trigger queues it in
+        # this same transaction): that job is the one that will classify it.
+        report = enqueue(cur.connection, ids)
+        queued.update(report.queued)
+        queued.update(report.active)
 
     with state.db.connection() as conn:
         report = import_records(conn, enumerate(records), on_inserted=enqueue_jobs)
@@ -82,8 +87,7 @@ def _ingest(state: AppState, records: list[Any]) -> dict[str, Any]:
         "queued": len(queued),
         "posts": posts,
         "rejected": [
-            {"index": index, "error": {"type": "InvalidPost", "message": reason}}
-            for index, reason in report.rejected
+            {"index": index, "error": error_body(error)} for index, error in report.errors
         ],
     }
 
@@ -115,7 +119,7 @@ def posts_page(request: Request) -> Response:
 def post_detail(request: Request) -> Response:
     """`GET /api/v1/posts/{id}`: the post, its classification, its jobs and their attempts."""
     state = app_state(request)
-    content_id = int(request.path_params["id"])
+    content_id = params.row_id(request, ContentNotFound)
     with state.db.connection() as conn:
         row = get_post(conn, content_id)
     post = post_json(row)

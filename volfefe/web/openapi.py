@@ -8,9 +8,13 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from volfefe.jobs.listing import STATES
+from volfefe.store.importer import MAX_KEY_BYTES
 from volfefe.web.encode import JSON
+from volfefe.web.params import BIGINT_MAX
 
 ERROR = {"$ref": "#/components/schemas/Error"}
+KEY_LIMIT = f"at most {MAX_KEY_BYTES:,} bytes of UTF-8; a longer one rejects its row (FieldTooLong)"
 BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 
 
@@ -30,7 +34,15 @@ def _errors(*codes: int) -> dict[str, Any]:
 
 
 def _query(name: str, schema: dict[str, Any], text: str) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "schema": schema, "description": text}
+    # An empty value counts as absent (the dashboard's forms send their empty fields).
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "allowEmptyValue": True,
+        "schema": schema,
+        "description": text,
+    }
 
 
 def _ok(text: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -38,9 +50,15 @@ def _ok(text: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"200": {"description": text, "content": body}}
 
 
+# ISO 8601, a date or a time (no zone = UTC)
+TIME = {"type": "string", "anyOf": [{"format": "date-time"}, {"format": "date"}]}
 JOB_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}
 PAGE = [
-    _query("cursor", {"type": "integer"}, "next_cursor of the previous page"),
+    _query(
+        "cursor",
+        {"type": "integer", "minimum": 1, "maximum": BIGINT_MAX},
+        "next_cursor of the previous page",
+    ),
     _query("limit", {"type": "integer", "minimum": 1, "maximum": 200}, "page size (50)"),
 ]
 SPEC: dict[str, Any] = {
@@ -72,8 +90,8 @@ SPEC: dict[str, Any] = {
                 "type": "object",
                 "required": ["source", "external_id"],
                 "properties": {
-                    "source": {"type": "string"},
-                    "external_id": {"type": ["string", "integer"]},
+                    "source": {"type": "string", "description": KEY_LIMIT},
+                    "external_id": {"type": ["string", "integer"], "description": KEY_LIMIT},
                     "author": {"type": "string"},
                     "text": {"type": "string"},
                     "published_at": {"type": ["string", "number"]},
@@ -94,7 +112,11 @@ SPEC: dict[str, Any] = {
                             "schema": {
                                 "type": "object",
                                 "properties": {
-                                    "texts": {"type": "array", "items": {"type": "string"}}
+                                    "texts": {
+                                        "type": "array",
+                                        "minItems": 1,
+                                        "items": {"type": "string"},
+                                    }
                                 },
                                 "required": ["texts"],
                             }
@@ -112,9 +134,9 @@ SPEC: dict[str, Any] = {
                 "summary": "Posts, newest first, with filters and a cursor",
                 "parameters": [
                     _query("sentiment", {"enum": ["positive", "negative", "neutral"]}, ""),
-                    _query("min_confidence", {"type": "number"}, "0..1"),
-                    _query("since", {"type": "string", "format": "date-time"}, "published_at >="),
-                    _query("until", {"type": "string", "format": "date-time"}, "published_at <"),
+                    _query("min_confidence", {"type": "number", "minimum": 0, "maximum": 1}, ""),
+                    _query("since", TIME, "published_at >="),
+                    _query("until", TIME, "published_at <"),
                     _query("q", {"type": "string"}, "text contains (case-insensitive)"),
                     _query("quarantined", {"type": "boolean"}, ""),
                     *PAGE,
@@ -130,10 +152,16 @@ SPEC: dict[str, Any] = {
                         "application/json": {
                             "schema": {
                                 "type": "object",
+                                "description": "{posts: [...]}, or one post object alone",
                                 "properties": {
                                     "posts": {
                                         "type": "array",
-                                        "items": {"$ref": "#/components/schemas/Post"},
+                                        "minItems": 1,
+                                        # Any value is taken: a row that is not a valid Post
+                                        # is rejected in the 200 body, the others are stored.
+                                        "items": {
+                                            "anyOf": [{"$ref": "#/components/schemas/Post"}, {}]
+                                        },
                                     }
                                 },
                             }
@@ -159,8 +187,8 @@ SPEC: dict[str, Any] = {
                 "summary": "Posts per sentiment and mean confidence per bucket of published_at",
                 "parameters": [
                     _query("bucket", {"enum": ["hour", "day"]}, "default day"),
-                    _query("since", {"type": "string", "format": "date-time"}, ""),
-                    _query("until", {"type": "string", "format": "date-time"}, ""),
+                    _query("since", TIME, ""),
+                    _query("until", TIME, ""),
                 ],
                 "responses": {**_ok("{bucket, buckets}"), **_errors(422)},
             }
@@ -169,7 +197,7 @@ SPEC: dict[str, Any] = {
             "get": {
                 "summary": "Classification jobs with their last error, newest first",
                 "parameters": [
-                    _query("state", {"type": "string"}, "todo, doing, failed..."),
+                    _query("state", {"enum": list(STATES)}, ""),
                     *PAGE,
                 ],
                 "responses": {

@@ -16,14 +16,14 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from volfefe.errors import VolfefeError
+from volfefe.errors import ContentNotFound, VolfefeError
 from volfefe.jobs.listing import STATES, list_jobs
 from volfefe.jobs.queue import QUEUE, status
 from volfefe.result import SENTIMENTS
 from volfefe.store.browse import get_post, list_posts, recent_classifications, timeline
 from volfefe.web import overview, params
 from volfefe.web.access import COOKIE, read_body, require_writer
-from volfefe.web.api_jobs import do_cancel, do_retry
+from volfefe.web.api_jobs import do_cancel, do_retry, missing_job
 from volfefe.web.api_posts import post_json, read_filter
 from volfefe.web.chart import timeline_chart
 from volfefe.web.errors import Unauthorized
@@ -111,8 +111,9 @@ def posts_page(request: Request) -> Response:
 def post_page(request: Request) -> Response:
     """One post: text, the three probabilities as bars, model, truncation, quarantine, jobs."""
     state = app_state(request)
+    content_id = params.row_id(request, ContentNotFound)
     with state.db.connection() as conn:
-        row = get_post(conn, int(request.path_params["id"]))
+        row = get_post(conn, content_id)
     return render(
         request,
         "post.html",
@@ -151,9 +152,9 @@ def job_action(request: Request) -> Response:
         require_writer(request, state.settings.api_token, browser=True)
     except Unauthorized:
         return RedirectResponse("/login", status_code=303)
-    job_id = int(request.path_params["id"])
     action = request.path_params["action"]
     try:
+        job_id = params.row_id(request, missing_job)
         if action == "retry":
             do_retry(state, job_id)
         elif action == "cancel":

@@ -7,17 +7,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from starlette.datastructures import QueryParams
+from starlette.requests import Request
 
 from volfefe.web.errors import InvalidRequest
 
+BIGINT_MAX = (1 << 63) - 1  # every id is a PostgreSQL bigint: no row has a larger one
+
 
 def text(query: QueryParams, name: str) -> str | None:
-    """A text parameter; empty counts as absent."""
+    """A text parameter; empty counts as absent. PostgreSQL text cannot hold a NUL byte."""
     value = query.get(name)
+    if value and "\x00" in value:
+        raise InvalidRequest(f"{name} must not contain a NUL byte")
     return value if value else None
 
 
@@ -29,8 +34,8 @@ def choice(query: QueryParams, name: str, choices: Sequence[str]) -> str | None:
     return value
 
 
-def integer(query: QueryParams, name: str, *, low: int = 0, high: int | None = None) -> int | None:
-    """A whole number within [low, high], or None when absent."""
+def integer(query: QueryParams, name: str, *, low: int = 0, high: int = BIGINT_MAX) -> int | None:
+    """A whole number within [low, high] (an id at most, by default), or None when absent."""
     value = text(query, name)
     if value is None:
         return None
@@ -38,7 +43,7 @@ def integer(query: QueryParams, name: str, *, low: int = 0, high: int | None = N
         number_ = int(value)
     except ValueError:
         raise InvalidRequest(f"{name} must be a whole number, got {value!r}") from None
-    if number_ < low or (high is not None and number_ > high):
+    if not low <= number_ <= high:
         raise InvalidRequest(f"{name} must be between {low} and {high}, got {number_}")
     return number_
 
@@ -80,3 +85,12 @@ def flag(query: QueryParams, name: str) -> bool | None:
     if lowered in ("false", "0", "no"):
         return False
     raise InvalidRequest(f"{name} must be true or false, got {value!r}")
+
+
+def row_id(request: Request, not_found: Callable[[int], Exception]) -> int:
+    """The path's `{id:int}`; past the largest bigint it names no row, so `not_found(id)`
+    is raised before PostgreSQL could refuse the number."""
+    value = int(request.path_params["id"])
+    if value > BIGINT_MAX:
+        raise not_found(value)
+    return value

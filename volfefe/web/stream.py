@@ -24,6 +24,7 @@ from starlette.responses import Response, StreamingResponse
 
 from volfefe.store.browse import recent_classifications
 from volfefe.web.errors import InvalidRequest
+from volfefe.web.params import BIGINT_MAX
 from volfefe.web.state import AppState, app_state
 
 KEEPALIVE = 15.0  # seconds between comment lines on a quiet stream
@@ -40,9 +41,9 @@ async def stream(request: Request) -> Response:
         try:
             after = int(raw)
         except ValueError:
-            raise InvalidRequest(
-                f"Last-Event-ID must be a classification id, got {raw!r}"
-            ) from None
+            after = None
+        if after is None or abs(after) > BIGINT_MAX:
+            raise InvalidRequest(f"Last-Event-ID must be a classification id, got {raw!r}")
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return StreamingResponse(_events(state, after), media_type="text/event-stream", headers=headers)
 
