@@ -26,6 +26,7 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 BACKENDS = ("auto", "torch", "onnx", "openvino")
 ONNX_MODULES = ("onnxruntime", "onnx", "onnxscript")
 OPENVINO_MODULES = ("openvino", "nncf")
+RUNTIMES = {"onnx": "onnxruntime", "openvino": "openvino"}  # what a child of each backend imports
 SWITCH = ("on", "off")
 
 
@@ -263,9 +264,18 @@ class Settings:
         Not on the CPU: torch. Otherwise the fastest installed backend for `quantize`
         (issue 13's measurements): none -> openvino, onnx, torch; int8 -> onnx (dynamic),
         openvino (weights only), torch; int8-static, bf16, int8-static-bf16 -> openvino
-        (ConfigError when missing).
+        (ConfigError when missing). An explicit onnx or openvino backend whose runtime is not
+        installed is a ConfigError too, even when its export is already cached.
         """
         if self.backend != "auto":
+            runtime = RUNTIMES.get(self.backend)
+            if runtime is not None and not installed((runtime,)):
+                raise ConfigError(
+                    f"backend {self.backend} needs the {self.backend} extra ({runtime} is not "
+                    f"installed): pip install 'volfefe[{self.backend}]', or set "
+                    "VOLFEFE_BACKEND=torch",
+                    setting="backend",
+                )
             return self.backend
         if self.device not in ("auto", "cpu"):
             return "torch"

@@ -58,6 +58,9 @@ class StandInHub:
                         200, json.dumps(info).encode(), {"Content-Type": "application/json"}, body
                     )
                     return
+                if path.startswith(f"/api/models/{REPO}/tree/"):  # transformers lists folders
+                    self._send(200, b"[]", {"Content-Type": "application/json"}, body)
+                    return
                 prefix = f"/{REPO}/resolve/"
                 if not path.startswith(prefix):
                     self._send(404, b"{}", {"X-Error-Code": "RepoNotFound"}, body)
@@ -178,3 +181,45 @@ def test_an_unreachable_hub_fails_fast_and_says_what_to_do(tmp_path: Path) -> No
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith(f"ModelUnavailable: cannot load model '{REPO}': the hub at ")
     assert "VOLFEFE_MODEL" in last and "volfefe model pull" in last
+
+
+WORKER = Path(__file__).resolve().parents[2] / "worker" / "classify.py"
+
+
+def child_alone(env: dict[str, str], text: str) -> subprocess.CompletedProcess[str]:
+    """`echo TEXT | python worker/classify.py` as a person debugging a model runs it."""
+    return subprocess.run(
+        [sys.executable, str(WORKER)],
+        input=text,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE,
+    )
+
+
+def test_the_child_alone_fails_fast_on_an_unreachable_hub(tmp_path: Path) -> None:
+    env = env_for("http://127.0.0.1:9", tmp_path / "hf")  # nothing listens on port 9
+    proc = child_alone(env, "Stocks rally")
+    assert proc.returncode == 3, proc.stderr
+    error = json.loads(proc.stdout)["error"]
+    assert error["type"] == "ModelUnavailable"
+    assert error["message"].startswith(f"cannot load model '{REPO}': the hub at ")
+    assert "VOLFEFE_MODEL" in error["message"] and "volfefe model pull" in error["message"]
+    assert "Retrying" not in proc.stderr  # one question to the hub, not a minute of retries
+
+
+def test_the_child_alone_downloads_then_loads_from_the_cache_offline(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    hub = StandInHub(tiny_model, delay=0)
+    try:
+        online = child_alone(env_for(hub.url, tmp_path / "hf"), "Stocks rally")
+    finally:
+        hub.close()
+    assert online.returncode == 0, online.stderr
+    assert json.loads(online.stdout)["sentiment"] in {"positive", "negative", "neutral"}
+    offline = child_alone(env_for("http://127.0.0.1:9", tmp_path / "hf"), "Stocks rally")
+    assert offline.returncode == 0, offline.stderr
+    assert json.loads(offline.stdout) == json.loads(online.stdout)
+    assert "Retrying" not in offline.stderr

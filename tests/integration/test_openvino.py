@@ -15,7 +15,7 @@ import pytest
 
 from tests.integration.test_onnx import TEXTS
 from volfefe import Classifier, Settings
-from volfefe.child.calibration import default_texts
+from volfefe.child.calibration import MIN_TEXTS, default_texts
 from volfefe.child.export import cache_folder, ensure_export, is_complete
 from volfefe.store.connect import connect
 
@@ -136,6 +136,25 @@ def test_int8_static_export_is_calibrated_checked_and_recorded(
     )
     assert strict.returncode == 5 and "AccuracyGuardFailed" in strict.stderr
     assert is_complete(folder, "openvino")
+
+
+def test_too_few_calibration_texts_are_a_usage_error_before_any_export(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    calib = tmp_path / "two.jsonl"
+    calib.write_text('{"text": "stocks rally"}\n{"text": "oil slumps"}\n\n')
+    cache = tmp_path / "cache"
+    env = {"VOLFEFE_MODEL": str(tiny_model), "VOLFEFE_ONNX_CACHE": str(cache)}
+    proc = volfefe(
+        env, "--backend", "openvino", "model", "export", "--quantize", "int8-static",
+        "--calibrate", str(calib),
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    message = proc.stderr.splitlines()[-1]
+    assert message.startswith(f"UsageError: {calib} holds 2 distinct texts: too few")
+    assert f"at least {MIN_TEXTS}" in message
+    assert "WorkerBootError" not in proc.stderr and proc.stdout == ""
+    assert not cache.exists()  # refused before any export started
 
 
 def test_the_guard_refuses_to_install_a_model_worse_than_its_thresholds(

@@ -26,6 +26,9 @@ from pathlib import Path
 
 DEFAULT_SEED = 0
 SAMPLE_FILE = "sample_posts.jsonl"
+MIN_TEXTS = 6
+"""The fewest distinct texts a guarded export works with: a third (at least two) held out for
+the accuracy guard, the rest to calibrate. The CLI refuses fewer before any export starts."""
 
 
 def stratified_sample(texts: Sequence[str], n: int, seed: int = DEFAULT_SEED) -> list[str]:
@@ -70,6 +73,15 @@ def split_holdout(
         )
     held = set(stratified_sample(ordered, held_out, seed))
     return [t for t in ordered if t not in held], [t for t in ordered if t in held]
+
+
+def distinct_count(texts: Iterable[str]) -> int:
+    """How many distinct texts that are not blank, as the samples count them.
+
+    >>> distinct_count(["a", "a", " ", "b"])
+    2
+    """
+    return len({t for t in texts if t.strip()})
 
 
 def read_texts(path: Path) -> list[str]:

@@ -47,6 +47,19 @@ class ModelLoadError(Exception):
     """The model cannot be loaded or its labels cannot be mapped to sentiments."""
 
 
+def missing_runtime(backend: str, exc: ImportError) -> ModelLoadError:
+    """The ModelLoadError of a backend whose runtime cannot be imported (exit 3: restarting
+    the child cannot help).
+
+    >>> str(missing_runtime("onnx", ModuleNotFoundError("gone", name="onnxruntime")))[:58]
+    'the onnx backend needs the onnx extra (onnxruntime: gone):'
+    """
+    return ModelLoadError(
+        f"the {backend} backend needs the {backend} extra ({exc.name or 'its runtime'}: {exc}): "
+        f"pip install 'volfefe[{backend}]', or set VOLFEFE_BACKEND=torch"
+    )
+
+
 def resolve_labels(id2label: dict[int, str]) -> list[str]:
     """Sentiment names in class-id order, from the model's `id2label`.
 

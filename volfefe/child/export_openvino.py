@@ -32,7 +32,7 @@ from volfefe.child.backends.openvino_backend import (
     precision_of,
     predictor,
 )
-from volfefe.child.calibration import split_holdout, stratified_sample
+from volfefe.child.calibration import MIN_TEXTS, split_holdout, stratified_sample
 from volfefe.child.engine import (
     Engine,
     ModelLoadError,
@@ -168,9 +168,10 @@ def _guarded(
     pool = stratified_sample(
         calibration.texts, calibration.size + calibration.guard_size, calibration.seed
     )
-    if len(pool) < 6:
+    if len(pool) < MIN_TEXTS:
         raise ModelLoadError(
-            f"{quantize} needs at least 6 distinct texts to calibrate and check, got {len(pool)}"
+            f"{quantize} needs at least {MIN_TEXTS} distinct texts to calibrate and check, "
+            f"got {len(pool)}"
         )
     held_out = min(calibration.guard_size, len(pool) // 3)
     calib, held = split_holdout(pool, held_out, calibration.seed)

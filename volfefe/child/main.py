@@ -34,6 +34,7 @@ import orjson
 
 from volfefe.child.engine import Engine, ModelLoadError
 from volfefe.child.faults import Fault, fault_from_env
+from volfefe.child.hub import HUB_TIMEOUT, ModelUnavailable
 from volfefe.protocol import (
     DEFAULT_MODEL,
     EXIT_BOOT_FAILED,
@@ -89,6 +90,7 @@ def load_engine(args: argparse.Namespace) -> Engine:
         max_chars=args.max_chars,
         forward_tokens=args.forward_tokens,
         digest_cache=args.onnx_cache / ".digests",
+        hub_timeout=args.hub_timeout,
     )
 
 
@@ -178,6 +180,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="hub id or local folder",
     )
     parser.add_argument("--revision", default=os.environ.get("VOLFEFE_REVISION") or None)
+    parser.add_argument(
+        "--hub-timeout",
+        type=float,
+        default=float(os.environ.get("VOLFEFE_HUB_TIMEOUT") or HUB_TIMEOUT),
+        help="seconds for the hub to answer before a hub model loads from the cache only",
+    )
     parser.add_argument("--threads", type=int, default=max(1, os.cpu_count() or 1))
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     parser.add_argument(
@@ -238,7 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     except ModelLoadError as exc:
         print(f"volfefe worker: {exc}", file=sys.stderr)
         if not args.serve:
-            _print_json(proto_out, {"error": {"type": "ModelLoadError", "message": str(exc)}})
+            kind = "ModelUnavailable" if isinstance(exc, ModelUnavailable) else "ModelLoadError"
+            _print_json(proto_out, {"error": {"type": kind, "message": str(exc)}})
             return EXIT_BOOT_FAILED
         sys.stderr.flush()
         os._exit(EXIT_BOOT_FAILED)  # at once: unloading torch can take seconds, and says nothing

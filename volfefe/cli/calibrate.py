@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from volfefe.child.calibration import MIN_TEXTS, distinct_count, read_texts, stratified_indices
 from volfefe.config import Settings
 
 
@@ -21,11 +22,21 @@ def calibration_file(
 ) -> Iterator[tuple[Path | None, str | None]]:
     """(file, label) to calibrate on: `given`, or (with `from_db`) a private temporary JSONL
     file of that many stored posts plus the guard's held-out ones, length-stratified and
-    seeded; (None, None) when neither is asked for (the exporter uses the shipped sample)."""
+    seeded; (None, None) when neither is asked for (the exporter uses the shipped sample).
+    Fewer than MIN_TEXTS distinct texts is a usage error here, before any export starts."""
     if from_db is None:
+        if given is not None:
+            try:
+                count = distinct_count(read_texts(given))
+            except (OSError, ValueError) as exc:
+                raise click.UsageError(f"cannot read the calibration texts: {exc}") from exc
+            if count < MIN_TEXTS:
+                raise click.UsageError(
+                    f"{given} holds {count} distinct texts: too few to calibrate on; a guarded "
+                    f"export needs at least {MIN_TEXTS} (a third held out for the accuracy guard)"
+                )
         yield given, None
         return
-    from volfefe.child.calibration import stratified_indices
     from volfefe.store.connect import connect
     from volfefe.store.samples import ids_by_length, texts_by_ids
 
@@ -33,10 +44,11 @@ def calibration_file(
         ids = ids_by_length(conn)
         picked = stratified_indices(len(ids), from_db + settings.guard_size, seed)
         texts = texts_by_ids(conn, [ids[i] for i in picked])
-    if len(texts) < 6:
+    if len(texts) < MIN_TEXTS:
         raise click.UsageError(
-            f"the database holds {len(texts)} posts with text: too few to calibrate on; "
-            "import posts first, or leave --calibrate-from-db out to use the shipped sample"
+            f"the database holds {len(texts)} posts with text: too few to calibrate on (a "
+            f"guarded export needs at least {MIN_TEXTS}); import posts first, or leave "
+            "--calibrate-from-db out to use the shipped sample"
         )
     fd, name = tempfile.mkstemp(prefix="volfefe-calibration.", suffix=".jsonl")  # 0600
     try:

@@ -36,7 +36,7 @@ def resolve_database_url(settings: Settings, *, auto_migrate: bool = True) -> st
     URL is left alone, so production schema changes stay an explicit `volfefe db migrate`.
 
     >>> resolve_database_url(Settings(database_url="postgresql://db.example/volfefe"))
-    'host=db.example dbname=volfefe connect_timeout=10 keepalives=1 ...'
+    "dbname=volfefe host=db.example connect_timeout=10 keepalives=1 ... statement_timeout=60000'"
     """
     if settings.database_url:
         return with_limits(settings.database_url, settings)

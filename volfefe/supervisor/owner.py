@@ -3,7 +3,8 @@
 ```
 Pool ──breaks (budget spent)──> wait rebuild_backoff x 2^failures (capped) ──> new Pool
   │                               calls meanwhile: PoolBroken at once (transient)
-  └──a child exits with status 3 at boot──> ConfigError for start() and every call; no rebuild
+  └──a child exits with status 3 at boot, or the settings are refused (ConfigError) while
+     preparing the children──> ConfigError for start() and every call; no rebuild
 ```
 
 In OTP a supervisor that gives up exits and its own supervisor restarts it; here the owner
@@ -112,6 +113,10 @@ class PoolOwner:
 
     def _on_broken(self, broken: PoolBroken) -> None:
         cause = broken.__cause__
+        if isinstance(cause, ConfigError):  # the settings were refused before any child ran
+            self.config_error = cause
+            logger.error("%s", cause)
+            return
         if is_impossible_boot(cause):
             error = ConfigError(
                 f"the children cannot start with these settings (model {self._settings.model!r}, "

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from volfefe.errors import (
     CallTimeout,
+    ConfigError,
     PoisonText,
     ProtocolError,
     WorkerBootError,
@@ -67,7 +68,11 @@ def rebuild_backoff(failures: int, base: float, cap: float) -> float:
 
 
 def is_impossible_boot(exc: BaseException | None) -> bool:
-    """True when a child said it can never start (exit status 3): a configuration error."""
+    """True when no child can ever start with these settings: a child (or the export) said so
+    with exit status 3, or preparing the children refused the settings (ConfigError, say a
+    backend whose runtime is not installed)."""
+    if isinstance(exc, ConfigError):
+        return True
     return isinstance(exc, WorkerBootError) and exc.returncode == EXIT_BOOT_FAILED
 
 

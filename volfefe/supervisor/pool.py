@@ -40,6 +40,7 @@ from collections.abc import Callable, Sequence
 from volfefe.config import Settings
 from volfefe.errors import (
     ClassifierError,
+    ConfigError,
     Overloaded,
     PoolBroken,
     PoolClosed,
@@ -291,7 +292,7 @@ class Pool:
             try:
                 slot.port = Port(self._settings, await self._children_backend())
                 ready = await slot.port.start()
-            except WorkerBootError as exc:  # an ONNX export that failed comes here too
+            except (WorkerBootError, ConfigError) as exc:  # a failed export comes here too
                 self._forget(slot)
                 slot.failures += 1
                 if is_impossible_boot(exc) or not self._budget.record():

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from volfefe.child.hub import unavailable_message, unreachable
 from volfefe.config import Settings
 from volfefe.errors import ConfigError, ModelUnavailable
 
@@ -114,19 +115,12 @@ def _resolve(settings: Settings) -> tuple[str, list[str]] | None:
             setting="model",
         ) from None
     except Exception as exc:
-        if _unreachable(exc) or isinstance(exc, HfHubHTTPError):
+        if unreachable(exc) or isinstance(exc, HfHubHTTPError):
             return None
         raise
     if not info.sha:
         return None
     return info.sha, [s.rfilename for s in info.siblings or []]
-
-
-def _unreachable(exc: BaseException) -> bool:
-    """A connection or timeout error of the hub client's HTTP library (requests, httpx or
-    httpx2, depending on the huggingface_hub version), told apart by class name."""
-    names = {"TransportError", "RequestError", "ConnectionError", "Timeout", "TimeoutException"}
-    return isinstance(exc, OSError) or any(c.__name__ in names for c in type(exc).__mro__)
 
 
 def _wanted(files: list[str]) -> list[str]:
@@ -194,10 +188,6 @@ def _cached(settings: Settings, why: str) -> Pulled:
             snapshot_download(settings.model, revision=settings.revision, local_files_only=True)
         )
     except (LocalEntryNotFoundError, FileNotFoundError, ValueError):
-        raise ModelUnavailable(
-            f"cannot load model {settings.model!r}: {why} and it is not in the cache; "
-            "connect to the network once (`volfefe model pull`), or set VOLFEFE_MODEL "
-            "(--model) to a local folder"
-        ) from None
+        raise ModelUnavailable(unavailable_message(settings.model, why)) from None
     commit = folder.name if len(folder.name) == COMMIT else None
     return Pulled(folder, commit, [])

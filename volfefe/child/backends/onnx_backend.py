@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from volfefe.child.engine import Engine, ModelLoadError, export_engine
+from volfefe.child.engine import Engine, ModelLoadError, export_engine, missing_runtime
 
 META_FILE = "volfefe-onnx.json"
 MODEL_FILE = "model.onnx"
@@ -20,7 +20,10 @@ TOKENIZER_FILE = "tokenizer.json"
 
 def load_engine(folder: Path, *, threads: int, max_chars: int, forward_tokens: int) -> Engine:
     """Open an exported model with ONNX Runtime on the CPU (ModelLoadError when unusable)."""
-    import onnxruntime as ort
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        raise missing_runtime("onnx", exc) from exc
     from tokenizers import Tokenizer
 
     try:

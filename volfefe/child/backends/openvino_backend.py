@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from volfefe.child.engine import Engine, ModelLoadError, export_engine
+from volfefe.child.engine import Engine, ModelLoadError, export_engine, missing_runtime
 
 META_FILE = "volfefe-openvino.json"
 MODEL_FILE = "model.xml"
@@ -80,6 +80,10 @@ def predictor(compiled: Any) -> Any:
 
 def load_engine(folder: Path, *, threads: int, max_chars: int, forward_tokens: int) -> Engine:
     """Open an exported IR with OpenVINO on the CPU (ModelLoadError when unusable)."""
+    try:
+        import openvino  # noqa: F401 - compile_model imports it; say clearly when it is missing
+    except ImportError as exc:
+        raise missing_runtime("openvino", exc) from exc
     from tokenizers import Tokenizer
 
     try:

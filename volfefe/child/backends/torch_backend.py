@@ -17,15 +17,22 @@ from volfefe.child.engine import (
     plain_tokenizer,
     resolve_labels,
 )
+from volfefe.child.hub import HUB_TIMEOUT, local_only
 from volfefe.protocol import Ready
 
 MAX_LENGTH = 512
 
 
-def load_hf(model: str, revision: str | None, **model_options: Any) -> tuple[Any, Any]:
-    """Load tokenizer and model with transformers (`trust_remote_code=False`), or ModelLoadError."""
+def load_hf(
+    model: str, revision: str | None, hub_timeout: float = HUB_TIMEOUT, **model_options: Any
+) -> tuple[Any, Any]:
+    """Load tokenizer and model with transformers (`trust_remote_code=False`), or
+    ModelLoadError; a hub id whose hub does not answer within `hub_timeout` loads from the
+    cache, or fails at once with ModelUnavailable (volfefe.child.hub)."""
     if model.startswith(("/", "./", "../", "~")) and not Path(model).expanduser().is_dir():
         raise ModelLoadError(f"model folder {model!r} does not exist")
+    if not Path(model).is_dir() and local_only(model, revision, hub_timeout):
+        model_options["local_files_only"] = True
     import transformers
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -34,7 +41,12 @@ def load_hf(model: str, revision: str | None, **model_options: Any) -> tuple[Any
     if Path(model).is_dir() and any(Path(model).glob("*.safetensors")):
         model_options.setdefault("use_safetensors", True)  # never unpickle a .bin beside it
     try:
-        tokenizer = AutoTokenizer.from_pretrained(model, revision=revision, trust_remote_code=False)
+        tokenizer = AutoTokenizer.from_pretrained(
+            model,
+            revision=revision,
+            trust_remote_code=False,
+            local_files_only=model_options.get("local_files_only", False),
+        )
         hf_model = AutoModelForSequenceClassification.from_pretrained(
             model, revision=revision, trust_remote_code=False, **model_options
         )
@@ -102,6 +114,7 @@ def load_engine(
     max_chars: int,
     forward_tokens: int,
     digest_cache: Path | None = None,
+    hub_timeout: float = HUB_TIMEOUT,
 ) -> Engine:
     """Import torch/transformers, load the model and map its labels (ModelLoadError)."""
     import torch
@@ -110,7 +123,7 @@ def load_engine(
     with contextlib.suppress(RuntimeError):  # already set only when embedded in a process
         torch.set_num_interop_threads(1)
     device = pick_device(device)  # before the model loads: a wrong device fails fast
-    tokenizer, hf_model = load_hf(model, revision)
+    tokenizer, hf_model = load_hf(model, revision, hub_timeout)
     labels = resolve_labels({int(k): v for k, v in hf_model.config.id2label.items()})
     try:
         hf_model.to(device)
