@@ -8,7 +8,7 @@ import dataclasses
 import functools
 from collections.abc import Callable, Sequence
 
-from .common import log
+from ...harness.logs import log
 from .results import Context, RowNotAvailable, record_error
 from .rows.child import bench_cold_start, bench_spawn
 from .rows.classify import VARIANTS, bench_classify

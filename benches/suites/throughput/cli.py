@@ -1,21 +1,22 @@
-"""Command line of the bench: options, the plan they make, and one run of every step."""
+"""The throughput suite's options, the plan they make, and one run of every step."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping
 from pathlib import Path
 
-from . import __doc__ as package_doc
-from .common import log
-from .corpus import bench_cache_root, ensure_model, load_corpus
+from ...harness.corpus import shuffled
+from ...harness.logs import log
+from ...harness.model import cache_root, ensure_model
+from ...harness.settings import offline_env
+from ...harness.suite import Outcome, Suite
 from .registry import run_steps
-from .report import print_report, to_json
+from .report import print_report, rows_of, to_json
 from .results import Context, Plan, Results
 
 DEFAULT_POSTS, QUICK_POSTS = 300, 24
@@ -24,8 +25,9 @@ LATENCY_CALLS, QUICK_LATENCY_CALLS = 50, 10
 COLD_STARTS, QUICK_COLD_STARTS = 3, 1
 
 
-def sanitise_environment() -> None:
-    """Offline hub, and no VOLFEFE_* variable that would change what a row measures.
+def sanitise_environment(settings: Mapping[str, str]) -> None:
+    """Offline hub, no VOLFEFE_* variable that would change what a row measures, then the
+    `--set` settings.
 
     Other VOLFEFE_* settings (workers, threads, batch size, jobs concurrency) are kept: they
     are the configuration under test, and the report prints them.
@@ -43,30 +45,25 @@ def sanitise_environment() -> None:
         os.environ.pop(name, None)
     if not os.environ.get("DATABASE_URL"):
         os.environ.pop("DATABASE_URL", None)
-    os.environ.update(
-        {
-            "HF_HUB_OFFLINE": "1",
-            "TRANSFORMERS_OFFLINE": "1",
-            "HF_HUB_DISABLE_PROGRESS_BARS": "1",
-            "TOKENIZERS_PARALLELISM": "false",
-        }
-    )
+    offline_env()
+    os.environ.update(settings)
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    """Command-line options."""
-    parser = argparse.ArgumentParser(description=(package_doc or "").splitlines()[0])
+def posts_option(text: str) -> int:
+    """`--posts`: a whole number of at least 2."""
+    posts = int(text)
+    if posts < 2:
+        raise argparse.ArgumentTypeError("--posts must be >= 2")
+    return posts
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The suite's own options."""
     parser.add_argument("--model", type=Path, help="model folder (default: FinBERT-sized, cached)")
-    parser.add_argument("--posts", type=int, help=f"corpus size (default {DEFAULT_POSTS})")
+    parser.add_argument("--posts", type=posts_option, help=f"corpus size (default {DEFAULT_POSTS})")
     parser.add_argument("--seed", type=int, default=1234, help="corpus shuffle and model seed")
-    parser.add_argument("--quick", action="store_true", help="tiny model, few posts (CI)")
-    parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per step")
     parser.add_argument("--keep", action="store_true", help="keep the temporary work folder")
-    args = parser.parse_args(argv)
-    if args.posts is not None and args.posts < 2:
-        parser.error("--posts must be >= 2")
-    return args
 
 
 def make_plan(args: argparse.Namespace, model: Path, kind: str, workdir: Path) -> Plan:
@@ -87,34 +84,36 @@ def make_plan(args: argparse.Namespace, model: Path, kind: str, workdir: Path) -
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run every measurement once and report; 1 when a row failed."""
-    args = parse_args(argv)
+def run(args: argparse.Namespace, settings: Mapping[str, str]) -> Outcome:
+    """Run every measurement once and report; not ok when a row failed."""
     began = time.monotonic()
     load_start = [round(x, 2) for x in os.getloadavg()]
-    sanitise_environment()
+    sanitise_environment(settings)
     workdir = Path(tempfile.mkdtemp(prefix="volfefe-bench-"))
     # Exports of bench models stay out of the user's cache: per run with --quick (the tiny
     # model lives in the work folder), else next to the cached model, reused across runs.
-    onnx_cache = workdir / "onnx" if args.quick else bench_cache_root() / "onnx"
+    onnx_cache = workdir / "onnx" if args.quick else cache_root() / "onnx"
     os.environ["VOLFEFE_ONNX_CACHE"] = str(onnx_cache)
     results = Results()
     try:
-        model, kind = ensure_model(args.model, args.quick, args.seed, workdir)
+        model, kind = ensure_model(args.model, args.quick, workdir, args.seed)
         plan = make_plan(args, model, kind, workdir)
-        texts = load_corpus(plan.posts, plan.seed)
+        texts = shuffled(plan.posts, plan.seed)
         log(f"model {model} ({kind}), {len(texts)} posts, work folder {workdir}")
         run_steps(Context(plan, texts, results))
         report = to_json(plan, results, time.monotonic() - began, load_start)
-        if args.json:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps(report, indent=2) + "\n")
         print_report(report)
-        if args.json:
-            print(f"JSON written to {args.json}")
     finally:
         if args.keep:
             log(f"kept {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-    return 1 if results.errors else 0
+    return Outcome(report, rows_of(report), ok=not results.errors)
+
+
+SUITE = Suite(
+    name="throughput",
+    description="Throughput, latency, cold start and memory of volfefe, next to the bare model.",
+    add_arguments=add_arguments,
+    run=run,
+)

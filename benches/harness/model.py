@@ -1,23 +1,27 @@
-"""What the bench classifies: the model folder (built or found in the cache) and the posts."""
+"""The model a suite benchmarks: a given folder, the tiny test model (`--quick`, built into
+the run's work folder), or the FinBERT-sized random model of make_finbert_like_model.py
+(finbert-tone's architecture and vocabulary size, so the compute is the real model's), built
+once into the benches' cache under the system temp dir and reused by every suite."""
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import random
 import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from .common import SAMPLE_POSTS, SCRIPTS, log, run
+from .logs import log
+from .process import SAMPLE_POSTS, SCRIPTS, run
+
+DEFAULT_SEED = 1234  # make_finbert_like_model.py's default too
+BUILD_TIMEOUT = 900.0  # seconds
 
 
-def bench_cache_root() -> Path:
-    """The bench's own cache (models, exports), reused across runs."""
+def cache_root() -> Path:
+    """The benches' own cache (models, exports), reused across runs."""
     return Path(tempfile.gettempdir()) / "volfefe-bench-cache"
 
 
@@ -26,20 +30,21 @@ def model_cache_dir(seed: int) -> Path:
     digest = hashlib.sha256()
     for source in (SCRIPTS / "make_finbert_like_model.py", SAMPLE_POSTS):
         digest.update(source.read_bytes())
-    name = f"finbert-like-{digest.hexdigest()[:10]}-seed{seed}"
-    return bench_cache_root() / name
+    return cache_root() / f"finbert-like-{digest.hexdigest()[:10]}-seed{seed}"
 
 
 def build_model(script: str, out: Path, args: Sequence[str] = ()) -> None:
-    """Run a model builder script into `out`."""
+    """Run a model builder script of scripts/ into `out`."""
     run(
         [sys.executable, str(SCRIPTS / script), str(out), *args],
         env=os.environ,
-        timeout=900,
+        timeout=BUILD_TIMEOUT,
     )
 
 
-def ensure_model(model: Path | None, quick: bool, seed: int, workdir: Path) -> tuple[Path, str]:
+def ensure_model(
+    model: Path | None, quick: bool, workdir: Path, seed: int = DEFAULT_SEED
+) -> tuple[Path, str]:
     """The model folder to benchmark and what kind it is (custom, tiny, finbert-like)."""
     if model is not None:
         if not (model / "config.json").is_file():
@@ -64,36 +69,3 @@ def ensure_model(model: Path | None, quick: bool, seed: int, workdir: Path) -> t
     except OSError:  # another bench finished the same build first
         shutil.rmtree(building, ignore_errors=True)
     return cached, "finbert-like"
-
-
-def load_corpus(posts: int, seed: int) -> list[str]:
-    """`posts` texts: the non-empty sample texts, shuffled with `seed`, repeated as needed."""
-    texts: list[str] = []
-    with SAMPLE_POSTS.open(encoding="utf-8") as fh:
-        for line in fh:
-            text = json.loads(line).get("text") if line.strip() else None
-            if isinstance(text, str) and text.strip():
-                texts.append(text)
-    rng = random.Random(seed)
-    corpus: list[str] = []
-    while len(corpus) < posts:
-        batch = texts[:]
-        rng.shuffle(batch)
-        corpus += batch
-    return corpus[:posts]
-
-
-def write_posts(path: Path, texts: Sequence[str], tag: str) -> Path:
-    """The corpus as importable JSON Lines (external_id unique per source)."""
-    start = datetime(2025, 1, 1, tzinfo=UTC)
-    with path.open("w", encoding="utf-8") as fh:
-        for i, text in enumerate(texts):
-            record = {
-                "source": f"bench_{tag}",
-                "external_id": f"bench-{i:06d}",
-                "author": "bench",
-                "text": text,
-                "published_at": (start + timedelta(minutes=i)).isoformat(),
-            }
-            fh.write(json.dumps(record) + "\n")
-    return path

@@ -8,7 +8,10 @@ import statistics
 import time
 from typing import Any
 
-from ..common import fmt, log, percentile, vm_hwm_mb
+from ....harness.logs import log
+from ....harness.process import vm_hwm_mb
+from ....harness.stats import percentile
+from ....harness.tables import fmt
 from ..results import Context, Plan, Results, record_error, timed_row
 from .in_process import InProcess, single_forward
 

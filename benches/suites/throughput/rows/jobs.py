@@ -12,8 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..common import ROOT, log, stop_process, tail, volfefe
-from ..database import database_url, fresh_database, prepare_database, prepare_model
+from ....harness.database import database_url, fresh_database
+from ....harness.logs import log
+from ....harness.process import ROOT, stop_process, tail, volfefe
+from ..prepare import prepare_database, prepare_model
 from ..results import Context
 
 POLL_INTERVAL = 0.1  # seconds between job-queue polls
@@ -25,7 +27,7 @@ def bench_jobs(ctx: Context) -> None:
     from volfefe.store.connect import connect
 
     plan, texts, results = ctx.plan, ctx.texts, ctx.results
-    with fresh_database(plan, "jobs") as db_env:
+    with fresh_database(plan.workdir, "jobs") as db_env:
         env = {
             **os.environ,
             **db_env,

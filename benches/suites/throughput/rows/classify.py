@@ -9,8 +9,10 @@ import os
 import sys
 import time
 
-from ..common import WORKER, log, run, volfefe
-from ..database import fresh_database, prepare_database, prepare_model
+from ....harness.database import fresh_database
+from ....harness.logs import log
+from ....harness.process import WORKER, run, volfefe
+from ..prepare import prepare_database, prepare_model
 from ..results import Context, RowNotAvailable
 
 # row -> (backend, quantize) for the rows that run volfefe itself
@@ -52,7 +54,7 @@ def bench_classify(ctx: Context, row: str) -> None:
         reason = quantize_support()
         if reason:
             raise RowNotAvailable(reason)
-    with fresh_database(plan, row.replace("_", "")) as db_env:
+    with fresh_database(plan.workdir, row.replace("_", "")) as db_env:
         env = {
             **os.environ,
             **db_env,

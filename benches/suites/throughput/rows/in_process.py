@@ -32,9 +32,9 @@ def load_in_process(plan: Plan) -> InProcess:
     import transformers
 
     torch.set_num_threads(plan.cores)
-    transformers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-    classifier = transformers.pipeline(
+    transformers.utils.logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+    transformers.utils.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    classifier: Any = transformers.pipeline(
         "text-classification", model=str(plan.model), truncation=True, device="cpu"
     )
     classifier.model.eval()

@@ -9,7 +9,8 @@ import platform
 from importlib import metadata
 from typing import Any
 
-from .common import fmt, ratio
+from ...harness.stats import ratio
+from ...harness.tables import fmt
 from .results import NOTES, ROWS, Plan, Results
 from .rows.in_process import CEILING_BATCH_TOKENS, PIPELINE_BATCH
 
@@ -154,6 +155,16 @@ def to_json(
         "settings": settings_used(plan),
         "total_s": round(total_s, 1),
     }
+
+
+def rows_of(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """One record per row of the table: posts/s and its ratios to pipeline and ceiling."""
+    pps = report["posts_per_s"]
+    to_pipe, to_ceil = report["ratios"]["to_pipeline"], report["ratios"]["to_ceiling"]
+    return [
+        {"row": row, "posts_per_s": pps[row], "x_pipeline": to_pipe[row], "x_ceiling": to_ceil[row]}
+        for row in ROWS
+    ]
 
 
 def _round(value: float | None, digits: int = 3) -> float | None:

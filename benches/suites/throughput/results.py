@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .common import log
+from ...harness.logs import log
 
 if TYPE_CHECKING:
     from .rows.in_process import InProcess

@@ -15,7 +15,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from ..common import STOP_WAIT, WORKER, log, read_line, run, tail
+from ....harness.logs import log
+from ....harness.process import STOP_WAIT, WORKER, read_line, run, tail
 from ..results import Context, timed_row
 
 

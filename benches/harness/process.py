@@ -1,8 +1,8 @@
-"""Paths, logging, small arithmetic and subprocess helpers that every part of the bench uses."""
+"""Paths of the checkout and the subprocess helpers every suite uses: run a command, run
+`python -m volfefe`, read one line with a deadline, stop a process, a process's peak RSS."""
 
 from __future__ import annotations
 
-import math
 import os
 import selectors
 import signal
@@ -20,39 +20,12 @@ SAMPLE_POSTS = ROOT / "data" / "sample_posts.jsonl"
 STOP_WAIT = 30.0  # seconds a stopped process gets before SIGKILL
 
 
-def log(message: str) -> None:
-    """Progress on stderr, so stdout holds the report only."""
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """The q-th percentile (0..100) with linear interpolation, like numpy's default.
-
-    >>> percentile([1.0, 2.0, 3.0, 4.0], 50), percentile([1.0, 2.0, 3.0, 4.0], 95)
-    (2.5, 3.85)
-    """
-    ordered = sorted(values)
-    if not ordered:
-        raise ValueError("no values")
-    position = (len(ordered) - 1) * q / 100
-    low, high = math.floor(position), math.ceil(position)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
-def ratio(value: float | None, base: float | None) -> float | None:
-    """value / base, or None when either is missing or base is 0."""
-    if value is None or not base:
-        return None
-    return value / base
-
-
-def fmt(value: float | None, spec: str = ".2f") -> str:
-    """A figure formatted with `spec`, or "n/a" when it is missing."""
-    return "n/a" if value is None else format(value, spec)
-
-
 def tail(text: str | bytes, lines: int = 15) -> str:
-    """The last lines of a process's output, for error messages."""
+    """The last lines of a process's output, for error messages.
+
+    >>> tail("a\\nb\\nc\\n", 2)
+    'b\\nc'
+    """
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
     return "\n".join(text.strip().splitlines()[-lines:])
@@ -95,15 +68,17 @@ def read_line(stream: IO[bytes], deadline: float) -> bytes:
     return bytes(buf).split(b"\n", 1)[0]
 
 
-def stop_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> int | None:
-    """Send `sig`, wait up to STOP_WAIT seconds, then SIGKILL; the exit status."""
+def stop_process(
+    proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, wait: float = STOP_WAIT
+) -> int | None:
+    """Send `sig`, wait up to `wait` seconds, then SIGKILL; the exit status."""
     if proc.poll() is None:
         proc.send_signal(sig)
         try:
-            return proc.wait(timeout=STOP_WAIT)
+            return proc.wait(timeout=wait)
         except subprocess.TimeoutExpired:
             proc.kill()
-    return proc.wait(timeout=STOP_WAIT)
+    return proc.wait(timeout=wait)
 
 
 def vm_hwm_mb(pid: int) -> float:

@@ -1,13 +1,15 @@
-"""Throughput, latency, cold start and memory of volfefe, next to the bare model, in one run.
+"""The throughput suite: throughput, latency, cold start and memory of volfefe, next to the
+bare model, in one run.
 
-    .venv/bin/python scripts/bench.py [--model DIR] [--posts N] [--seed N] [--quick]
-                                      [--json PATH] [--keep]
+    .venv/bin/python -m benches run throughput [--model DIR] [--posts N] [--seed N] [--quick]
+                                               [--json PATH] [--keep] [--set VOLFEFE_NAME=VALUE]
 
 Without `--model` it benchmarks a FinBERT-sized random model (`make_finbert_like_model.py`:
 finbert-tone's architecture and vocabulary size, so the compute is the real model's), built
-once into a cache folder under the system temp dir and reused. `--quick` uses the tiny test
-model and a few posts instead: every code path runs, in about a minute, and the figures mean
-nothing (CI runs it so this script cannot rot). Nothing here asserts a timing: it reports.
+once into the benches' cache under the system temp dir and reused (`harness.model`).
+`--quick` uses the tiny test model and a few posts instead: every code path runs, in about a
+minute, and the figures mean nothing (a test runs it so this suite cannot rot). Nothing here
+asserts a timing: it reports.
 
 The corpus is the non-empty texts of data/sample_posts.jsonl (many short posts, a few of
 several thousand characters), shuffled with `--seed` and repeated to `--posts` posts.
@@ -39,17 +41,18 @@ The in-process rows (pipeline, pipeline_b16, ceiling, bare forward) run torch; t
 the timed rows (an untimed `volfefe predict` per CLI row), into the bench's own cache: the work
 folder with `--quick`, else `<tmp>/volfefe-bench-cache/onnx` next to the cached model.
 
-The database rows use $DATABASE_URL's server when set (a fresh database per row, dropped
-afterwards), else the embedded server in a fresh temporary VOLFEFE_DATA_DIR per row (stopped
-and deleted afterwards). `--json PATH` writes every figure, the ratios, the targets, the
-machine and the settings. Exit status: 0 every row ran (or is documented n/a), 1 a row failed.
+The database rows use a fresh database per row (`harness.database`: on $DATABASE_URL's server
+when set, else the embedded server in a temporary VOLFEFE_DATA_DIR). VOLFEFE_* variables of the
+environment that choose what a row measures (backend, quantisation, model, data dir) are
+dropped; the others (workers, threads, batch size, jobs concurrency) are the configuration
+under test, as are `--set` settings, and the report prints them. The report (the result
+JSON's `report`) holds every figure, the ratios, the targets, the machine and the settings.
+Exit status: 0 every row ran (or is documented n/a), 1 a row failed.
 
-Layout: `scripts/bench.py` is the entry point and calls `cli.main` (options, plan, run).
-`corpus` builds or finds the model and loads the posts; `results` holds the plan, the figures
-and the table's rows; `rows/` measures, one module per kind of row, with `database` (a fresh
-database per row) and `common` (paths, logging, subprocesses) under them; `registry.STEPS`
-says which step fills which rows, in run order; `report` turns the results into the JSON and
-the printed table. Adding a row: its note in `results.NOTES` (which orders the table), a step
-function taking the `Context` in `rows/`, and a `Step` in `registry.STEPS`; a goal, if it has
-one, in `report.targets`.
+Layout: `cli` (options, plan, run, the `SUITE`); `results` holds the plan, the figures and
+the table's rows; `rows/` measures, one module per kind of row, with `prepare` (the untimed
+preparation of a CLI row) under them; `registry.STEPS` says which step fills which rows, in
+run order; `report` turns the results into the report and the printed table. Adding a row:
+its note in `results.NOTES` (which orders the table), a step function taking the `Context` in
+`rows/`, and a `Step` in `registry.STEPS`; a goal, if it has one, in `report.targets`.
 """
