@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..harness.suite import Suite
+from .realtime import SUITE as REALTIME
 from .throughput.cli import SUITE as THROUGHPUT
 
-SUITES: dict[str, Suite] = {suite.name: suite for suite in (THROUGHPUT,)}
+SUITES: dict[str, Suite] = {suite.name: suite for suite in (THROUGHPUT, REALTIME)}

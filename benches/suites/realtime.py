@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """Real-time latency and job-path throughput: from `INSERT INTO contents` to the signal.
 
-    .venv/bin/python scripts/bench_realtime.py [--quick] [--json PATH] [--model DIR]
-                                               [--backends A,B] [--capacity N]
-                                               [--set VOLFEFE_NAME=VALUE ...]
+    .venv/bin/python -m benches run realtime [--quick] [--json PATH] [--model DIR]
+                                             [--backends A,B] [--capacity N]
+                                             [--set VOLFEFE_NAME=VALUE ...]
 
 For each backend (torch fp32, onnx fp32, onnx int8, openvino int8-static calibrated on the
-shipped sample posts, the accuracy guard relaxed as in bench_runtimes.py, and on CPUs with
+shipped sample posts, the accuracy guard relaxed as in the runtimes suite, and on CPUs with
 bf16 arithmetic openvino int8-static-bf16, guarded the same way), on a fresh
 database with auto-enqueue on and one warm `python -m volfefe jobs worker` (default settings):
 
@@ -27,7 +27,8 @@ inference of its own text (measured alone before, best of two): what volfefe's p
 apart from the model. `poll_waits`: posts that waited over half the poll
 interval while no other job started, i.e. a missed notification. Host and PostgreSQL share
 one clock. `--quick`: tiny model, small counts (a minute or two); the full run uses the
-FinBERT-sized model (scripts/make_finbert_like_model.py, cached): about 3 minutes a backend.
+FinBERT-sized model (scripts/make_finbert_like_model.py, cached by the harness): about 3
+minutes a backend.
 The run clears every `VOLFEFE_*` variable of its environment (default settings); `--set`
 gives one setting to every volfefe process of the run, e.g. `--set VOLFEFE_BATCH_TOKENS=1024`.
 """
@@ -36,14 +37,12 @@ from __future__ import annotations
 
 import argparse
 import bisect
-import contextlib
-import hashlib
+import functools
 import json
 import math
 import operator
 import os
 import random
-import shutil
 import signal
 import statistics
 import subprocess
@@ -52,21 +51,27 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg import sql
-from psycopg.conninfo import make_conninfo
 
-ROOT = Path(__file__).resolve().parent.parent
-SAMPLE_POSTS = ROOT / "data" / "sample_posts.jsonl"
+from ..harness.corpus import drawn_each
+from ..harness.database import database_url, described, fresh_database
+from ..harness.logs import log
+from ..harness.model import cache_root, ensure_model
+from ..harness.process import volfefe
+from ..harness.settings import clear_volfefe_env, offline_env
+from ..harness.stats import median_or_none, nearest_rank
+from ..harness.suite import Outcome, Suite
+from ..harness.tables import markdown_table
+
 # The guard's thresholds relaxed, as in bench_runtimes.py: a random model's labels are coin
 # flips, so its guarded exports may be refused; the speed is what is measured.
 LAX_GUARD = {"VOLFEFE_GUARD_MIN_AGREEMENT": "0", "VOLFEFE_GUARD_MAX_DP": "1"}
-BACKENDS = {
+BASE_BACKENDS = {
     "torch": {"VOLFEFE_BACKEND": "torch"},
     "onnx_fp32": {"VOLFEFE_BACKEND": "onnx", "VOLFEFE_QUANTIZE": "none"},
     "onnx_int8": {"VOLFEFE_BACKEND": "onnx", "VOLFEFE_QUANTIZE": "int8"},
@@ -95,91 +100,26 @@ def cpu_has_bf16() -> bool:
         return False
 
 
-if cpu_has_bf16():
-    BACKENDS.update(BF16_BACKENDS)
+@functools.cache
+def backends() -> dict[str, dict[str, str]]:
+    """The backends this CPU runs: the bf16 one only where OpenVINO has bf16 arithmetic."""
+    return {**BASE_BACKENDS, **(BF16_BACKENDS if cpu_has_bf16() else {})}
+
+
 FULL = {"idle": 200, "drain": 300, "load_s": 20.0}
 QUICK = {"idle": 15, "drain": 60, "load_s": 3.0}
 TIMEOUT = 600.0
 
 
-def log(message: str) -> None:
-    print(f"[bench_realtime] {message}", file=sys.stderr, flush=True)
-
-
 def pct(values: Sequence[float], q: float) -> float | None:
-    """The q-th percentile (nearest rank) of `values` in ms, or None when empty."""
-    ordered = sorted(values)
-    return round(ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)], 2) if ordered else None
+    """The q-th percentile (nearest rank) of `values` in ms, rounded, or None when empty."""
+    value = nearest_rank(values, q)
+    return None if value is None else round(value, 2)
 
 
 def corpus(n: int, seed: int = 1234) -> list[str]:
-    lines = SAMPLE_POSTS.read_text(encoding="utf-8").splitlines()
-    texts = [t for t in (json.loads(line).get("text") for line in lines) if t and t.strip()]
-    return [random.Random(seed + i).choice(texts) for i in range(n)]
-
-
-def ensure_model(quick: bool, given: Path | None, workdir: Path) -> tuple[Path, str]:
-    """The tiny model (--quick), a given folder, or the FinBERT-sized one, cached once."""
-    if given is not None:
-        return given.resolve(), "custom"
-    script, kind = (
-        ("make_tiny_model.py", "tiny") if quick else ("make_finbert_like_model.py", "finbert-like")
-    )
-    if quick:
-        out = workdir / "tiny-model"
-    else:
-        digest = hashlib.sha256(
-            (ROOT / "scripts" / script).read_bytes() + SAMPLE_POSTS.read_bytes()
-        ).hexdigest()[:10]
-        out = (
-            Path(tempfile.gettempdir()) / "volfefe-bench-cache" / f"finbert-like-{digest}-seed1234"
-        )
-        if (out / ".complete").is_file():
-            return out, kind
-    log(f"building the {kind} model into {out}")
-    building = out.with_name(f"{out.name}.building-{os.getpid()}")
-    builder = [sys.executable, str(ROOT / "scripts" / script), str(building)]
-    subprocess.run(builder, check=True, timeout=900, stdout=subprocess.DEVNULL)
-    (building / ".complete").write_text("ok\n")
-    try:
-        building.rename(out)
-    except OSError:  # built by another run meanwhile
-        shutil.rmtree(building, ignore_errors=True)
-    return out, kind
-
-
-@contextlib.contextmanager
-def fresh_database(workdir: Path, tag: str) -> Iterator[tuple[str, dict[str, str]]]:
-    """(URL, environment) of a new database: on $DATABASE_URL's server, else embedded."""
-    server = os.environ.get("DATABASE_URL")
-    if server:
-        name = f"volfefe_rt_{tag}_{uuid.uuid4().hex[:8]}"
-        with psycopg.connect(server, autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        url = make_conninfo(server, dbname=name)
-        try:
-            yield url, {"DATABASE_URL": url}
-        finally:
-            with psycopg.connect(server, autocommit=True) as conn:
-                conn.execute(
-                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-                )
-        return
-    from volfefe import Settings
-    from volfefe.store.connect import resolve_database_url
-
-    data_dir = workdir / f"data-{tag}"
-    url = resolve_database_url(Settings(data_dir=data_dir, model="unused"))
-    try:
-        yield url, {"VOLFEFE_DATA_DIR": str(data_dir)}
-    finally:
-        import pgserver
-
-        user = "pgserver" if os.geteuid() == 0 else None
-        pgserver.pg_ctl(  # type: ignore[attr-defined]
-            ["-w", "-m", "fast", "stop"], pgdata=data_dir / "pgdata", user=user
-        )
-        shutil.rmtree(data_dir, ignore_errors=True)
+    """`n` sample texts, the i-th drawn with seed `seed + i`."""
+    return drawn_each(n, seed)
 
 
 class Listener:
@@ -208,6 +148,7 @@ class Listener:
                     self.changed.notify_all()
 
     def wait_for(self, ids: Sequence[int], timeout: float = TIMEOUT) -> None:
+        """Until every post of `ids` has signalled (TimeoutError after `timeout` seconds)."""
         deadline = time.monotonic() + timeout
         with self.changed:
             while not all(i in self.received for i in ids):
@@ -216,6 +157,7 @@ class Listener:
                     raise TimeoutError(f"{len(missing)} posts never signalled, e.g. {missing[:5]}")
 
     def close(self) -> None:
+        """Stop listening and close the connection."""
         self._stop.set()
         self._thread.join(timeout=5)
         self.conn.close()
@@ -240,6 +182,7 @@ INSERT = (
 
 
 def insert_one(conn: psycopg.Connection[Any], source: int, text: str) -> tuple[int, float]:
+    """Insert one post; its id and the time (epoch seconds) its commit returned."""
     row = conn.execute(INSERT, {"s": source, "e": uuid.uuid4().hex, "t": text}).fetchone()
     assert row is not None
     return int(row[0]), time.time()
@@ -277,7 +220,7 @@ def breakdown(
         others = bisect.bisect_left(starts, started) - bisect.bisect_right(starts, committed)
         if started - committed > poll_s / 2 and others == 0:
             poll_waits += 1
-    store_notify = _median(store)
+    store_notify = median_or_none(store)
     notify_ms = max(0.0, notify_ms)  # the listener may have it before the sender's reply
     return {
         "posts": len(sent),
@@ -286,8 +229,8 @@ def breakdown(
         "p99_ms": pct(total, 99),
         "max_ms": round(max(total), 2),
         "breakdown_p50_ms": {
-            "pickup": _median(pickup),
-            "fetch_inference": _median(work),
+            "pickup": median_or_none(pickup),
+            "fetch_inference": median_or_none(work),
             "bare_inference": round(bare_ms, 2),
             "store": round(store_notify - notify_ms, 2) if store_notify is not None else None,
             "notify": round(notify_ms, 2),
@@ -295,10 +238,6 @@ def breakdown(
         "max_pickup_ms": round(max(pickup), 2) if pickup else None,
         "poll_waits": poll_waits,
     }
-
-
-def _median(values: Sequence[float]) -> float | None:
-    return round(statistics.median(values), 2) if values else None
 
 
 def bare_inference_ms(model: Path, env: dict[str, str], texts: Sequence[str]) -> list[float]:
@@ -320,19 +259,17 @@ def bare_inference_ms(model: Path, env: dict[str, str], texts: Sequence[str]) ->
     return times
 
 
-def volfefe_cli(args: Sequence[str], env: dict[str, str]) -> str:
-    """Run `python -m volfefe ARGS`; its stdout (CalledProcessError on failure)."""
-    argv = [sys.executable, "-m", "volfefe", *args]
-    done = subprocess.run(argv, env=env, check=True, timeout=TIMEOUT, capture_output=True)
-    return done.stdout.decode()
+def volfefe_cli(args: Sequence[str], env: Mapping[str, str]) -> str:
+    """Run `python -m volfefe ARGS`; its stdout (RuntimeError with stderr's tail on failure)."""
+    return volfefe(args, env, TIMEOUT)
 
 
 def onnx_cache(sizes: dict[str, Any], workdir: Path) -> Path:
-    """The quick run exports into its work folder; the full run reuses scripts/bench.py's
-    cache, so the FinBERT-sized export (minutes) happens once per machine."""
+    """The quick run exports into its work folder; the full run reuses the throughput
+    suite's cache, so the FinBERT-sized export (minutes) happens once per machine."""
     if sizes is QUICK:
         return workdir / "onnx"
-    return Path(tempfile.gettempdir()) / "volfefe-bench-cache" / "onnx"
+    return cache_root() / "onnx"
 
 
 def run_backend(
@@ -341,16 +278,18 @@ def run_backend(
     sizes: dict[str, Any],
     workdir: Path,
     fixed_capacity: float | None,
-    settings_env: dict[str, str] | None = None,
+    settings_env: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
+    """Every phase of one backend on a fresh database, with one warm jobs worker."""
     from volfefe import Settings
     from volfefe.store.switches import set_auto_enqueue
 
-    with fresh_database(workdir, name) as (url, db_env):
+    with fresh_database(workdir, name) as db_env:
+        url = database_url(db_env, migrate=True)
         env = {
             **os.environ,
             **db_env,
-            **BACKENDS[name],
+            **backends()[name],
             "VOLFEFE_MODEL": str(model),
             "VOLFEFE_ONNX_CACHE": str(onnx_cache(sizes, workdir)),
             **(settings_env or {}),
@@ -469,52 +408,72 @@ def poisson(
     return {"rate_per_s": round(rate, 2), **breakdown(conn, sent, listener, *args)}
 
 
+PHASES = ("idle", "load_50", "load_90")
+
+
 def print_table(report: dict[str, Any]) -> None:
+    """The three tables (latency by phase, what the path adds, jobs against classify) and
+    the targets, on stdout."""
     print(
         f"model: {report['model_kind']}; database: {report['database']}; "
         f"total {report['total_s']:.0f} s"
     )
-    print(
-        "| backend | phase | posts | p50 ms | p95 ms | p99 ms | pickup | fetch+inference "
-        "| (bare inference) | store | notify | poll waits |"
-    )
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for name, row in report["backends"].items():
-        for phase in ("idle", "load_50", "load_90"):
+    rows = report["backends"]
+    header = ["backend", "phase", "posts", "p50 ms", "p95 ms", "p99 ms", "pickup"]
+    header += ["fetch+inference", "(bare inference)", "store", "notify", "poll waits"]
+    by_phase = []
+    for name, row in rows.items():
+        for phase in PHASES:
             r = row[phase]
             b = r["breakdown_p50_ms"]
-            print(
-                f"| {name} | {phase} | {r['posts']} | {r['p50_ms']} | {r['p95_ms']} | "
-                f"{r['p99_ms']} | {b['pickup']} | {b['fetch_inference']} | {b['bare_inference']} | "
-                f"{b['store']} | {b['notify']} | {r['poll_waits']} |"
-            )
-    print("\n| backend | idle p99 ms | bare p99 ms (same texts) | added p50 ms | added p99 ms |")
-    print("| --- | ---: | ---: | ---: | ---: |")
-    for name, row in report["backends"].items():
-        r = row["idle"]
-        print(
-            f"| {name} | {r['p99_ms']} | {r['bare_p99_ms']} | {r['added_p50_ms']} | "
-            f"{r['added_p99_ms']} |"
-        )
-    print("\n| backend | jobs worker posts/s | classify --all posts/s | jobs / classify |")
-    print("| --- | ---: | ---: | ---: |")
-    for name, row in report["backends"].items():
-        print(
-            f"| {name} | {row['jobs_posts_per_s']} | {row['classify_posts_per_s']} | "
-            f"{row['jobs_vs_classify']} |"
-        )
+            latency = [r["posts"], r["p50_ms"], r["p95_ms"], r["p99_ms"]]
+            stages = [b["pickup"], b["fetch_inference"], b["bare_inference"], b["store"]]
+            by_phase.append([name, phase, *latency, *stages, b["notify"], r["poll_waits"]])
+    print("\n".join(markdown_table(header, "ll" + "r" * 10, by_phase)))
+    header = ["backend", "idle p99 ms", "bare p99 ms (same texts)", "added p50 ms"]
+    added = [
+        [name, r["p99_ms"], r["bare_p99_ms"], r["added_p50_ms"], r["added_p99_ms"]]
+        for name, r in ((name, row["idle"]) for name, row in rows.items())
+    ]
+    print()
+    print("\n".join(markdown_table([*header, "added p99 ms"], "lrrrr", added)))
+    header = ["backend", "jobs worker posts/s", "classify --all posts/s", "jobs / classify"]
+    jobs = [
+        [name, row["jobs_posts_per_s"], row["classify_posts_per_s"], row["jobs_vs_classify"]]
+        for name, row in rows.items()
+    ]
+    print()
+    print("\n".join(markdown_table(header, "lrrr", jobs)))
     print()
     for key, target in report["targets"].items():
         verdict = {True: "met", False: "MISSED", None: "not measured"}[target["met"]]
         print(f"target {key}: {target['value']} (goal {target['goal']}) {verdict}")
 
 
-def targets(backends: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def rows_of(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """One record per backend: latency by phase and the job path's rate against classify."""
+    return [
+        {
+            "backend": name,
+            "idle_p50_ms": row["idle"]["p50_ms"],
+            "idle_p99_ms": row["idle"]["p99_ms"],
+            "added_p50_ms": row["idle"]["added_p50_ms"],
+            "load_50_p99_ms": row["load_50"]["p99_ms"],
+            "load_90_p99_ms": row["load_90"]["p99_ms"],
+            "jobs_posts_per_s": row["jobs_posts_per_s"],
+            "classify_posts_per_s": row["classify_posts_per_s"],
+            "jobs_vs_classify": row["jobs_vs_classify"],
+        }
+        for name, row in report["backends"].items()
+    ]
+
+
+def targets(figures: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The issue's goals (onnx int8 latency; jobs >= 0.85 x classify on every backend)."""
     goals: list[tuple[str, str, str, str, float]] = [
         (f"{backend}_{key}", backend, phase, figure, limit)
         for backend in ("onnx_int8", "openvino_int8_static", *BF16_BACKENDS)
-        if backend in BACKENDS
+        if backend in backends()
         for key, phase, figure, limit in (
             ("idle_p50_ms", "idle", "p50_ms", 30.0),
             ("idle_p99_ms", "idle", "p99_ms", 100.0),
@@ -523,13 +482,13 @@ def targets(backends: dict[str, Any]) -> dict[str, dict[str, Any]]:
     ]
     out: dict[str, dict[str, Any]] = {}
     for key, backend, phase, figure, limit in goals:
-        value = backends.get(backend, {}).get(phase, {}).get(figure)
+        value = figures.get(backend, {}).get(phase, {}).get(figure)
         out[key] = {
             "value": value,
             "goal": f"<= {limit}",
             "met": None if value is None else value <= limit,
         }
-    for backend, row in backends.items():
+    for backend, row in figures.items():
         ratio = row["jobs_vs_classify"]
         out[f"{backend}_jobs_vs_classify"] = {
             "value": ratio,
@@ -539,62 +498,64 @@ def targets(backends: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny model, small counts (~1 min)")
-    parser.add_argument("--json", type=Path, help="write the report here")
+def backend_list(text: str) -> list[str]:
+    """`--backends`: comma-separated names of BASE_BACKENDS or BF16_BACKENDS."""
+    names = [name.strip() for name in text.split(",")]
+    unknown = [name for name in names if name not in {**BASE_BACKENDS, **BF16_BACKENDS}]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown backend(s): {', '.join(unknown)}")
+    return names
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The suite's own options."""
     parser.add_argument("--model", type=Path, help="model folder (default: FinBERT-sized)")
-    parser.add_argument("--backends", default=",".join(BACKENDS), help=",".join(BACKENDS))
+    parser.add_argument(
+        "--backends",
+        type=backend_list,
+        help=f"comma-separated, of {','.join({**BASE_BACKENDS, **BF16_BACKENDS})} (default: "
+        "all, the bf16 one on CPUs with bf16 arithmetic)",
+    )
     parser.add_argument(
         "--capacity",
         type=float,
         help="posts/s the load phases take as 100 %% (default: each backend's drain rate, "
         "measured in the same run); give one to compare commits at the same arrival rates",
     )
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="VOLFEFE_NAME=VALUE",
-        help="a volfefe setting for every process of the run (repeatable)",
-    )
-    args = parser.parse_args(argv)
-    settings_env: dict[str, str] = {}
-    for item in args.set:
-        name, equals, value = item.partition("=")
-        if not (name.startswith("VOLFEFE_") and equals):
-            parser.error(f"--set takes VOLFEFE_NAME=VALUE, got {item!r}")
-        settings_env[name] = value
-    for var in [v for v in os.environ if v.startswith("VOLFEFE_")]:
-        del os.environ[var]
-    os.environ.update(
-        {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    )
+
+
+def run(args: argparse.Namespace, settings: Mapping[str, str]) -> Outcome:
+    """Every backend's phases; the tables on stdout."""
+    settings_env = dict(settings)
+    clear_volfefe_env()
+    offline_env()
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="volfefe-rt-") as tmp:
         workdir = Path(tmp)
-        model, kind = ensure_model(args.quick, args.model, workdir)
+        model, kind = ensure_model(args.model, args.quick, workdir)
         sizes = QUICK if args.quick else FULL
         report: dict[str, Any] = {
             "model_kind": kind,
             **{"quick": args.quick, "sizes": sizes},
-            "database": "DATABASE_URL server" if os.environ.get("DATABASE_URL") else "embedded",
+            "database": described(),
             "cores": os.cpu_count(),
             "settings": settings_env,
             "backends": {},
         }
-        for name in args.backends.split(","):
+        for name in args.backends or list(backends()):
             report["backends"][name] = run_backend(
                 name, model, sizes, workdir, args.capacity, settings_env
             )
     report["targets"] = targets(report["backends"])
     report["total_s"] = round(time.monotonic() - started, 1)
     print_table(report)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
-    return 0
+    return Outcome(report, rows_of(report))
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+SUITE = Suite(
+    name="realtime",
+    description="Real-time latency and job-path throughput: from INSERT INTO contents to the "
+    "signal.",
+    add_arguments=add_arguments,
+    run=run,
+)
