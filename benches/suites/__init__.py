@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from ..harness.suite import Suite
 from .realtime import SUITE as REALTIME
+from .runtimes import SUITE as RUNTIMES
+from .shapes import SUITE as SHAPES
 from .throughput.cli import SUITE as THROUGHPUT
 
-SUITES: dict[str, Suite] = {suite.name: suite for suite in (THROUGHPUT, REALTIME)}
+SUITES: dict[str, Suite] = {suite.name: suite for suite in (THROUGHPUT, REALTIME, RUNTIMES, SHAPES)}

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Real-time latency and job-path throughput: from `INSERT INTO contents` to the signal.
 
     .venv/bin/python -m benches run realtime [--quick] [--json PATH] [--model DIR]

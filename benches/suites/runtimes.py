@@ -1,14 +1,14 @@
-#!/usr/bin/env python3
 """CPU runtimes for the model, side by side in one run: volfefe's backends and their peers.
 
-    .venv/bin/python scripts/bench_runtimes.py [--model DIR] [--posts N] [--rounds N]
-                                               [--seed N] [--quick] [--json PATH]
+    .venv/bin/python -m benches run runtimes [--model DIR] [--posts N] [--rounds N]
+                                             [--latency-calls N] [--seed N] [--quick]
+                                             [--json PATH]
 
 Without `--model` it uses the FinBERT-sized random model of `make_finbert_like_model.py`,
-built once into `<tmp>/volfefe-bench-cache/` (the cache scripts/bench.py uses) and reused.
+built once into `<tmp>/volfefe-bench-cache/` (the harness's cache) and reused.
 `--quick` uses the tiny test model, a few posts and rounds: every row runs in about a minute
-and the figures mean nothing (a test runs it so the script cannot rot). Nothing asserts a
-time: the script reports, and the lead runs the full bench on a quiet machine.
+and the figures mean nothing (a test runs it so the suite cannot rot). Nothing asserts a
+time: the suite reports, and the lead runs the full bench on a quiet machine.
 
 Every row classifies the same corpus (the non-empty texts of data/sample_posts.jsonl,
 shuffled with `--seed`, repeated to `--posts`) with the same tokenisation and the same
@@ -45,27 +45,27 @@ default precision (bf16 on CPUs that have it, reported). `--json PATH` writes ev
 from __future__ import annotations
 
 import argparse
-import contextlib
-import hashlib
+import dataclasses
+import functools
 import json
 import os
-import random
-import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-SCRIPTS = ROOT / "scripts"
-SAMPLE_POSTS = ROOT / "data" / "sample_posts.jsonl"
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from ..harness.corpus import shuffled, write_posts
+from ..harness.database import fresh_database
+from ..harness.logs import log
+from ..harness.model import cache_root, ensure_model
+from ..harness.process import ROOT, run, vm_hwm_mb, volfefe
+from ..harness.settings import offline_env
+from ..harness.stats import percentile
+from ..harness.suite import Outcome, Suite
 
 ALL_OURS = {  # row -> (backend, quantize)
     "onnx_fp32": ("onnx", "none"),
@@ -83,81 +83,14 @@ FORWARD_TOKENS = 1024
 LAX_GUARD = {"min_agreement": 0.0, "max_dp": 1.0}
 
 
-def log(message: str) -> None:
-    """Progress on stderr; stdout holds the table."""
-    print(f"[bench_runtimes] {message}", file=sys.stderr, flush=True)
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The q-th percentile with linear interpolation.
-
-    >>> percentile([1.0, 2.0, 3.0, 4.0], 50)
-    2.5
-    """
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q / 100
-    low, high = int(position), min(int(position) + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
-def run(argv: list[str], env: dict[str, str], timeout: float = 900) -> str:
-    """Run a command (argument list); its stdout, or RuntimeError with stderr's tail."""
-    proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{argv[1:4]} exited {proc.returncode}: {proc.stderr[-2000:]}")
-    return proc.stdout
-
-
-def ensure_model(model: Path | None, quick: bool, seed: int, work: Path) -> tuple[Path, str]:
-    """The model folder and its kind: custom, tiny (`--quick`) or finbert-like (cached)."""
-    if model is not None:
-        return model.resolve(), "custom"
-    if quick:
-        out = work / "tiny-model"
-        run([sys.executable, str(SCRIPTS / "make_tiny_model.py"), str(out)], dict(os.environ))
-        return out, "tiny"
-    digest = hashlib.sha256()
-    for source in (SCRIPTS / "make_finbert_like_model.py", SAMPLE_POSTS):
-        digest.update(source.read_bytes())
-    cached = cache_root() / f"finbert-like-{digest.hexdigest()[:10]}-seed{seed}"
-    if not (cached / ".complete").is_file():
-        log(f"building the FinBERT-sized model into {cached} (once)")
-        building = cached.with_name(f"{cached.name}.building-{os.getpid()}")
-        script = str(SCRIPTS / "make_finbert_like_model.py")
-        run([sys.executable, script, str(building), "--seed", str(seed)], dict(os.environ))
-        (building / ".complete").write_text("ok\n")
-        try:
-            building.rename(cached)
-        except OSError:  # another bench finished the same build first
-            shutil.rmtree(building, ignore_errors=True)
-    return cached, "finbert-like"
-
-
-def cache_root() -> Path:
-    """The benches' own cache (models, exports), reused across runs."""
-    return Path(tempfile.gettempdir()) / "volfefe-bench-cache"
-
-
-def load_corpus(posts: int, seed: int) -> list[str]:
-    """`posts` non-empty sample texts, shuffled with `seed`, repeated as needed."""
-    texts = [
-        t
-        for line in SAMPLE_POSTS.read_text(encoding="utf-8").splitlines()
-        if line.strip() and isinstance(t := json.loads(line).get("text"), str) and t.strip()
-    ]
-    rng = random.Random(seed)
-    corpus: list[str] = []
-    while len(corpus) < posts:
-        batch = texts[:]
-        rng.shuffle(batch)
-        corpus += batch
-    return corpus[:posts]
+STEP_TIMEOUT = 900.0  # seconds for one volfefe command or a fresh-process round
 
 
 # --- the rows -----------------------------------------------------------------------------------
 
 
-def our_rows() -> dict[str, tuple[str, str]]:
+@functools.cache
+def ours() -> dict[str, tuple[str, str]]:
     """volfefe's rows this CPU can run: the bf16 ones only where OpenVINO has bf16."""
     from volfefe.child.backends.openvino_backend import has_bf16
 
@@ -165,8 +98,9 @@ def our_rows() -> dict[str, tuple[str, str]]:
     return {row: v for row, v in ALL_OURS.items() if bf16 or not v[1].endswith("bf16")}
 
 
-OURS = our_rows()
-ROWS = (*OURS, *PEERS)
+def rows() -> tuple[str, ...]:
+    """Every row of this CPU: ours, then the peers."""
+    return (*ours(), *PEERS)
 
 
 def is_int8(row: str) -> bool:
@@ -174,10 +108,8 @@ def is_int8(row: str) -> bool:
     return "int8" in row
 
 
-def export_all(
-    model: Path, exports: Path, rows: Iterable[str] | None = None
-) -> dict[str, Path]:
-    """The volfefe export of each of `rows` (default: every row of ours), cached in
+def export_all(model: Path, exports: Path, which: Iterable[str] | None = None) -> dict[str, Path]:
+    """The volfefe export of each row of `which` (default: every row of ours), cached in
     `exports`, made before any timing."""
     from volfefe.child.calibration import default_texts
     from volfefe.child.export import ensure_export
@@ -185,11 +117,16 @@ def export_all(
     from volfefe.protocol import GUARDED_SCHEMES
 
     folders = {}
-    for row in OURS if rows is None else rows:
-        backend, quantize = OURS[row]
+    for row in ours() if which is None else which:
+        backend, quantize = ours()[row]
         calibration = None
         if quantize in GUARDED_SCHEMES:
-            calibration = Calibration(texts=default_texts(), source="shipped sample", **LAX_GUARD)
+            calibration = Calibration(
+                texts=default_texts(),
+                source="shipped sample",
+                min_agreement=LAX_GUARD["min_agreement"],
+                max_dp=LAX_GUARD["max_dp"],
+            )
         log(f"export {row} (cached after the first run)")
         folders[row] = ensure_export(
             exports, str(model), None, quantize, backend, calibration=calibration
@@ -201,7 +138,7 @@ def load_ours(row: str, folder: Path, threads: int) -> Any:
     """The Engine of one of volfefe's rows, loaded from its export as the child loads it."""
     from volfefe.child.backends import onnx_backend, openvino_backend
 
-    module = onnx_backend if OURS[row][0] == "onnx" else openvino_backend
+    module = onnx_backend if ours()[row][0] == "onnx" else openvino_backend
     return module.load_engine(
         folder, threads=threads, max_chars=20_000, forward_tokens=FORWARD_TOKENS
     )
@@ -212,15 +149,13 @@ def load_engines(folders: dict[str, Path], threads: int) -> dict[str, Any]:
     own defaults: compile_model with no configuration) behind the same tokenisation."""
     from volfefe.child.backends import openvino_backend
 
-    engines: dict[str, Any] = {row: load_ours(row, folders[row], threads) for row in OURS}
-    import dataclasses
-
+    engines: dict[str, Any] = {row: load_ours(row, folders[row], threads) for row in ours()}
     import openvino as ov
 
-    for peer, ours in PEERS.items():
-        compiled = ov.Core().compile_model(str(folders[ours] / openvino_backend.MODEL_FILE), "CPU")
+    for peer, mine in PEERS.items():
+        compiled = ov.Core().compile_model(str(folders[mine] / openvino_backend.MODEL_FILE), "CPU")
         engines[peer] = dataclasses.replace(  # the runtime as it comes: no padding of ours
-            engines[ours], predict=openvino_backend.predictor(compiled), single_pad=1
+            engines[mine], predict=openvino_backend.predictor(compiled), single_pad=1
         )
     return engines
 
@@ -288,56 +223,17 @@ def child_figures(
     return cold, rss
 
 
-def vm_hwm_mb(pid: int) -> float:
-    """Peak resident set size of a process (VmHWM), in MiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmHWM for {pid}")
-
-
-@contextlib.contextmanager
-def fresh_database(work: Path) -> Iterator[dict[str, str]]:
-    """Environment for a fresh database: on $DATABASE_URL's server, else embedded."""
-    server = os.environ.get("DATABASE_URL")
-    if server:
-        import psycopg
-        from psycopg import sql
-        from psycopg.conninfo import make_conninfo
-
-        name = f"volfefe_bench_rt_{uuid.uuid4().hex[:8]}"
-        with psycopg.connect(server, autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        try:
-            yield {"DATABASE_URL": make_conninfo(server, dbname=name)}
-        finally:
-            with psycopg.connect(server, autocommit=True) as conn:
-                drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
-                conn.execute(drop.format(sql.Identifier(name)))
-        return
-    data = work / "data"
-    try:
-        yield {"VOLFEFE_DATA_DIR": str(data)}
-    finally:
-        if (data / "pgdata" / "postmaster.pid").exists():
-            import pgserver
-
-            user = "pgserver" if os.geteuid() == 0 else None
-            pgserver.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=data / "pgdata", user=user)
-        shutil.rmtree(data, ignore_errors=True)
-
-
 def cold_round(folder: Path, row: str, posts: int, seed: int, threads: int) -> float:
     """posts/s of one pass over the corpus by a fresh engine, in a fresh process (a runtime's
     per-shape caches are process-wide), after the warm-up a child does."""
     code = (
         "import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]); "
-        "import bench_runtimes as b; "
+        "from benches.suites import runtimes as b; "
         "args = sys.argv[4:]; "
         "print(b.cold_round_here(Path(sys.argv[2]), sys.argv[3], *map(int, args)))"
     )
-    argv = [sys.executable, "-c", code, str(ROOT / "scripts"), str(folder), row]
-    out = run([*argv, str(posts), str(seed), str(threads)], dict(os.environ))
+    argv = [sys.executable, "-c", code, str(ROOT), str(folder), row]
+    out = run([*argv, str(posts), str(seed), str(threads)], env=os.environ, timeout=STEP_TIMEOUT)
     return float(json.loads(out.splitlines()[-1]))
 
 
@@ -345,12 +241,12 @@ def cold_round_here(folder: Path, row: str, posts: int, seed: int, threads: int)
     """`cold_round`'s body, run in the fresh process."""
     from volfefe.child.backends import onnx_backend, openvino_backend
 
-    module = onnx_backend if OURS[row][0] == "onnx" else openvino_backend
+    module = onnx_backend if ours()[row][0] == "onnx" else openvino_backend
     engine = module.load_engine(
         folder, threads=threads, max_chars=20_000, forward_tokens=FORWARD_TOKENS
     )
     engine.warm_up()
-    texts = load_corpus(posts, seed)
+    texts = shuffled(posts, seed)
     started = time.perf_counter()
     engine.classify(texts)
     return len(texts) / (time.perf_counter() - started)
@@ -360,25 +256,22 @@ def end_to_end(
     model: Path, exports: Path, texts: list[str], work: Path, row: str
 ) -> dict[str, Any]:
     """`volfefe classify --all --json` with the backend of `row` on a fresh database."""
-    posts = work / "posts.jsonl"
-    with posts.open("w", encoding="utf-8") as fh:
-        for i, text in enumerate(texts):
-            fh.write(json.dumps({"source": "bench", "external_id": f"rt-{i}", "text": text}) + "\n")
-    with fresh_database(work) as db_env:
+    posts = write_posts(work / "posts.jsonl", texts, "runtimes")
+    with fresh_database(work, "runtimes") as db_env:
         env = {
             **os.environ,
             **db_env,
             "VOLFEFE_MODEL": str(model),
-            "VOLFEFE_BACKEND": OURS[row][0],
-            "VOLFEFE_QUANTIZE": OURS[row][1],
+            "VOLFEFE_BACKEND": ours()[row][0],
+            "VOLFEFE_QUANTIZE": ours()[row][1],
             "VOLFEFE_ONNX_CACHE": str(exports),
             "VOLFEFE_GUARD_MIN_AGREEMENT": str(LAX_GUARD["min_agreement"]),
             "VOLFEFE_GUARD_MAX_DP": str(LAX_GUARD["max_dp"]),
         }
-        volfefe = [sys.executable, "-m", "volfefe"]
-        run([*volfefe, "db", "migrate"], env)
-        run([*volfefe, "import", str(posts)], env)
-        summary = json.loads(run([*volfefe, "classify", "--all", "--json"], env).splitlines()[-1])
+        volfefe(["db", "migrate"], env, STEP_TIMEOUT)
+        volfefe(["import", str(posts)], env, STEP_TIMEOUT)
+        out = volfefe(["classify", "--all", "--json"], env, STEP_TIMEOUT)
+        summary = json.loads(out.splitlines()[-1])
     if summary.get("succeeded") != len(texts):
         raise RuntimeError(f"classify --all did not classify every post: {summary}")
     return {"row": row, "posts_per_s": float(summary["posts_per_s"]), "posts": len(texts)}
@@ -399,11 +292,11 @@ def report_of(
     pps = {row: statistics.median(v) for row, v in rates.items()}
     best_peer = max(PEERS, key=lambda p: pps[p])
     fastest = fastest_of(pps)
-    fastest_int8 = max((r for r in OURS if is_int8(r)), key=lambda r: pps[r])
-    fastest_float = max((r for r in OURS if not is_int8(r)), key=lambda r: pps[r])
-    rows = {}
-    for row in ROWS:
-        rows[row] = {
+    fastest_int8 = max((r for r in ours() if is_int8(r)), key=lambda r: pps[r])
+    fastest_float = max((r for r in ours() if not is_int8(r)), key=lambda r: pps[r])
+    table: dict[str, dict[str, Any]] = {}
+    for row in rows():
+        table[row] = {
             "posts_per_s": round(pps[row], 2),
             "rounds": [round(v, 2) for v in rates[row]],
             "vs_onnx_int8": round(pps[row] / pps[BASELINE], 3),
@@ -412,22 +305,22 @@ def report_of(
             "p95_ms": round(percentile(times[row], 95), 2),
         }
         if row in children:
-            rows[row]["cold_start_s"] = round(children[row][0], 3)
-            rows[row]["child_rss_mb"] = round(children[row][1], 1)
+            table[row]["cold_start_s"] = round(children[row][0], 3)
+            table[row]["child_rss_mb"] = round(children[row][1], 1)
     goals = {
         "fastest": fastest,
         "fastest_int8": fastest_int8,
-        "int8_vs_best_peer": rows[fastest_int8]["vs_best_peer"],
+        "int8_vs_best_peer": table[fastest_int8]["vs_best_peer"],
         "fastest_float": fastest_float,
         "float_vs_peer_fp32": round(pps[fastest_float] / pps[FP32_PEER], 3),
-        "idle_p50_ms": rows[fastest]["p50_ms"],
+        "idle_p50_ms": table[fastest]["p50_ms"],
     }
     if e2e is not None:
         e2e["vs_bare_loop"] = round(e2e["posts_per_s"] / pps[e2e["row"]], 3)
         e2e["vs_cold_bare_round"] = round(e2e["posts_per_s"] / e2e["cold_bare_posts_per_s"], 3)
         goals["classify_all_vs_bare_loop"] = e2e["vs_bare_loop"]
     return {
-        "rows": rows,
+        "rows": table,
         "best_peer": best_peer,
         "goals": goals,
         "classify_all": e2e,
@@ -438,7 +331,7 @@ def report_of(
 
 def fastest_of(pps: dict[str, float]) -> str:
     """Our row with the most posts/s."""
-    return max(OURS, key=lambda row: pps[row])
+    return max(ours(), key=lambda row: pps[row])
 
 
 def print_table(report: dict[str, Any]) -> None:
@@ -474,29 +367,42 @@ def print_table(report: dict[str, Any]) -> None:
     )
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    """Options; see the module docstring."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
-    parser.add_argument("--model", type=Path)
-    parser.add_argument("--posts", type=int)
-    parser.add_argument("--rounds", type=int)
-    parser.add_argument("--latency-calls", type=int)
-    parser.add_argument("--seed", type=int, default=1234)
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--json", type=Path)
-    return parser.parse_args(argv)
+def rows_of(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """One record per row: posts/s, its ratios, latency, and a child's cold start and RSS."""
+    return [
+        {
+            "row": row,
+            "posts_per_s": r["posts_per_s"],
+            "x_onnx_int8": r["vs_onnx_int8"],
+            "x_best_peer": r["vs_best_peer"],
+            "p50_ms": r["p50_ms"],
+            "p95_ms": r["p95_ms"],
+            "cold_start_s": r.get("cold_start_s"),
+            "child_rss_mb": r.get("child_rss_mb"),
+        }
+        for row, r in report["rows"].items()
+    ]
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run every row and print the table; exit 0."""
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The suite's own options."""
+    parser.add_argument("--model", type=Path, help="model folder (default: FinBERT-sized)")
+    parser.add_argument("--posts", type=int, help="corpus size (default 300, quick 24)")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds (default 6, quick 2)")
+    parser.add_argument(
+        "--latency-calls", type=int, help="single-text calls per row (default 50, quick 5)"
+    )
+    parser.add_argument("--seed", type=int, default=1234, help="corpus shuffle and model seed")
+
+
+def run_suite(args: argparse.Namespace, settings: Mapping[str, str]) -> Outcome:
+    """Run every row and print the table."""
     from volfefe.protocol import GUARDED_SCHEMES
 
-    args = parse_args(argv)
-    os.environ.update(
-        {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    )
+    offline_env()
     for name in ("VOLFEFE_BACKEND", "VOLFEFE_QUANTIZE", "VOLFEFE_MODEL", "VOLFEFE_ONNX_CACHE"):
         os.environ.pop(name, None)
+    os.environ.update(settings)
     posts = args.posts or (24 if args.quick else 300)
     rounds = args.rounds or (2 if args.quick else 6)
     calls = args.latency_calls or (5 if args.quick else 50)
@@ -504,22 +410,22 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="volfefe-bench-rt-") as tmp:
         work = Path(tmp)
-        model, kind = ensure_model(args.model, args.quick, args.seed, work)
+        model, kind = ensure_model(args.model, args.quick, work, args.seed)
         exports = work / "exports" if args.quick else cache_root() / "exports-runtimes"
         folders = export_all(model, exports)
         guard = {
             row: json.loads((folders[row] / "volfefe-openvino.json").read_text())["guard"]
-            for row, (backend, quantize) in OURS.items()
+            for row, (backend, quantize) in ours().items()
             if quantize in GUARDED_SCHEMES
         }
-        texts = load_corpus(posts, args.seed)
+        texts = shuffled(posts, args.seed)
         engines = load_engines(folders, threads)
         rates = throughput(engines, texts, rounds)
-        times = latency(engines, load_corpus(calls, args.seed + 1), calls)
+        times = latency(engines, shuffled(calls, args.seed + 1), calls)
         del engines
         children = {
             row: child_figures(folders[row], backend, texts, threads)
-            for row, (backend, _) in OURS.items()
+            for row, (backend, _) in ours().items()
         }
         fastest = fastest_of({row: statistics.median(v) for row, v in rates.items()})
         e2e = end_to_end(model, exports, texts, work, fastest)
@@ -528,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     import openvino as ov
 
-    settings = {
+    report_settings = {
         "peer_precision": str(ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT")),
         "model": str(model),
         "model_kind": kind,
@@ -540,12 +446,15 @@ def main(argv: list[str] | None = None) -> int:
         "quick": args.quick,
         "seconds": round(time.monotonic() - started, 1),
     }
-    report = report_of(rates, times, children, e2e, guard, settings)
+    report = report_of(rates, times, children, e2e, guard, report_settings)
     print_table(report)
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2))
-    return 0
+    return Outcome(report, rows_of(report))
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+SUITE = Suite(
+    name="runtimes",
+    description="CPU runtimes for the model, side by side in one run: volfefe's backends and "
+    "their peers.",
+    add_arguments=add_arguments,
+    run=run_suite,
+)
