@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from ..harness.suite import Suite
+from .http import SUITE as HTTP
 from .realtime import SUITE as REALTIME
 from .runtimes import SUITE as RUNTIMES
 from .shapes import SUITE as SHAPES
 from .throughput.cli import SUITE as THROUGHPUT
 
-SUITES: dict[str, Suite] = {suite.name: suite for suite in (THROUGHPUT, REALTIME, RUNTIMES, SHAPES)}
+SUITES: dict[str, Suite] = {
+    suite.name: suite for suite in (THROUGHPUT, REALTIME, RUNTIMES, HTTP, SHAPES)
+}

@@ -1,115 +1,50 @@
-#!/usr/bin/env python3
 """HTTP load figure: `/api/v1/classify` with 16 concurrent clients vs `Classifier.classify_many`.
 
-    python scripts/bench_http.py [--quick] [--json PATH] [--model DIR] [--posts N] [--clients 16]
+    python -m benches run http [--quick] [--json PATH] [--model DIR] [--posts N] [--clients 16]
+                               [--backend torch|onnx] [--seed N] [--set VOLFEFE_NAME=VALUE]
 
 Both rows run in the same run, on the same model, backend and settings, one after the other
 (never at once: they would share the cores). `classify_many` is one call with every text;
 `http` is `volfefe serve` as a separate process with `--clients` httpx clients each sending
 one text per request (the model-server pattern) as fast as answers come; `http_batch8` sends
 8 texts per request. Reports posts/s, the ratio to `classify_many` (target >= 0.9) and
-per-request p50/p95 latency. Without --model it uses the FinBERT-sized random model of
-scripts/bench.py (built once into the same cache), or with --quick the tiny model. The
-database is DATABASE_URL when set, else an embedded server in a temporary folder.
+per-request p50/p95 latency. Without --model it uses the FinBERT-sized random model of the
+harness (built once into its cache), or with --quick the tiny model. The database is a fresh
+one on DATABASE_URL's server when set, else an embedded server in a temporary folder. Of the
+environment's VOLFEFE_* variables only VOLFEFE_WORKERS, VOLFEFE_THREADS and
+VOLFEFE_BATCH_SIZE are kept (the configuration under test); `--set` gives any setting.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import hashlib
-import json
 import os
-import random
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
-import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
-SCRIPTS = ROOT / "scripts"
-SAMPLE_POSTS = ROOT / "data" / "sample_posts.jsonl"
-sys.path.insert(0, str(ROOT))
+from ..harness.corpus import drawn
+from ..harness.database import described, fresh_database
+from ..harness.logs import log
+from ..harness.model import ensure_model
+from ..harness.process import ROOT, stop_process
+from ..harness.stats import percentile
+from ..harness.suite import Outcome, Suite
+from ..harness.tables import markdown_table
 
 TARGET = 0.9  # http >= 0.9 x classify_many
 READY_TIMEOUT = 300.0
-
-
-def log(message: str) -> None:
-    """Progress on stderr."""
-    print(f"[bench_http] {message}", file=sys.stderr, flush=True)
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """The q-th percentile (0..100) by linear interpolation."""
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    k = (len(ordered) - 1) * q / 100
-    low = int(k)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (k - low)
-
-
-def load_corpus(posts: int, seed: int) -> list[str]:
-    """`posts` non-empty texts drawn (with repeats) from the sample posts, seeded."""
-    texts = []
-    for line in SAMPLE_POSTS.read_text().splitlines():
-        text = json.loads(line).get("text") or ""
-        if text.strip():
-            texts.append(text)
-    rng = random.Random(seed)
-    return [rng.choice(texts) for _ in range(posts)]
-
-
-def ensure_model(model: Path | None, quick: bool, workdir: Path) -> tuple[Path, str]:
-    """The model folder and its kind; the FinBERT-sized one is shared with scripts/bench.py."""
-    if model is not None:
-        return model.resolve(), "custom"
-    if quick:
-        out = workdir / "tiny-model"
-        subprocess.run(
-            [sys.executable, str(SCRIPTS / "make_tiny_model.py"), str(out)],
-            check=True,
-            capture_output=True,
-            timeout=300,
-        )
-        return out, "tiny"
-    digest = hashlib.sha256()
-    for source in (SCRIPTS / "make_finbert_like_model.py", SAMPLE_POSTS):
-        digest.update(source.read_bytes())
-    cached = (
-        Path(tempfile.gettempdir())
-        / "volfefe-bench-cache"
-        / f"finbert-like-{digest.hexdigest()[:10]}-seed0"
-    )
-    if not (cached / ".complete").is_file():
-        log(f"building the FinBERT-sized model into {cached} (once)")
-        building = cached.with_name(f"{cached.name}.building-{os.getpid()}")
-        building.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [sys.executable, str(SCRIPTS / "make_finbert_like_model.py"), str(building)],
-            check=True,
-            timeout=900,
-        )
-        (building / ".complete").write_text("ok\n")
-        try:
-            building.rename(cached)
-        except OSError:
-            shutil.rmtree(building, ignore_errors=True)
-    return cached, "finbert-like"
+STOP_TIMEOUT = 60.0  # seconds `serve` gets to stop after SIGTERM
 
 
 def bench_classify_many(env: dict[str, str], texts: list[str]) -> dict[str, Any]:
@@ -124,50 +59,6 @@ def bench_classify_many(env: dict[str, str], texts: list[str]) -> dict[str, Any]
         clf.classify_many(texts)
         elapsed = time.monotonic() - started
     return {"posts_per_s": len(texts) / elapsed, "seconds": elapsed}
-
-
-@contextlib.contextmanager
-def fresh_database(workdir: Path) -> Iterator[dict[str, str]]:
-    """Environment pointing `serve` at a database of its own, removed afterwards: a new
-    database on the $DATABASE_URL server (migrated, dropped WITH (FORCE) at the end), else an
-    embedded server in the work folder (stopped at the end; volfefe leaves it running)."""
-    import psycopg
-    from psycopg import sql
-    from psycopg.conninfo import make_conninfo
-
-    server = os.environ.get("DATABASE_URL")
-    if not server:
-        data_dir = workdir / "data"
-        try:
-            yield {"VOLFEFE_DATA_DIR": str(data_dir)}
-        finally:
-            stop_embedded(data_dir / "pgdata")
-        return
-    name = f"volfefe_bench_http_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = make_conninfo(server, dbname=name)
-    try:
-        from volfefe.store.migrate import migrate
-
-        with psycopg.connect(url, autocommit=True) as conn:
-            migrate(conn)
-        yield {"DATABASE_URL": url}
-    finally:
-        with psycopg.connect(server, autocommit=True) as conn:
-            drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
-            conn.execute(drop.format(sql.Identifier(name)))
-
-
-def stop_embedded(pgdata: Path) -> None:
-    """Stop the embedded server the run started (as root it runs as the pgserver user)."""
-    if not (pgdata / "postmaster.pid").exists():
-        return
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
-        import pgserver
-    user = "pgserver" if os.geteuid() == 0 else None
-    pgserver.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
 
 
 def free_port() -> int:
@@ -246,38 +137,23 @@ async def drive(
     }
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, then SIGKILL after 60 s."""
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=60)
-
-
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    """Command-line options."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
-    parser.add_argument("--quick", action="store_true", help="tiny model, few posts (~1 min)")
-    parser.add_argument("--json", type=Path, help="write the figures to this file")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The suite's own options."""
     parser.add_argument("--model", type=Path, help="model folder (default: FinBERT-sized)")
     parser.add_argument("--posts", type=int, help="texts per row (default 300, quick 48)")
     parser.add_argument("--clients", type=int, default=16, help="concurrent HTTP clients")
     parser.add_argument("--backend", default="torch", choices=("torch", "onnx"))
-    parser.add_argument("--seed", type=int, default=1234)
-    return parser.parse_args(argv)
+    parser.add_argument("--seed", type=int, default=1234, help="corpus draw")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run both rows and print the table (and the JSON when asked)."""
-    args = parse_args(argv)
+def run(args: argparse.Namespace, settings: Mapping[str, str]) -> Outcome:
+    """Run both rows and print the table."""
     started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="volfefe-bench-http-"))
     workdir.chmod(0o755)  # as root the embedded server runs as another user and must get in
     try:
         model, kind = ensure_model(args.model, args.quick, workdir)
-        texts = load_corpus(args.posts or (48 if args.quick else 300), args.seed)
+        texts = drawn(args.posts or (48 if args.quick else 300), args.seed)
         token = secrets.token_urlsafe(24)
         env = {
             k: v
@@ -287,6 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in ("VOLFEFE_WORKERS", "VOLFEFE_THREADS", "VOLFEFE_BATCH_SIZE"):
             if name in os.environ:  # the configuration under test
                 env[name] = os.environ[name]
+        env.update(settings)
         env.update(
             {
                 "HF_HUB_OFFLINE": "1",
@@ -300,7 +177,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         log(f"classify_many over {len(texts)} texts ({kind} model, {args.backend})")
         baseline = bench_classify_many(env, texts)
         log("starting volfefe serve")
-        with fresh_database(workdir) as db_env:
+        with fresh_database(workdir, "http") as db_env:
+            if "DATABASE_URL" in db_env:  # serve migrates an embedded database itself
+                migrate(db_env["DATABASE_URL"])
             proc, base, _ = start_server({**env, **db_env}, workdir)
             try:
                 rows = {"classify_many": baseline}
@@ -308,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     log(f"{name}: {args.clients} clients, {per_request} text(s) per request")
                     rows[name] = asyncio.run(drive(base, token, texts, args.clients, per_request))
             finally:
-                stop(proc)
+                stop_process(proc, wait=STOP_TIMEOUT)
         for row in rows.values():
             row["vs_classify_many"] = row["posts_per_s"] / baseline["posts_per_s"]
         report = {
@@ -324,38 +203,58 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "clients": args.clients,
                 "quick": args.quick,
                 "cores": os.cpu_count(),
-                "database": "DATABASE_URL server" if os.environ.get("DATABASE_URL") else "embedded",
+                "database": described(),
             },
             "total_s": time.monotonic() - started,
         }
         print_table(report)
-        if args.json:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps(report, indent=2) + "\n")
-        return 0
+        records = [
+            {
+                "row": name,
+                "posts_per_s": row["posts_per_s"],
+                "x_classify_many": row["vs_classify_many"],
+                "p50_ms": row.get("p50_ms"),
+                "p95_ms": row.get("p95_ms"),
+            }
+            for name, row in rows.items()
+        ]
+        return Outcome(report, records)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def migrate(url: str) -> None:
+    """volfefe's migrations on a database given by URL (`serve` leaves such a one alone)."""
+    import psycopg
+
+    from volfefe.store.migrate import migrate as apply
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        apply(conn)
+
+
 def print_table(report: dict[str, Any]) -> None:
     """The figures as a Markdown table."""
-    print("| row | what | posts/s | x classify_many | p50 ms | p95 ms |")
-    print("| --- | --- | ---: | ---: | ---: | ---: |")
     what = {
         "classify_many": "`Classifier.classify_many`, one call, in process",
         "http": f"`POST /api/v1/classify`, {report['settings']['clients']} clients, 1 text each",
         "http_batch8": f"the same, {report['settings']['clients']} clients, 8 texts per request",
     }
-    for name, row in report["rows"].items():
-        p50 = f"{row['p50_ms']:.1f}" if "p50_ms" in row else "-"
-        p95 = f"{row['p95_ms']:.1f}" if "p95_ms" in row else "-"
-        print(
-            f"| {name} | {what[name]} | {row['posts_per_s']:.2f} | "
-            f"{row['vs_classify_many']:.2f} | {p50} | {p95} |"
-        )
+    lines = [
+        [name, what[name], f"{row['posts_per_s']:.2f}", f"{row['vs_classify_many']:.2f}"]
+        + [f"{row[key]:.1f}" if key in row else "-" for key in ("p50_ms", "p95_ms")]
+        for name, row in report["rows"].items()
+    ]
+    header = ["row", "what", "posts/s", "x classify_many", "p50 ms", "p95 ms"]
+    print("\n".join(markdown_table(header, "llrrrr", lines)))
     met = "met" if report["target"]["met"] else "missed"
     print(f"\nhttp >= {TARGET} x classify_many: {met}; total time: {report['total_s']:.1f} s")
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+SUITE = Suite(
+    name="http",
+    description="HTTP load: /api/v1/classify with concurrent clients against "
+    "Classifier.classify_many.",
+    add_arguments=add_arguments,
+    run=run,
+)
