@@ -20,7 +20,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .harness import logs, results
+from .harness import logs, render, results
+from .harness.process import ROOT
 from .harness.settings import inherited, parse_setting, settings_of
 from .suites import SUITES
 
@@ -52,6 +53,8 @@ def parser() -> argparse.ArgumentParser:
             help="a volfefe setting for every process of the run (repeatable)",
         )
         suite.add_arguments(sub)
+    render_cmd = commands.add_parser("render", help="write the benchmark pages under docs/")
+    render_cmd.add_argument("--check", action="store_true", help="exit 1 if the pages are stale")
     return top
 
 
@@ -75,6 +78,18 @@ def run_suite(args: argparse.Namespace) -> int:
     return 0 if outcome.ok else 1
 
 
+def render_pages(check: bool) -> int:
+    """Write the benchmark pages, or with `check` list the stale ones (1 when there are)."""
+    wanted = render.pages({name: suite.description for name, suite in SUITES.items()})
+    if not check:
+        render.write(wanted)
+        return 0
+    stale = render.stale(wanted)
+    for path in stale:
+        print(f"stale: {path.relative_to(ROOT)} (run `python -m benches render`)")
+    return 1 if stale else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the command line and do it."""
     args = parser().parse_args(argv)
@@ -82,6 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for suite in SUITES.values():
             print(f"{suite.name:<12} {suite.description}")
         return 0
+    if args.command == "render":
+        return render_pages(args.check)
     return run_suite(args)
 
 
