@@ -66,9 +66,10 @@ def run_suite(args: argparse.Namespace) -> int:
     logs.setup(suite.name)
     environment = inherited(os.environ)
     settings = settings_of(args.set)
+    commit = results.git_commit()  # the code that runs, whatever is committed meanwhile
     outcome = suite.run(args, settings)
     options = {k: v for k, v in vars(args).items() if k not in HARNESS_OPTIONS}
-    result = results.envelope(suite.name, options, settings, environment, outcome)
+    result = results.envelope(suite.name, commit, options, settings, environment, outcome)
     targets = [args.json] if args.json else []
     if args.save:
         targets.append(results.saved_path(result))

@@ -86,19 +86,20 @@ def versions() -> dict[str, str | None]:
 
 def envelope(
     suite: str,
+    commit: tuple[str | None, bool | None],
     options: Mapping[str, Any],
     settings: Mapping[str, str],
     environment: Mapping[str, str],
     outcome: Outcome,
 ) -> dict[str, Any]:
-    """The result JSON of one run: what it ran on and with, then its rows and figures."""
-    commit, dirty = git_commit()
+    """The result JSON of one run: what it ran on and with (`commit`: `git_commit()` when the
+    run began), then its rows and figures."""
     text = CPUINFO.read_text() if CPUINFO.is_file() else ""
     return {
         "suite": suite,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "commit": commit,
-        "dirty": dirty,
+        "commit": commit[0],
+        "dirty": commit[1],
         "cpu": cpu(text),
         "cores": os.cpu_count(),
         "versions": versions(),

@@ -286,11 +286,11 @@ def test_quick_run_writes_the_result_json(
     tmp_path: Path, suite: str, args: tuple[str, ...], check: Check
 ) -> None:
     out = tmp_path / f"{suite}.json"
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     proc = benches("run", suite, "--quick", "--json", str(out), *args)
     assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
     result = json.loads(out.read_text())
 
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     assert result["suite"] == suite and result["ok"] is True
     assert result["commit"] == head.stdout.strip() and isinstance(result["dirty"], bool)
     assert datetime.fromisoformat(result["date"]).utcoffset() == timedelta(0)
