@@ -6,9 +6,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import platform
-from importlib import metadata
 from typing import Any
 
+from ...harness.results import versions
 from ...harness.stats import ratio
 from ...harness.tables import fmt
 from .results import NOTES, ROWS, Plan, Results
@@ -113,18 +113,12 @@ def _jsonable(value: Any) -> Any:
 
 def machine() -> dict[str, Any]:
     """Cores, library versions and load: what the figures depend on."""
-
-    def version(name: str) -> str | None:
-        try:
-            return metadata.version(name)
-        except metadata.PackageNotFoundError:
-            return None
-
+    found = versions()
     return {
         "cores": os.cpu_count(),
-        "torch": version("torch"),
-        "transformers": version("transformers"),
-        "python": platform.python_version(),
+        "torch": found["torch"],
+        "transformers": found["transformers"],
+        "python": found["python"],
         "platform": platform.platform(),
         "loadavg": [round(x, 2) for x in os.getloadavg()],
     }
