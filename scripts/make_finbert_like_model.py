@@ -15,7 +15,7 @@ therefore tokenise to about as many tokens as with a real BERT vocabulary.
 
 The compute per token is the real model's, so timings measured with it hold for FinBERT; the
 predictions are meaningless (random weights). Use it where the hub is out of reach, as
-`scripts/bench.py` does; never to judge accuracy.
+the benches do (`benches/harness/model.py`); never to judge accuracy.
 
 >>> vocab = vocabulary(["Stocks rally!"])                                 # doctest: +SKIP
 >>> len(vocab), vocab[:5]                                                 # doctest: +SKIP
