@@ -156,6 +156,12 @@ def test_exit_1_unknown_ids_are_named_errors(volfefe: Volfefe, tmp_path: Path) -
             {},
             "UsageError: Invalid value for '--quantize'",
         ),
+        (
+            ("jobs", "enqueue", "--ids", "99999999999999999999"),
+            {},
+            "UsageError: Invalid value for '--ids': expected comma-separated positive ids (at "
+            "most 9223372036854775807)",
+        ),
     ],
     ids=[
         "bad-option",
@@ -166,6 +172,7 @@ def test_exit_1_unknown_ids_are_named_errors(volfefe: Volfefe, tmp_path: Path) -
         "verbose-and-quiet",
         "compare-with-itself",
         "bad-quantize",
+        "id-past-bigint",
     ],
 )
 def test_exit_2_usage_and_config_errors_name_what_is_wrong(
@@ -439,3 +446,4 @@ def test_db_status_and_stop_manage_the_embedded_server(embedded_data_dir: Path) 
     again = run("db", "status")
     assert again.returncode == 1 and "not running" in again.stdout
     assert run("stats", "--json").returncode == 0  # the next command starts it again
+

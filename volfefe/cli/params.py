@@ -8,6 +8,8 @@ from typing import Any
 
 import click
 
+from volfefe.store.posts import BIGINT_MAX
+
 _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -24,9 +26,12 @@ class IdList(click.ParamType):  # type: ignore[type-arg]
         if isinstance(value, list):
             return value
         parts = [p.strip() for p in str(value).split(",") if p.strip()]
-        if not parts or not all(p.isdigit() and int(p) > 0 for p in parts):
+        if not parts or not all(p.isdigit() and 0 < int(p) <= BIGINT_MAX for p in parts):
             self.fail(
-                f"expected comma-separated positive ids such as 1,2,3, got {value!r}", param, ctx
+                f"expected comma-separated positive ids (at most {BIGINT_MAX}) such as 1,2,3,"
+                f" got {value!r}",
+                param,
+                ctx,
             )
         return list(dict.fromkeys(int(p) for p in parts))
 

@@ -25,6 +25,8 @@ from volfefe.errors import AlreadyClassified, ContentNotFound
 from volfefe.protocol import is_blank
 from volfefe.result import SENTIMENTS, Classification
 
+BIGINT_MAX = (1 << 63) - 1  # every id is a PostgreSQL bigint: no row has a larger one
+
 
 @dataclass(frozen=True, slots=True)
 class ContentRow:

@@ -10,8 +10,8 @@ from starlette.responses import Response
 
 from volfefe.jobs.listing import STATES
 from volfefe.store.importer import MAX_KEY_BYTES
+from volfefe.store.posts import BIGINT_MAX
 from volfefe.web.encode import JSON
-from volfefe.web.params import BIGINT_MAX
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 KEY_LIMIT = f"at most {MAX_KEY_BYTES:,} bytes of UTF-8; a longer one rejects its row (FieldTooLong)"

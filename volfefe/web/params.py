@@ -13,9 +13,8 @@ from datetime import UTC, datetime
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
 
+from volfefe.store.posts import BIGINT_MAX
 from volfefe.web.errors import InvalidRequest
-
-BIGINT_MAX = (1 << 63) - 1  # every id is a PostgreSQL bigint: no row has a larger one
 
 
 def text(query: QueryParams, name: str) -> str | None:

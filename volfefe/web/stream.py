@@ -23,8 +23,8 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from volfefe.store.browse import recent_classifications
+from volfefe.store.posts import BIGINT_MAX
 from volfefe.web.errors import InvalidRequest
-from volfefe.web.params import BIGINT_MAX
 from volfefe.web.state import AppState, app_state
 
 KEEPALIVE = 15.0  # seconds between comment lines on a quiet stream
