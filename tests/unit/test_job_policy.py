@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 from pathlib import Path
 
 import psycopg
@@ -19,13 +18,8 @@ from volfefe.errors import (
     PoolClosed,
     WorkerCrashed,
 )
-from volfefe.jobs import retry
 from volfefe.jobs.app import check_crons
 from volfefe.jobs.retry import TransientRetry, interrupted, is_transient
-
-
-def test_the_retry_policy_doctests() -> None:
-    assert doctest.testmod(retry).failed == 0
 
 
 @pytest.mark.parametrize(

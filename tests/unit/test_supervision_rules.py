@@ -1,24 +1,15 @@
-"""The supervisor's pure rules: poison reasons, backoffs, the child's environment, stderr lines,
-and the doctests of the modules that hold them."""
+"""The supervisor's pure rules: poison reasons, backoffs, the child's environment, stderr lines
+(their modules' doctests run in test_doctests.py)."""
 
 from __future__ import annotations
-
-import doctest
-import types
 
 import pytest
 
 from volfefe import errors
 from volfefe.child import faults
-from volfefe.supervisor import batching, child_env, policy, port
 from volfefe.supervisor.child_env import child_environment
 from volfefe.supervisor.policy import is_impossible_boot, poison_from, rebuild_backoff
 from volfefe.supervisor.port import StderrLines
-
-
-@pytest.mark.parametrize("module", [policy, child_env, port, batching, errors])
-def test_doctests(module: types.ModuleType) -> None:
-    assert doctest.testmod(module).failed == 0
 
 
 @pytest.mark.parametrize(
