@@ -19,10 +19,10 @@ import pytest
 
 from tests.store.helpers import ids, load, post
 from volfefe import Classifier
+from volfefe.classify.intelligence import batch_classify_contents, classify_content, reclassify
 from volfefe.errors import AlreadyClassified, ContentNotFound, NoTextError
 from volfefe.result import Classification
 from volfefe.store.connect import connect
-from volfefe.store.intelligence import batch_classify_contents, classify_content, reclassify
 
 ROOT = Path(__file__).resolve().parents[2]
 SENTIMENTS = {"positive", "negative", "neutral"}

@@ -22,9 +22,10 @@ from procrastinate.periodic import PeriodicDeferrer
 from tests.helpers import aeventually
 from tests.jobs.helpers import attempts, enqueue_posts, insert_posts, job
 from volfefe.config import Settings
-from volfefe.jobs.app import MAINTENANCE_QUEUE, JobDeps, make_app, rescue_stalled
+from volfefe.jobs.app import MAINTENANCE_QUEUE, make_app, rescue_stalled
+from volfefe.jobs.connections import open_db_pool
+from volfefe.jobs.deps import JobDeps
 from volfefe.jobs.queue import QUEUE, TASK
-from volfefe.jobs.runner import open_db_pool
 from volfefe.supervisor.classifier import Classifier
 
 DEADLINE = 30.0

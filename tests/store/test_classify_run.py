@@ -8,8 +8,8 @@ from typing import Any
 import psycopg
 
 from tests.jobs.helpers import insert_posts
+from volfefe.classify.run import ClassifyRun
 from volfefe.cli.progress import QuietReporter
-from volfefe.store.classify_run import ClassifyRun
 from volfefe.store.connect import connect
 from volfefe.store.posts import unclassified
 from volfefe.supervisor.classifier import Classifier

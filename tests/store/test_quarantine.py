@@ -8,9 +8,9 @@ from typing import Any
 import psycopg
 
 from tests.store.helpers import ids, load, post, result
+from volfefe.classify.intelligence import classifiable, store_results
 from volfefe.errors import PoisonText
 from volfefe.jobs.queue import unclassified_ids
-from volfefe.store.intelligence import classifiable, store_results
 from volfefe.store.posts import get_content, save_classification, stats, unclassified
 from volfefe.store.quarantine import quarantine, quarantined
 

@@ -12,11 +12,11 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from tests.store.helpers import eventually, ids, load, post, result, write_csv
+from volfefe.classify.intelligence import store_results
 from volfefe.errors import AlreadyClassified, ContentNotFound, PoisonText
 from volfefe.result import Classification
 from volfefe.store.connect import connect
 from volfefe.store.importer import import_posts
-from volfefe.store.intelligence import store_results
 from volfefe.store.posts import (
     contents_by_ids,
     get_classification_by_content,

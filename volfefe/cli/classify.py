@@ -12,6 +12,8 @@ from typing import Any
 import click
 import orjson
 
+from volfefe.classify.intelligence import classifiable
+from volfefe.classify.run import ClassifyRun, RunSummary
 from volfefe.cli.common import echo_json, with_model
 from volfefe.cli.params import IdList
 from volfefe.cli.progress import make_reporter
@@ -19,9 +21,7 @@ from volfefe.cli.terminal import for_terminal
 from volfefe.config import Settings
 from volfefe.errors import AlreadyClassified, VolfefeError
 from volfefe.result import SENTIMENTS
-from volfefe.store.classify_run import ClassifyRun, RunSummary
 from volfefe.store.connect import connect, resolve_database_url
-from volfefe.store.intelligence import classifiable
 from volfefe.store.migrate import require_current_schema
 from volfefe.store.posts import ContentRow, unclassified
 from volfefe.supervisor.classifier import Classifier

@@ -29,10 +29,10 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from volfefe.classify.intelligence import Outcome
 from volfefe.cli.terminal import for_terminal
 from volfefe.errors import AlreadyClassified
 from volfefe.result import Classification
-from volfefe.store.intelligence import Outcome
 
 RATE_WINDOW = 10.0  # seconds of history behind the rate shown
 MIN_SPAN = 1.0  # seconds: no rate is shown before posts have flowed this long

@@ -1,6 +1,6 @@
 """`volfefe reclassify`: replace results made by another model_version than the configured one.
 
-The command over `volfefe.store.intelligence.reclassify`, a batch at a time so progress shows
+The command over `volfefe.classify.intelligence.reclassify`, a batch at a time so progress shows
 and an interrupted run keeps what it wrote (a re-run takes what is still outdated).
 """
 
@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from volfefe.classify.intelligence import reclassify
 from volfefe.cli.classify import DEFAULT_LIMIT, boot_stage
 from volfefe.cli.common import echo_json, with_model
 from volfefe.cli.params import IdList
@@ -20,7 +21,6 @@ from volfefe.config import Settings
 from volfefe.errors import ContentNotFound, VolfefeError
 from volfefe.result import Classification
 from volfefe.store.connect import connect, resolve_database_url
-from volfefe.store.intelligence import reclassify
 from volfefe.store.migrate import require_current_schema
 from volfefe.store.posts import contents_by_ids, outdated
 from volfefe.supervisor.classifier import Classifier

@@ -1,7 +1,7 @@
 """The procrastinate app: volfefe's tasks and periodic tasks.
 
 ```
-classify_post (queue ml_classification, one job per post, async: volfefe.jobs.classify_job)
+classify_post (queue ml_classification, one job per post, async: volfefe.classify.job)
 periodic (each fires once per tick, however many workers): enqueue unclassified (hourly),
 prune finished jobs (daily), rescue jobs of workers that stopped beating (every minute);
 queue volfefe_maintenance, priority 100: fetched before any waiting classification job
@@ -16,24 +16,19 @@ once; so does a poison text (PoisonText: the post is quarantined, attempt outcom
 from __future__ import annotations
 
 import asyncio
-import atexit
 import logging
-import threading
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 import croniter
 import procrastinate
 import psycopg
 from procrastinate import JobContext
-from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
+from volfefe.classify.job import classify_post_job
 from volfefe.config import Settings
 from volfefe.errors import AlreadyClassified, ConfigError, PoisonText, VolfefeError
-from volfefe.jobs.classify_job import classify_post_job
 from volfefe.jobs.connections import unchecked_pool, use_autocommit, worker_url
+from volfefe.jobs.deps import JobDeps, SharedDeps
 from volfefe.jobs.queue import (
     QUEUE,
     TASK,
@@ -44,7 +39,6 @@ from volfefe.jobs.queue import (
     unclassified_ids,
 )
 from volfefe.jobs.retry import TransientRetry, interrupted, is_transient, worker_cannot_classify
-from volfefe.supervisor.classifier import Classifier
 
 logger = logging.getLogger(__name__)
 
@@ -53,19 +47,6 @@ RECORD_WAIT = 2.0  # seconds an attempt's record waits for a database connection
 # procrastinate fetches by priority first (then id), whatever the queue: a maintenance job
 # (classification jobs have priority 0) takes the next free slot ahead of any backlog.
 MAINTENANCE_PRIORITY = 100
-
-
-@dataclass
-class JobDeps:
-    """What the tasks of one job-worker process share."""
-
-    classifier: Classifier
-    db: ConnectionPool[Any]
-    settings: Settings
-    # for classify_post, which runs on the event loop; made on that loop when None
-    adb: AsyncConnectionPool[Any] | None = None
-    # stops the job worker (set by `jobs worker`; procrastinate's own worker has none)
-    stop: Callable[[], None] | None = None
 
 
 CRONS = {
@@ -93,55 +74,6 @@ def check_crons(settings: Settings) -> None:
             raise ConfigError(
                 f"{var} is not a valid cron expression ('off' disables it): {cron!r} ({exc})"
             ) from None
-
-
-class SharedDeps:
-    """The tasks' `JobDeps`: those `jobs worker` passes in the job context, or else (under
-    procrastinate's own `procrastinate worker`, which passes none) one set made on first use
-    in this process and closed at its exit."""
-
-    def __init__(self, settings: Settings, url: str) -> None:
-        self._settings = settings
-        self._url = url
-        self._lock = threading.Lock()
-        self._async_lock = asyncio.Lock()
-        self._made: JobDeps | None = None
-
-    async def aget(self, context: JobContext) -> JobDeps:
-        """`get`, plus the async connection pool of classify_post, opened on this loop."""
-        given = context.additional_context.get("volfefe")
-        if isinstance(given, JobDeps) and given.adb is not None:
-            return given  # `jobs worker` opened its pool before any job: no thread hop
-        deps = await asyncio.to_thread(self.get, context)
-        async with self._async_lock:
-            if deps.adb is None:
-                from volfefe.jobs.runner import DB_POOL_SIZE, open_async_db_pool
-
-                adb = open_async_db_pool(self._url, DB_POOL_SIZE)
-                await adb.open(wait=False)
-                deps.adb = adb
-        return deps
-
-    def get(self, context: JobContext) -> JobDeps:
-        """The deps for a task running in `context`."""
-        given = context.additional_context.get("volfefe")
-        if isinstance(given, JobDeps):
-            return given
-        with self._lock:
-            if self._made is None:
-                from volfefe.jobs.runner import open_db_pool  # the runner imports this module
-                from volfefe.supervisor.pull import pulled_settings
-
-                settings = pulled_settings(self._settings, progress=False)  # before any child
-                db = open_db_pool(self._url, 4)
-                self._made = JobDeps(Classifier(settings), db, settings)
-                atexit.register(self._close)
-            return self._made
-
-    def _close(self) -> None:
-        if self._made is not None:
-            self._made.db.close()
-            self._made.classifier.close()
 
 
 def make_app(settings: Settings, url: str) -> procrastinate.App:

@@ -23,11 +23,15 @@ from typing import Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
+from volfefe.store.connect import make_async_pool, make_pool
 from volfefe.store.deadline import AsyncLimitedConnection
 
 WORKER_OPTIONS = "-c synchronous_commit=off"  # libpq options of every job-worker connection
+APPLICATION_NAME = "volfefe jobs"
+# Jobs hold a connection only to load a post and to store its result (one round trip each).
+DB_POOL_SIZE = 8
 
 
 def worker_url(url: str) -> str:
@@ -55,3 +59,17 @@ def unchecked_pool(**kwargs: Any) -> AsyncConnectionPool[Any]:
 async def use_autocommit(conn: psycopg.AsyncConnection[Any]) -> None:
     """Configure a new connection of procrastinate's pool (and its listener) for autocommit."""
     await conn.set_autocommit(True)
+
+
+def open_db_pool(url: str, size: int) -> ConnectionPool[Any]:
+    """The tasks' pool (opening in the background); broken connections are replaced after a
+    restart (checked per checkout)."""
+    pool = make_pool(worker_url(url), size=size, name=APPLICATION_NAME, timeout=30.0)
+    pool.open(wait=False)
+    return pool
+
+
+def open_async_db_pool(url: str, size: int) -> AsyncConnectionPool[Any]:
+    """The pool classify_post uses (not opened); a connection broken by a database restart is
+    discarded when its job fails (a transient error: the job is retried)."""
+    return make_async_pool(worker_url(url), size=size, name=APPLICATION_NAME, timeout=30.0)

@@ -23,67 +23,24 @@ import asyncio
 import contextlib
 import logging
 import signal
-from typing import Any
 
 import procrastinate
 import psycopg
-from psycopg.rows import dict_row
-from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from volfefe.config import Settings
 from volfefe.errors import PoolBroken
-from volfefe.jobs.app import MAINTENANCE_QUEUE, JobDeps, make_app
-from volfefe.jobs.connections import worker_url
+from volfefe.jobs.app import MAINTENANCE_QUEUE, make_app
+from volfefe.jobs.connections import DB_POOL_SIZE, open_async_db_pool, open_db_pool
+from volfefe.jobs.deps import JobDeps
 from volfefe.jobs.queue import QUEUE
-from volfefe.store.deadline import AsyncLimitedConnection, LimitedConnection
 from volfefe.supervisor.classifier import Classifier
 
 logger = logging.getLogger(__name__)
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
-# Jobs hold a connection only to load a post and to store its result (one round trip each).
-DB_POOL_SIZE = 8
 WATCH_INTERVAL = 0.5  # seconds between looks at the classifier's health
 CANCEL_MARGIN = 3.0  # seconds after the grace before procrastinate cancels running jobs
 QUEUES = (QUEUE, MAINTENANCE_QUEUE)  # what a job worker fetches from (by priority, then id)
-
-
-def open_db_pool(url: str, size: int) -> ConnectionPool[Any]:
-    """A connection pool for the tasks; broken connections are replaced after a restart."""
-    pool: ConnectionPool[Any] = ConnectionPool(
-        worker_url(url),
-        connection_class=LimitedConnection,
-        min_size=1,
-        max_size=size,
-        open=False,
-        check=ConnectionPool.check_connection,
-        kwargs={
-            "autocommit": True,
-            "row_factory": dict_row,
-            "application_name": "volfefe jobs",
-        },
-        timeout=30.0,
-    )
-    pool.open(wait=False)
-    return pool
-
-
-def open_async_db_pool(url: str, size: int) -> AsyncConnectionPool[Any]:
-    """The pool classify_post uses; a connection broken by a database restart is discarded
-    when its job fails (a transient error: the job is retried)."""
-    return AsyncConnectionPool(
-        worker_url(url),
-        connection_class=AsyncLimitedConnection,
-        min_size=1,
-        max_size=size,
-        open=False,
-        kwargs={
-            "autocommit": True,
-            "row_factory": dict_row,
-            "application_name": "volfefe jobs",
-        },
-        timeout=30.0,
-    )
 
 
 async def run_worker(settings: Settings, url: str, concurrency: int) -> None:

@@ -2,6 +2,6 @@
 
 `connect` / `embedded` find and open the database, `migrate` + `migrations/` own the schema,
 `posts` the SQL over contents and classifications, `importer` reads files of posts, `claims`
-splits work between concurrent runs, `intelligence` joins the classifier and the store, and
-`classify_run` drives a whole `classify` run.
+splits work between concurrent runs. Plain SQL: what joins the store and the classifier lives
+in `volfefe.classify`.
 """

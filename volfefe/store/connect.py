@@ -7,7 +7,8 @@ resolve_database_url(settings)
                                  start it, or attach to the one already running there;
                                  create database "volfefe"; migrate it
 ```
-The embedded server itself: `volfefe.store.embedded`.
+The embedded server itself: `volfefe.store.embedded`. `make_pool` / `make_async_pool`: the
+connection pools of the long-lived processes (the web app, the job worker).
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import DictRow, dict_row
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from volfefe.config import Settings
 from volfefe.errors import ConfigError, DatabaseUnavailable
-from volfefe.store.deadline import LimitedConnection
+from volfefe.store.deadline import AsyncLimitedConnection, LimitedConnection
 from volfefe.store.embedded import embedded_database_url
 from volfefe.store.migrate import migrate
 from volfefe.store.switches import apply_switches
@@ -112,6 +114,39 @@ def connect(
         )
     except psycopg.OperationalError as err:
         raise DatabaseUnavailable(f"cannot connect to PostgreSQL at {where}: {err}") from err
+
+
+def make_pool(
+    url: str, *, size: int, name: str, timeout: float, check: bool = True
+) -> ConnectionPool[Any]:
+    """A pool of autocommit, dict-row connections with a client-side deadline on each
+    statement (`volfefe.store.deadline`), not opened yet; `name` is the application name the
+    server shows, `timeout` how long a caller waits for a connection. With `check`, a
+    connection is checked before each checkout, so one a database restart broke is replaced."""
+    return ConnectionPool(
+        url,
+        connection_class=LimitedConnection,
+        min_size=1,
+        max_size=size,
+        open=False,
+        check=ConnectionPool.check_connection if check else None,
+        kwargs={"autocommit": True, "row_factory": dict_row, "application_name": name},
+        timeout=timeout,
+    )
+
+
+def make_async_pool(url: str, *, size: int, name: str, timeout: float) -> AsyncConnectionPool[Any]:
+    """`make_pool` for asyncio code, without the check per checkout (a connection a restart
+    broke fails its next statement, a transient error its caller retries)."""
+    return AsyncConnectionPool(
+        url,
+        connection_class=AsyncLimitedConnection,
+        min_size=1,
+        max_size=size,
+        open=False,
+        kwargs={"autocommit": True, "row_factory": dict_row, "application_name": name},
+        timeout=timeout,
+    )
 
 
 def describe_target(url: str) -> str:

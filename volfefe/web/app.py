@@ -21,11 +21,9 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from importlib import resources
-from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool import PoolTimeout
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute, Match, Mount, Route
@@ -35,6 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from volfefe.config import Settings
 from volfefe.errors import VolfefeError
 from volfefe.protocol import Ready
+from volfefe.store.connect import make_pool
 from volfefe.supervisor.classifier import Classifier
 from volfefe.web import api_classify, api_jobs, api_posts, api_stats, health, openapi, pages
 from volfefe.web.errors import (
@@ -86,19 +85,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        db: ConnectionPool[Any] = ConnectionPool(
-            database_url,
-            min_size=1,
-            max_size=DB_POOL_SIZE,
-            open=False,
-            check=ConnectionPool.check_connection,
-            kwargs={
-                "autocommit": True,
-                "row_factory": dict_row,
-                "application_name": "volfefe serve",
-            },
-            timeout=10.0,
-        )
+        db = make_pool(database_url, size=DB_POOL_SIZE, name="volfefe serve", timeout=10.0)
         await asyncio.to_thread(db.open, wait=True, timeout=30.0)
         hub = Hub(database_url)
         state = AppState(

@@ -25,9 +25,9 @@ from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from volfefe.classify.intelligence import precheck
 from volfefe.errors import ContentNotFound, PoisonText, PoolBroken
 from volfefe.result import Classification
-from volfefe.store.intelligence import precheck
 from volfefe.store.posts import CONTENTS_BY_IDS, ContentRow
 from volfefe.store.quarantine import QUARANTINE, short_reason
 from volfefe.supervisor.classifier import Classifier

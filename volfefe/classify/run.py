@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 import psycopg
 
+from volfefe.classify.intelligence import Outcome, store_results
 from volfefe.errors import (
     AlreadyClassified,
     ClassifierError,
@@ -32,7 +33,6 @@ from volfefe.errors import (
 )
 from volfefe.result import SENTIMENTS, Classification
 from volfefe.store.claims import claim, release
-from volfefe.store.intelligence import Outcome, store_results
 from volfefe.store.posts import ContentRow
 from volfefe.supervisor.batching import run_sizes
 from volfefe.supervisor.classifier import Classifier
