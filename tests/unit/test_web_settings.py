@@ -48,11 +48,28 @@ def test_http_settings_come_from_the_environment_and_the_token_stays_out_of_repr
         ({"api_max_body": 0}, "api_max_body must be >= 1, got 0"),
         ({"api_max_items": 0}, "api_max_items must be >= 1, got 0"),
         ({"api_max_text_chars": -1}, "api_max_text_chars must be >= 1, got -1"),
+        ({"http_header_timeout": 0}, "http_header_timeout must be > 0, got 0"),
+        ({"http_keep_alive": 0}, "http_keep_alive must be >= 1, got 0"),
+        ({"http_max_header_bytes": 100}, "http_max_header_bytes must be >= 1024, got 100"),
+        ({"http_max_connections": 0}, "http_max_connections must be >= 1, got 0"),
     ],
 )
 def test_bad_http_settings_are_refused(changes: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=f"^{message}$"):
         Settings(**changes)  # type: ignore[arg-type]
+
+
+def test_slow_client_bounds_come_from_the_environment() -> None:
+    settings = Settings.from_env(
+        {
+            "VOLFEFE_HTTP_HEADER_TIMEOUT": "2.5",
+            "VOLFEFE_HTTP_KEEP_ALIVE": "3",
+            "VOLFEFE_HTTP_MAX_HEADER_BYTES": "8192",
+            "VOLFEFE_HTTP_MAX_CONNECTIONS": "50",
+        }
+    )
+    assert (settings.http_header_timeout, settings.http_keep_alive) == (2.5, 3)
+    assert (settings.http_max_header_bytes, settings.http_max_connections) == (8192, 50)
 
 
 def test_bad_token_value_in_the_environment_names_the_rule() -> None:

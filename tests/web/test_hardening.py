@@ -1,0 +1,107 @@
+"""`volfefe serve` against slow clients, a curious job worker and login guessing, over real
+sockets against a real server process."""
+
+from __future__ import annotations
+
+import select
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.fixtures_db import fresh_database
+from tests.web.conftest import Serve, Served
+
+pytestmark = pytest.mark.db
+
+HEAD_TIMEOUT = 1.0  # VOLFEFE_HTTP_HEADER_TIMEOUT of the server under test
+KEEP_ALIVE = 1  # VOLFEFE_HTTP_KEEP_ALIVE
+MAX_HEAD = 4096  # VOLFEFE_HTTP_MAX_HEADER_BYTES
+MARGIN = 4.0  # seconds of scheduling slack on a loaded machine
+GIVE_UP = 15.0  # seconds after which a connection still open fails the test
+
+
+@pytest.fixture(scope="module")
+def server(serve: Serve, server_template: tuple[str, str]) -> Iterator[Served]:
+    """One server with a short head deadline and keep-alive (on the DATABASE_URL server:
+    what is tested here does not depend on the database)."""
+    admin_url, template = server_template
+    with fresh_database(admin_url, template) as url:
+        served = serve(
+            url,
+            VOLFEFE_HTTP_HEADER_TIMEOUT=str(HEAD_TIMEOUT),
+            VOLFEFE_HTTP_KEEP_ALIVE=str(KEEP_ALIVE),
+            VOLFEFE_HTTP_MAX_HEADER_BYTES=str(MAX_HEAD),
+        )
+        yield served
+        served.stop()
+
+
+def connect_to(served: Served) -> socket.socket:
+    """A plain TCP connection to the server."""
+    return socket.create_connection(("127.0.0.1", served.port), timeout=GIVE_UP)
+
+
+def closed_after(sock: socket.socket, trickle: bytes = b"") -> float:
+    """Seconds until the server closes `sock` (sending `trickle` every 0.2 s meanwhile);
+    fails if the server answers something or keeps it open for GIVE_UP seconds."""
+    started = time.monotonic()
+    while time.monotonic() - started < GIVE_UP:
+        readable, _, _ = select.select([sock], [], [], 0.2)
+        try:
+            if readable:
+                data = sock.recv(4096)
+                assert data == b"", data
+                return time.monotonic() - started
+            if trickle:
+                sock.sendall(trickle)
+        except (ConnectionResetError, BrokenPipeError):
+            return time.monotonic() - started
+    raise AssertionError(f"the server kept the connection open for {GIVE_UP} s")
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [b"", b"GET /heal", b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nAccept: "],
+    ids=["nothing", "half a request line", "half the headers"],
+)
+def test_a_connection_that_never_finishes_its_request_head_is_closed(
+    server: Served, sent: bytes
+) -> None:
+    with connect_to(server) as sock:
+        sock.sendall(sent)
+        assert closed_after(sock) < HEAD_TIMEOUT + MARGIN
+
+
+def test_a_head_sent_a_byte_at_a_time_is_cut_at_the_deadline(server: Served) -> None:
+    # Slowloris: every byte resets no timer; the head's deadline runs from its first byte.
+    with connect_to(server) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n")
+        assert closed_after(sock, trickle=b"X-Slow: 1\r\n") < HEAD_TIMEOUT + MARGIN
+
+
+def test_a_complete_request_is_answered_then_the_idle_connection_closes(server: Served) -> None:
+    with connect_to(server) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = sock.recv(4096)
+            assert chunk, answer
+            answer += chunk
+        assert answer.startswith(b"HTTP/1.1 200 "), answer
+        _, _, body = answer.partition(b"\r\n\r\n")
+        length = next(
+            int(line.split(b":", 1)[1])
+            for line in answer.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+        while len(body) < length:
+            body += sock.recv(4096)
+        assert closed_after(sock) < KEEP_ALIVE + MARGIN
+
+
+def test_a_head_over_the_size_limit_is_refused(server: Served) -> None:
+    with connect_to(server) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Big: " + b"a" * 2 * MAX_HEAD)
+        assert sock.recv(4096).startswith(b"HTTP/1.1 400 "), "no 400 for an oversized head"
