@@ -7,11 +7,14 @@ import select
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.fixtures_db import fresh_database
-from tests.web.conftest import Serve, Served
+from tests.helpers import eventually
+from tests.jobs.helpers import children_of
+from tests.web.conftest import TOKEN, Serve, Served
 
 pytestmark = pytest.mark.db
 
@@ -105,3 +108,29 @@ def test_a_head_over_the_size_limit_is_refused(server: Served) -> None:
     with connect_to(server) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Big: " + b"a" * 2 * MAX_HEAD)
         assert sock.recv(4096).startswith(b"HTTP/1.1 400 "), "no 400 for an oversized head"
+
+
+def test_the_job_worker_of_serve_does_not_get_the_api_token(
+    serve: Serve, server_template: tuple[str, str]
+) -> None:
+    admin_url, template = server_template
+    with fresh_database(admin_url, template) as url:
+        served = serve(url, "--with-worker")
+        try:
+
+            def worker() -> int | None:
+                for pid in children_of(served.proc.pid):
+                    with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                        if b"jobs\0worker" in fh.read():
+                            return pid
+                return None
+
+            pid = eventually(worker, timeout=30)
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            names = {entry.partition(b"=")[0] for entry in environ}
+            assert b"DATABASE_URL" in names  # what it needs is there...
+            assert b"VOLFEFE_API_TOKEN" not in names  # ...and the web's secret is not
+            assert not any(TOKEN.encode() in entry for entry in environ)
+            assert TOKEN.encode() not in Path(f"/proc/{pid}/cmdline").read_bytes()
+        finally:
+            assert served.stop() == 0, served.log()
