@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.fixtures_db import fresh_database
@@ -21,6 +22,9 @@ pytestmark = pytest.mark.db
 HEAD_TIMEOUT = 1.0  # VOLFEFE_HTTP_HEADER_TIMEOUT of the server under test
 KEEP_ALIVE = 1  # VOLFEFE_HTTP_KEEP_ALIVE
 MAX_HEAD = 4096  # VOLFEFE_HTTP_MAX_HEADER_BYTES
+MAX_FAILURES = 3  # VOLFEFE_LOGIN_MAX_FAILURES
+LOGIN_WINDOW = 60  # VOLFEFE_LOGIN_WINDOW
+NO_SUCH_JOB = 999_999
 MARGIN = 4.0  # seconds of scheduling slack on a loaded machine
 GIVE_UP = 15.0  # seconds after which a connection still open fails the test
 
@@ -36,6 +40,8 @@ def server(serve: Serve, server_template: tuple[str, str]) -> Iterator[Served]:
             VOLFEFE_HTTP_HEADER_TIMEOUT=str(HEAD_TIMEOUT),
             VOLFEFE_HTTP_KEEP_ALIVE=str(KEEP_ALIVE),
             VOLFEFE_HTTP_MAX_HEADER_BYTES=str(MAX_HEAD),
+            VOLFEFE_LOGIN_MAX_FAILURES=str(MAX_FAILURES),
+            VOLFEFE_LOGIN_WINDOW=str(LOGIN_WINDOW),
         )
         yield served
         served.stop()
@@ -134,3 +140,67 @@ def test_the_job_worker_of_serve_does_not_get_the_api_token(
             assert TOKEN.encode() not in Path(f"/proc/{pid}/cmdline").read_bytes()
         finally:
             assert served.stop() == 0, served.log()
+
+
+def browser(served: Served, address: str) -> httpx.Client:
+    """A client seen as coming from `address` (uvicorn trusts X-Forwarded-For from loopback,
+    where a reverse proxy would be), which does not follow redirects."""
+    return httpx.Client(
+        base_url=served.base_url, headers={"X-Forwarded-For": address}, timeout=30.0
+    )
+
+
+def log_in(client: httpx.Client, token: str) -> httpx.Response:
+    """Post the dashboard's login form."""
+    return client.post("/login", data={"token": token})
+
+
+def may_write(client: httpx.Client, cookie: str | None) -> bool:
+    """Whether a dashboard button press with this session cookie gets past the login check
+    (the job does not exist: a writer sees the jobs page with 409, anyone else /login)."""
+    client.cookies.clear()
+    if cookie is not None:
+        client.cookies.set("volfefe_session", cookie)
+    response = client.post(f"/jobs/{NO_SUCH_JOB}/retry")
+    if response.status_code == 303:
+        assert response.headers["location"] == "/login"
+        return False
+    assert response.status_code == 409, response.text
+    return True
+
+
+def test_the_login_cookie_is_a_signed_session_never_the_token(server: Served) -> None:
+    with browser(server, "10.0.0.1") as client:
+        response = log_in(client, TOKEN)
+        assert response.status_code == 303, response.text
+        set_cookie = response.headers["set-cookie"]
+        assert TOKEN not in set_cookie
+        assert set_cookie.startswith("volfefe_session=")
+        assert "httponly" in set_cookie.lower() and "samesite=strict" in set_cookie.lower()
+        assert "max-age=" in set_cookie.lower()  # the session ends
+        session = response.cookies["volfefe_session"]
+        assert TOKEN not in session
+
+        assert may_write(client, session)
+        version, issued, mac = session.split(".")
+        assert not may_write(client, f"{version}.{int(issued) + 3600}.{mac}")  # tampered
+        assert not may_write(client, f"{version}.{issued}.{'0' * len(mac)}")  # forged
+        assert not may_write(client, TOKEN)  # the token itself is no session
+        assert not may_write(client, None)
+
+
+def test_failed_logins_are_limited_per_client_address(server: Served) -> None:
+    with browser(server, "10.0.0.2") as guesser, browser(server, "10.0.0.3") as other:
+        for _ in range(MAX_FAILURES):
+            assert log_in(guesser, "wrong-guess-0123456789").status_code == 401
+        refused = log_in(guesser, TOKEN)  # the right token too: guessing must stop
+        assert refused.status_code == 429, refused.text
+        assert 0 < int(refused.headers["retry-after"]) <= LOGIN_WINDOW
+        assert "TooManyAttempts: too many failed logins" in refused.text
+        assert "set-cookie" not in refused.headers
+
+        assert log_in(other, "wrong-guess-0123456789").status_code == 401  # another address
+        assert log_in(other, TOKEN).status_code == 303
+    log = server.log()
+    assert "429 for POST /login from 10.0.0.2" in log
+    assert TOKEN not in log and "wrong-guess" not in log
