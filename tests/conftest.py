@@ -5,6 +5,8 @@ Database fixtures live in tests/fixtures_db.py.
 
 from __future__ import annotations
 
+import gc
+import logging
 import os
 import subprocess
 import sys
@@ -15,6 +17,7 @@ from typing import Any
 import pytest
 from filelock import FileLock
 
+from tests.helpers import UNRETRIEVED, Unretrieved
 from volfefe import Classifier, Settings
 
 pytest_plugins = ["tests.fixtures_db"]
@@ -44,6 +47,36 @@ def run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     xdist): what is built there once serves them all; guard it with a FileLock."""
     base = tmp_path_factory.getbasetemp()
     return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+_UNRETRIEVED = Unretrieved()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Watch the `asyncio` logger for futures and tasks whose exception nobody retrieved."""
+    logging.getLogger("asyncio").addHandler(_UNRETRIEVED)
+
+
+@pytest.fixture(autouse=True)
+def no_unretrieved_exceptions() -> Iterator[None]:
+    """Fail the test when asyncio logs "... exception was never retrieved" during it.
+
+    asyncio logs that (through the `asyncio` logger, not as a warning) when such a future is
+    garbage collected, so the test's garbage is collected before looking.
+    """
+    _UNRETRIEVED.take()  # what an earlier test's teardown left is reported at the session end
+    yield
+    gc.collect()
+    if found := _UNRETRIEVED.take():
+        pytest.fail(f"{UNRETRIEVED} during this test:\n" + "\n\n".join(found), pytrace=False)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Fail the session when something logged it after the tests' own checks."""
+    gc.collect()
+    if found := _UNRETRIEVED.take():
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        print(f"\n{UNRETRIEVED} after the tests' teardown:\n" + "\n\n".join(found))
 
 
 @pytest.fixture(scope="session")

@@ -139,6 +139,13 @@ class Settings:
     api_max_body: int = 1_048_576  # bytes per HTTP request body
     api_max_items: int = 256  # texts per /classify call, posts per /posts call
     api_max_text_chars: int = 100_000  # characters per text or post sent over HTTP
+    http_header_timeout: float = 10.0  # seconds a connection has to send a request's head
+    http_keep_alive: int = 5  # seconds an idle keep-alive HTTP connection is kept open
+    http_max_header_bytes: int = 16_384  # bytes of a request line and headers (400 past it)
+    http_max_connections: int = 1_000  # open connections (streams too); more are answered 503
+    login_max_failures: int = 5  # failed /login tries per client address per login_window
+    login_window: float = 300.0  # seconds over which login_max_failures are counted
+    login_session_max_age: float = 43_200.0  # seconds a dashboard login (its cookie) lasts
     jobs_max_rebuilds: int = 3  # a job worker whose classifier fails this many rebuilds exits
     db_connect_timeout: float = 10.0  # seconds to open a database connection
     db_statement_timeout: float = 60.0  # seconds a statement may run on the server; 0 = none
@@ -160,6 +167,9 @@ class Settings:
             "jobs_poll_interval",
             "db_connect_timeout",
             "db_keepalive",
+            "http_header_timeout",
+            "login_window",
+            "login_session_max_age",
         )
         for name in positive:
             if not getattr(self, name) > 0:
@@ -210,9 +220,20 @@ class Settings:
                 "jobs_concurrency",
                 f"must be >= 0 (0 = batch_size x (workers + 1)), got {self.jobs_concurrency}",
             )
-        for name in ("api_max_body", "api_max_items", "api_max_text_chars"):
+        for name in (
+            "api_max_body",
+            "api_max_items",
+            "api_max_text_chars",
+            "http_keep_alive",
+            "http_max_connections",
+            "login_max_failures",
+        ):
             if getattr(self, name) < 1:
                 raise _invalid(name, f"must be >= 1, got {getattr(self, name)}")
+        if self.http_max_header_bytes < 1024:
+            raise _invalid(
+                "http_max_header_bytes", f"must be >= 1024, got {self.http_max_header_bytes}"
+            )
         if self.api_token is not None and len(self.api_token) < 16:
             raise _invalid(
                 "api_token", f"must be at least 16 characters, got {len(self.api_token)}"
@@ -433,6 +454,13 @@ _ENV_VARS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "api_max_body": ("VOLFEFE_API_MAX_BODY", int),
     "api_max_items": ("VOLFEFE_API_MAX_ITEMS", int),
     "api_max_text_chars": ("VOLFEFE_API_MAX_TEXT_CHARS", int),
+    "http_header_timeout": ("VOLFEFE_HTTP_HEADER_TIMEOUT", float),
+    "http_keep_alive": ("VOLFEFE_HTTP_KEEP_ALIVE", int),
+    "http_max_header_bytes": ("VOLFEFE_HTTP_MAX_HEADER_BYTES", int),
+    "http_max_connections": ("VOLFEFE_HTTP_MAX_CONNECTIONS", int),
+    "login_max_failures": ("VOLFEFE_LOGIN_MAX_FAILURES", int),
+    "login_window": ("VOLFEFE_LOGIN_WINDOW", float),
+    "login_session_max_age": ("VOLFEFE_LOGIN_SESSION_MAX_AGE", float),
     "jobs_max_rebuilds": ("VOLFEFE_JOBS_MAX_REBUILDS", int),
     "db_connect_timeout": ("VOLFEFE_DB_CONNECT_TIMEOUT", float),
     "db_statement_timeout": ("VOLFEFE_DB_STATEMENT_TIMEOUT", float),

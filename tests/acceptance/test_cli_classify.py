@@ -21,8 +21,10 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from tests.helpers import alive, eventually
+from tests.helpers import alive, assert_no_unretrieved, eventually
 from tests.store.helpers import post, write_jsonl
 from volfefe.store.connect import connect
 
@@ -84,6 +86,7 @@ class Running:
         code = self.proc.wait(timeout)
         for reader in self._readers:
             reader.join(timeout)
+        assert_no_unretrieved(self.stderr())
         return code
 
     def summary(self) -> dict[str, Any]:
@@ -118,10 +121,13 @@ class Volfefe:
     data_dir: Path
     started: list[Running] = field(default_factory=list)
 
-    def env(self, fault: str | None = None, batch_size: int | None = None) -> dict[str, str]:
+    def env(
+        self, fault: str | None = None, batch_size: int | None = None, **extra: str
+    ) -> dict[str, str]:
         """The environment of a user who points volfefe at this database and model."""
         env = {
             **os.environ,
+            **extra,
             "DATABASE_URL": self.url,
             "VOLFEFE_MODEL": str(self.model),
             "VOLFEFE_WORKERS": "1",
@@ -138,7 +144,7 @@ class Volfefe:
         self, *args: str, fault: str | None = None, batch_size: int | None = None
     ) -> subprocess.CompletedProcess[str]:
         """Run `python -m volfefe ARGS` to completion."""
-        return subprocess.run(
+        proc = subprocess.run(
             [sys.executable, "-m", "volfefe", *args],
             env=self.env(fault, batch_size),
             capture_output=True,
@@ -146,10 +152,17 @@ class Volfefe:
             encoding="utf-8",
             timeout=DEADLINE,
         )
+        assert_no_unretrieved(proc.stderr)
+        return proc
 
-    def start(self, *args: str, fault: str | None = None, batch_size: int | None = None) -> Running:
-        """Start `python -m volfefe ARGS` without waiting; it is killed at teardown if need be."""
-        running = Running([sys.executable, "-m", "volfefe", *args], self.env(fault, batch_size))
+    def start(
+        self, *args: str, fault: str | None = None, batch_size: int | None = None, **env: str
+    ) -> Running:
+        """Start `python -m volfefe ARGS` without waiting; it is killed at teardown if need be.
+        Keyword arguments are extra environment variables."""
+        running = Running(
+            [sys.executable, "-m", "volfefe", *args], self.env(fault, batch_size, **env)
+        )
         self.started.append(running)
         return running
 
@@ -473,6 +486,59 @@ def test_dropped_connection_is_reopened_and_the_run_finishes(
     assert_each_post_classified_once(volfefe)
     assert "database connection lost" in run.stderr()
     assert sorted(int(m["id"]) for m in run.progress()) == expected  # one line per post
+
+
+def test_database_gone_for_good_stops_the_run_with_exit_4_and_the_summary(
+    volfefe: Volfefe, tmp_path: Path
+) -> None:
+    subset = tmp_path / "subset.jsonl"
+    subset.write_text("".join(SAMPLE.read_text(encoding="utf-8").splitlines(True)[:40]), "utf-8")
+    volfefe.import_file(subset)
+    expected = with_text(volfefe)
+    run = volfefe.start("classify", "--all", "--json", fault="delay=0.3", batch_size=4)
+    eventually(lambda: run.progress() or run.proc.poll() is not None, timeout=DEADLINE)
+    assert run.proc.poll() is None, run.stderr()
+
+    # No new connection gets in (said from another database: not of the current one), and
+    # the run's is cut.
+    name = conninfo_to_dict(volfefe.url)["dbname"]
+    with connect(make_conninfo(volfefe.url, dbname="postgres")) as admin:
+        refuse = sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false")
+        admin.execute(refuse.format(sql.Identifier(name)))
+        cut = admin.execute(
+            "SELECT pg_terminate_backend(pid) AS gone FROM pg_stat_activity"
+            " WHERE application_name = 'volfefe classify' AND datname = %(name)s",
+            {"name": name},
+        ).fetchall()
+    assert [row["gone"] for row in cut] == [True]
+
+    assert run.wait() == 4, run.stderr()[-3000:]  # DatabaseUnavailable, as the README says
+    summary = run.summary()
+    assert summary["error"].startswith("DatabaseUnavailable: "), summary
+    assert 0 < summary["succeeded"] < len(expected), summary
+    assert run.err[-1].startswith("DatabaseUnavailable: "), run.stderr()[-3000:]
+
+
+def test_broken_pool_stops_the_run_with_exit_3_and_the_summary(volfefe: Volfefe) -> None:
+    volfefe.import_file(SAMPLE)
+    # Every child dies on its first request, and one restart is all the budget allows.
+    run = volfefe.start(
+        "classify",
+        "--all",
+        "--json",
+        fault="crash@1",
+        batch_size=4,
+        VOLFEFE_MAX_RESTARTS="1",
+        VOLFEFE_REBUILD_BACKOFF="60",
+        VOLFEFE_REBUILD_BACKOFF_MAX="60",
+    )
+
+    assert run.wait() == 3, run.stderr()[-3000:]  # PoolBroken
+    summary = run.summary()
+    assert summary["error"].startswith("PoolBroken: "), summary
+    assert summary["total"] == len(with_text(volfefe)), summary
+    assert run.err[-1].startswith("PoolBroken: "), run.stderr()[-3000:]
+    assert classified_ids(volfefe) == []
 
 
 SPECIAL = [

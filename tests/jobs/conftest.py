@@ -4,7 +4,8 @@
 start_worker(url, concurrency=1, fault="crash@1", ENV=VALUE...)
   -> JobWorker: a subprocess with test-sized job settings, stderr in a log file
   every worker still running when the test ends is killed and reaped (its children die
-  with it: they hold PR_SET_PDEATHSIG)
+  with it: they hold PR_SET_PDEATHSIG); a log with "... exception was never retrieved"
+  fails the test
 ```
 """
 
@@ -18,6 +19,8 @@ from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import assert_no_unretrieved
 
 # Test-sized job settings: beat every second, rescue after 3 s, retry after 1 s.
 FAST_JOBS = {
@@ -122,6 +125,8 @@ def start_worker(tiny_model: Path, tmp_path: Path) -> Iterator[StartWorker]:
     yield start
     for worker in started:
         worker.kill()
+    for worker in started:
+        assert_no_unretrieved(worker.log())
 
 
 @pytest.fixture(autouse=True)

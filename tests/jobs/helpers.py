@@ -13,6 +13,7 @@ from typing import Any
 
 import psycopg
 
+from tests.helpers import assert_no_unretrieved
 from volfefe.jobs.queue import TASK, enqueue
 
 ENQUEUE_TASK = "volfefe.enqueue_unclassified"
@@ -134,13 +135,15 @@ def volfefe(
 ) -> subprocess.CompletedProcess[str]:
     """Run `python -m volfefe ARGS` against `database_url`, as a user would."""
     full_env = {**os.environ, "DATABASE_URL": database_url, **(env or {})}
-    return subprocess.run(
+    proc = subprocess.run(
         [sys.executable, "-m", "volfefe", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
         env=full_env,
     )
+    assert_no_unretrieved(proc.stderr)
+    return proc
 
 
 def volfefe_json(database_url: str, *args: str) -> Any:

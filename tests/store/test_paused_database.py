@@ -22,7 +22,7 @@ import psycopg
 import pytest
 
 from tests.fixtures_db import fresh_database, import_pgserver
-from tests.helpers import eventually
+from tests.helpers import assert_no_unretrieved, eventually
 from tests.jobs.helpers import insert_posts
 from volfefe.config import Settings
 from volfefe.errors import DatabaseUnavailable
@@ -135,8 +135,11 @@ def test_a_classify_run_on_a_paused_database_stops_in_bounded_time(
         finally:
             run.kill()
             run.wait()
-        assert run.returncode == 1, err_path.read_text(errors="replace")[-3000:]
+        err = err_path.read_text(errors="replace")
+        assert run.returncode == 4, err[-3000:]  # DatabaseUnavailable
         assert b"Stopped early: DatabaseUnavailable" in out, out
+        assert err.rstrip().splitlines()[-1].startswith("DatabaseUnavailable: "), err[-3000:]
+        assert_no_unretrieved(err)
         # statement deadline (1 + 5 s), then 3 reconnects of at most 2 s with 0.5/1/2 s pauses
         assert waited < 1 + MARGIN + 3 * 3 + 3.5 + 10, waited
         with connect(url) as conn:  # nothing half-written: each stored post has one result

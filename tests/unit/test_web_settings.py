@@ -20,9 +20,12 @@ from volfefe.web.errors import (
     JobNotFound,
     JobStateConflict,
     RequestTooLarge,
+    TooManyAttempts,
     Unauthorized,
+    error_response,
     status_for,
 )
+from volfefe.web.login import LoginAttempts
 
 
 def test_http_settings_come_from_the_environment_and_the_token_stays_out_of_repr() -> None:
@@ -48,11 +51,31 @@ def test_http_settings_come_from_the_environment_and_the_token_stays_out_of_repr
         ({"api_max_body": 0}, "api_max_body must be >= 1, got 0"),
         ({"api_max_items": 0}, "api_max_items must be >= 1, got 0"),
         ({"api_max_text_chars": -1}, "api_max_text_chars must be >= 1, got -1"),
+        ({"http_header_timeout": 0}, "http_header_timeout must be > 0, got 0"),
+        ({"http_keep_alive": 0}, "http_keep_alive must be >= 1, got 0"),
+        ({"http_max_header_bytes": 100}, "http_max_header_bytes must be >= 1024, got 100"),
+        ({"http_max_connections": 0}, "http_max_connections must be >= 1, got 0"),
+        ({"login_max_failures": 0}, "login_max_failures must be >= 1, got 0"),
+        ({"login_window": 0}, "login_window must be > 0, got 0"),
+        ({"login_session_max_age": -1}, "login_session_max_age must be > 0, got -1"),
     ],
 )
 def test_bad_http_settings_are_refused(changes: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=f"^{message}$"):
         Settings(**changes)  # type: ignore[arg-type]
+
+
+def test_slow_client_bounds_come_from_the_environment() -> None:
+    settings = Settings.from_env(
+        {
+            "VOLFEFE_HTTP_HEADER_TIMEOUT": "2.5",
+            "VOLFEFE_HTTP_KEEP_ALIVE": "3",
+            "VOLFEFE_HTTP_MAX_HEADER_BYTES": "8192",
+            "VOLFEFE_HTTP_MAX_CONNECTIONS": "50",
+        }
+    )
+    assert (settings.http_header_timeout, settings.http_keep_alive) == (2.5, 3)
+    assert (settings.http_max_header_bytes, settings.http_max_connections) == (8192, 50)
 
 
 def test_bad_token_value_in_the_environment_names_the_rule() -> None:
@@ -66,6 +89,7 @@ def test_bad_token_value_in_the_environment_names_the_rule() -> None:
         (InvalidRequest("x"), 422),
         (NoTextError(), 422),
         (Unauthorized("x"), 401),
+        (TooManyAttempts("x", retry_after=9), 429),
         (RequestTooLarge("x"), 413),
         (ContentNotFound(1), 404),
         (JobNotFound("x"), 404),
@@ -79,6 +103,27 @@ def test_bad_token_value_in_the_environment_names_the_rule() -> None:
 )
 def test_each_error_has_its_status(error: BaseException, status: int) -> None:
     assert status_for(error) == status
+
+
+def test_too_many_attempts_says_when_to_come_back() -> None:
+    response = error_response(TooManyAttempts("wait", retry_after=42))
+    assert (response.status_code, response.headers["retry-after"]) == (429, "42")
+
+
+def test_login_failures_are_counted_per_client_over_a_sliding_window() -> None:
+    now = [1000.0]
+    attempts = LoginAttempts(max_failures=2, window=60, clock=lambda: now[0])
+    attempts.failed("a")
+    now[0] += 30
+    attempts.failed("a")
+    assert attempts.retry_after("a") == 30  # the first failure leaves the window in 30 s
+    assert attempts.retry_after("b") is None
+    now[0] += 30
+    assert attempts.retry_after("a") is None  # one failure left in the window
+    attempts.failed("a")
+    assert attempts.retry_after("a") == 30
+    attempts.succeeded("a")
+    assert attempts.retry_after("a") is None
 
 
 @pytest.mark.parametrize(

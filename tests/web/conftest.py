@@ -4,7 +4,8 @@ model, httpx as the client.
 ```
 serve(database_url, "--with-worker", token=..., ENV=VALUE...)
   -> Served: the process, its base URL and its log; ready once /readyz answers 200
-  every server still running when the test ends is stopped (SIGTERM, then SIGKILL)
+  every server still running when the test ends is stopped (SIGTERM, then SIGKILL); a log
+  with "... exception was never retrieved" fails the module's last test
 web_database_url (module): a fresh migrated database per module and backend
 ```
 """
@@ -25,7 +26,7 @@ import httpx
 import pytest
 
 from tests.fixtures_db import backends_in_use, fresh_database, stop_embedded
-from tests.helpers import eventually
+from tests.helpers import assert_no_unretrieved, eventually
 
 TOKEN = "test-token-0123456789abcdef"
 READY_TIMEOUT = 90.0
@@ -154,6 +155,8 @@ def serve(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     for data_dir in embedded:  # volfefe leaves its embedded server running, by design
         stop_embedded(data_dir / "pgdata")
         shutil.rmtree(data_dir, ignore_errors=True)
+    for served in started:
+        assert_no_unretrieved(served.log())
 
 
 @pytest.fixture(scope="module", params=backends_in_use())

@@ -8,7 +8,9 @@ targets ──runs of like length──> claim ──submit_many──> pool (wo
 
 Ctrl-C or a kill loses at most the batches in flight; a re-run resumes with what is left.
 A dropped database connection is reopened and the batch written again; when the database
-stays away the run stops with DatabaseUnavailable and the summary of what was done.
+stays away the run stops with DatabaseUnavailable, and when the pool breaks (or no child can
+ever start) with PoolBroken (ConfigError): the summary of what was done is kept either way,
+and `RunSummary.stopped_by` holds the error.
 """
 
 from __future__ import annotations
@@ -70,7 +72,8 @@ class RunSummary:
     distribution: Counter[str] = field(default_factory=Counter)
     elapsed_s: float = 0.0
     interrupted: bool = False
-    error: str | None = None
+    error: str | None = None  # `TypeName: message` of stopped_by
+    stopped_by: VolfefeError | None = field(default=None, repr=False)
 
     def record(self, content_id: int, outcome: Outcome | None) -> None:
         """Count one post's outcome."""
@@ -82,12 +85,20 @@ class RunSummary:
         else:
             self.failed[content_id] = f"{type(outcome).__name__}: {outcome}"
 
+    def stop(self, exc: VolfefeError) -> None:
+        """The run ended early because of `exc` (the database went away, the pool broke)."""
+        self.stopped_by = exc
+        self.error = f"{type(exc).__name__}: {exc}"
+
     @property
     def exit_code(self) -> int:
-        """0 all succeeded, 1 some failed or the run stopped early, 130 interrupted."""
+        """0 all succeeded, 1 some failed, the error's own when the run stopped early
+        (4 DatabaseUnavailable, 3 PoolBroken), 130 interrupted."""
         if self.interrupted:
             return 130
-        return 1 if self.failed or self.error else 0
+        if self.stopped_by is not None:
+            return self.stopped_by.exit_code
+        return 1 if self.failed else 0
 
     def to_json(self) -> dict[str, Any]:
         """The machine-readable summary printed by `--json`."""
@@ -162,8 +173,8 @@ class ClassifyRun:
                     self._done(row.id, outcomes[row.id], per_post_ms)
         except KeyboardInterrupt:
             self.summary.interrupted = True
-        except DatabaseUnavailable as exc:
-            self.summary.error = f"{type(exc).__name__}: {exc}"
+        except VolfefeError as exc:  # DatabaseUnavailable, PoolBroken, ConfigError, PoolClosed
+            self.summary.stop(exc)
         finally:
             for _, future, _ in pending:
                 future.cancel()

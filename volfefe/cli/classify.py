@@ -1,7 +1,9 @@
 """`volfefe classify`: classify stored posts that have no result yet.
 
-Exit status: 0 all succeeded (or were skipped), 1 some failed (or the database went away
-mid-run), 2 usage errors, 130 interrupted. The summary is printed also after Ctrl-C.
+Exit status: 0 all succeeded (or were skipped), 1 some failed, 2 usage errors, 3 the pool
+broke (PoolBroken), 4 the database went away mid-run (DatabaseUnavailable), 130 interrupted.
+The summary is printed whatever ended the run (Ctrl-C, a broken pool, a lost database); the
+error that stopped it then follows on stderr as `TypeName: message`.
 """
 
 from __future__ import annotations
@@ -90,6 +92,8 @@ def classify_command(
         )
         summary = run.run(targets, early)
     _print_summary(summary, as_json)
+    if summary.stopped_by is not None:
+        raise summary.stopped_by  # the CLI prints it as `TypeName: message` with its status
     ctx.exit(summary.exit_code)
 
 

@@ -5,6 +5,7 @@ volfefe serve ── schema check ── Classifier.start() (children ready; a c
              │                   start is a ConfigError here: exit 2, nothing listens)
              ├── uvicorn ── the Starlette app (volfefe.web.app): that Classifier, its children
              └── --with-worker: `python -m volfefe jobs worker` as a child process, same settings
+                 and environment except what only the web uses (VOLFEFE_API_TOKEN)
 ```
 """
 
@@ -24,6 +25,7 @@ from volfefe.supervisor.classifier import Classifier
 
 LOOPBACK = "127.0.0.1"
 WORKER_STOP_EXTRA = 10.0  # seconds past the shutdown grace before the worker is killed
+WEB_ONLY_ENV = frozenset({"VOLFEFE_API_TOKEN"})  # secrets a job worker has no use for
 
 
 @click.command("serve")
@@ -83,7 +85,8 @@ def is_loopback(host: str) -> bool:
 
 
 def start_worker(ctx: click.Context, url: str) -> subprocess.Popen[bytes]:
-    """`python -m volfefe [the same global options] jobs worker` on the same database."""
+    """`python -m volfefe [the same global options] jobs worker` on the same database, with
+    this process's environment less the web's secrets (`WEB_ONLY_ENV`)."""
     options: list[str] = []
     for name, value in ctx.find_root().params.items():
         if value is None or value is False or name == "verbose":
@@ -93,7 +96,8 @@ def start_worker(ctx: click.Context, url: str) -> subprocess.Popen[bytes]:
     verbose = ["-" + "v" * ctx.meta["verbose"]] if ctx.meta.get("verbose") else []
     argv = [sys.executable, "-m", "volfefe", *verbose, *options, "jobs", "worker"]
     click.echo(f"starting a job worker: {' '.join(argv[1:])}", err=True)
-    return subprocess.Popen(argv, env={**os.environ, "DATABASE_URL": url})
+    env = {name: value for name, value in os.environ.items() if name not in WEB_ONLY_ENV}
+    return subprocess.Popen(argv, env={**env, "DATABASE_URL": url})
 
 
 def stop_worker(worker: subprocess.Popen[bytes], timeout: float) -> None:

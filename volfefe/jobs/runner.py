@@ -12,6 +12,10 @@ jobs worker ── procrastinate worker (event loop: LISTEN for new jobs, fetch,
                  its children can no longer start at all (ConfigError, e.g. a model folder
                  broken after the start)? -> stop gracefully, exit 2 (ConfigError)
 ```
+When the database goes away while a job ends, procrastinate's task for that job fails with the
+database error and nobody reads it (asyncio would log "Task exception was never retrieved"):
+the worker's loop reads and logs it (`_read_job_tasks`); the job is rescued later.
+
 A new job wakes the worker through procrastinate's NOTIFY (its insert trigger, also when the
 job comes from volfefe's triggers on `contents`); `jobs_poll_interval` only bounds what a
 missed notification costs.
@@ -23,6 +27,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from typing import Any
 
 import procrastinate
 import psycopg
@@ -38,6 +43,7 @@ from volfefe.supervisor.classifier import Classifier
 logger = logging.getLogger(__name__)
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
+PROCRASTINATE_JOB_TASK = "Worker._process_job"  # the coroutine of procrastinate's job tasks
 WATCH_INTERVAL = 0.5  # seconds between looks at the classifier's health
 CANCEL_MARGIN = 3.0  # seconds after the grace before procrastinate cancels running jobs
 QUEUES = (QUEUE, MAINTENANCE_QUEUE)  # what a job worker fetches from (by priority, then id)
@@ -111,6 +117,8 @@ async def run_worker(settings: Settings, url: str, concurrency: int) -> None:
     deps.stop = stop  # a job that meets the classifier's ConfigError stops us at once
     for sig in SIGNALS:
         loop.add_signal_handler(sig, stop)
+    task_factory = loop.get_task_factory()
+    loop.set_task_factory(_read_job_tasks)
     watcher = asyncio.create_task(watch_classifier())
     try:
         await _start_unless_stopped(classifier, stopping)
@@ -138,6 +146,7 @@ async def run_worker(settings: Settings, url: str, concurrency: int) -> None:
         db.close()
         await adb.close()
         await (closing or classifier.aclose())
+        loop.set_task_factory(task_factory)
     if gave_up:
         raise gave_up[0]
     if (error := classifier.config_error) is not None:
@@ -160,6 +169,34 @@ async def _start_unless_stopped(classifier: Classifier, stopping: asyncio.Event)
         return
     # Stopping: whatever the boot ends with (PoolClosed, most likely) no longer matters.
     starting.add_done_callback(lambda task: task.cancelled() or task.exception())
+
+
+def _read_job_tasks(
+    loop: asyncio.AbstractEventLoop, coro: Any, /, **kwargs: Any
+) -> asyncio.Task[Any]:
+    """The worker loop's task factory: a procrastinate job task's error is read and logged.
+
+    procrastinate (3.10) never reads the outcome of its task per job; that task fails when
+    the job's status cannot be stored (the database went away), and the job stays `doing`
+    until `retry_stalled_jobs` rescues it. Any other task is made as asyncio makes it.
+    """
+    task: asyncio.Task[Any] = asyncio.Task(coro, loop=loop, **kwargs)
+    if getattr(coro, "__qualname__", "") == PROCRASTINATE_JOB_TASK:
+        task.add_done_callback(_log_job_task_failure)
+    return task
+
+
+def _log_job_task_failure(task: asyncio.Task[Any]) -> None:
+    if task.cancelled() or (exc := task.exception()) is None:
+        return
+    logger.warning(
+        "%s: its end could not be recorded (%s: %s); the job is rescued once this worker "
+        "is seen stopped",
+        task.get_name(),
+        type(exc).__name__,
+        str(exc).strip() or repr(exc),
+        exc_info=exc if logger.isEnabledFor(logging.DEBUG) else None,
+    )
 
 
 def rebuild_failures(classifier: Classifier) -> int:

@@ -25,6 +25,23 @@ async def _finish_tasks() -> None:
     await asyncio.wait(late, timeout=FINISH_WAIT)
 
 
+async def _read_on_failure(coro: Coroutine[Any, Any, T]) -> T:
+    """Run `coro` in a task whose exception counts as read. When the caller cancelled its
+    future and the task then fails anyway (the pool broke meanwhile, or the coroutine met
+    its cancellation with an error), asyncio does not hand the error to the cancelled
+    future, and nobody else can: without this it would log "Task exception was never
+    retrieved" once the task is collected."""
+    task = asyncio.current_task()
+    assert task is not None
+    task.add_done_callback(_read)
+    return await coro
+
+
+def _read(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
 class LoopThread:
     """Runs coroutines on a private loop; `run()` blocks, `run_async()` awaits from another loop."""
 
@@ -39,8 +56,10 @@ class LoopThread:
         return self._loop
 
     def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
-        """Schedule `coro` on the private loop."""
-        return asyncio.run_coroutine_threadsafe(coro, self._loop)
+        """Schedule `coro` on the private loop; cancelling the future cancels it."""
+        # Even a future cancelled at once runs its task's first step (asyncio schedules that
+        # before the cancellation), so the wrapper always starts and `coro` is always awaited.
+        return asyncio.run_coroutine_threadsafe(_read_on_failure(coro), self._loop)
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run `coro` and block until it ends; Ctrl-C cancels it (and so kills a busy child)."""

@@ -190,6 +190,7 @@ class Pool:
             raise
         finally:
             expiry.cancel()
+            _seen(requests)
         answers = (item for request in requests for item in _items_of(request))
         by_index = dict(zip(order, answers, strict=True))
         return [by_index[index] for index in range(len(texts))]
@@ -484,7 +485,7 @@ class Pool:
         parts = [Request([text], charges=list(request.charges)) for text in request.texts]
 
         def collect(_: object) -> None:
-            if all(p.future.done() for p in parts) and not request.future.done():
+            if all(p.future.done() for p in parts):  # read even when failed from above
                 request.resolve([_only_item(p.future) for p in parts])
 
         def cancel_parts(future: asyncio.Future[list[Item]]) -> None:
@@ -525,6 +526,14 @@ class Pool:
 def _expire(requests: list[Request], timeout: float) -> None:
     for request in requests:
         request.fail(RequestTimeout(timeout))
+
+
+def _seen(requests: list[Request]) -> None:
+    """Mark the error of each finished request as read: when one of a call's requests ends
+    the whole call (the pool broke or closed), the others carry the same news."""
+    for request in requests:
+        if request.future.done() and not request.future.cancelled():
+            request.future.exception()
 
 
 def _items_of(request: Request) -> list[Item]:

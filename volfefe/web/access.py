@@ -1,10 +1,10 @@
 """Who may write, and how much a request may send.
 
 Write routes need `Authorization: Bearer <VOLFEFE_API_TOKEN>`; the dashboard's buttons send
-the same token as an HttpOnly, SameSite=Strict cookie set by its login page, and are also
-refused when the browser says the form came from another origin. With no token configured
-(serve then listens on loopback only) every write is allowed. A refused request is logged
-with its route and client address, never with the token it sent.
+a session cookie (HttpOnly, SameSite=Strict, signed, never the token: login.py) set by its
+login page, and are also refused when the browser says the form came from another origin.
+With no token configured (serve then listens on loopback only) every write is allowed. A
+refused request is logged with its route and client address, never with the token it sent.
 """
 
 from __future__ import annotations
@@ -17,24 +17,29 @@ import orjson
 from starlette.requests import Request
 
 from volfefe.web.errors import InvalidRequest, RequestTooLarge, Unauthorized
+from volfefe.web.login import COOKIE, valid_session
 
 logger = logging.getLogger(__name__)
 
-COOKIE = "volfefe_token"
 
-
-def require_writer(request: Request, token: str | None, *, browser: bool = False) -> None:
-    """Raise `Unauthorized` unless the request carries `token` (Bearer, or the dashboard's
-    cookie when `browser` is set)."""
+def require_writer(
+    request: Request, token: str | None, *, session_max_age: float | None = None
+) -> None:
+    """Raise `Unauthorized` unless the request carries `token` as Bearer, or (when
+    `session_max_age` is given: the dashboard) a session cookie of a login with it made less
+    than that many seconds ago."""
     if token is None:
         return
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
         return
-    if browser and same_origin(request):
-        cookie = request.cookies.get(COOKIE, "")
-        if hmac.compare_digest(cookie.encode(), token.encode()):
-            return
+    cookie = request.cookies.get(COOKIE, "")
+    if (
+        session_max_age is not None
+        and same_origin(request)
+        and valid_session(cookie, token, session_max_age)
+    ):
+        return
     client = request.client.host if request.client else "?"
     logger.warning(
         "401 for %s %s from %s: bad or missing token", request.method, request.url.path, client

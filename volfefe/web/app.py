@@ -43,6 +43,7 @@ from volfefe.web.errors import (
     on_volfefe_error,
 )
 from volfefe.web.hub import Hub
+from volfefe.web.login import LoginAttempts
 from volfefe.web.metrics import Metrics
 from volfefe.web.overview import metrics_snapshot
 from volfefe.web.state import AppState
@@ -96,6 +97,7 @@ def create_app(
             db=db,
             hub=hub,
             metrics=Metrics(lambda: metrics_snapshot(state)),
+            logins=LoginAttempts(settings.login_max_failures, settings.login_window),
         )
         app.state.volfefe = state
         hub.start()

@@ -1,7 +1,8 @@
 """Errors of the HTTP layer, and how every volfefe error becomes a status and a JSON body.
 
 The body is always `{"error": {"type": TypeName, "message": ...}}`, with the same type names
-the CLI prints. Overload and a broken or closed pool answer 503 with `Retry-After`.
+the CLI prints. Overload and a broken or closed pool answer 503 with `Retry-After`, too many
+failed logins 429 with it.
 """
 
 from __future__ import annotations
@@ -45,6 +46,19 @@ class RequestTooLarge(VolfefeError):
     """The body, the number of items or one text is over the configured limit (HTTP 413)."""
 
 
+class TooManyAttempts(VolfefeError):
+    """Too many failed logins from this client address lately (HTTP 429, with Retry-After:
+    the whole seconds until it may try again).
+
+    >>> TooManyAttempts("wait", retry_after=60).retry_after
+    60
+    """
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class JobNotFound(VolfefeError):
     """No job has this id (HTTP 404)."""
 
@@ -62,6 +76,7 @@ STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (NoTextError, 422),
     (ClassificationFailed, 422),
     (Unauthorized, 401),
+    (TooManyAttempts, 429),
     (RequestTooLarge, 413),
     (ContentNotFound, 404),
     (JobNotFound, 404),
@@ -95,10 +110,18 @@ def error_body(exc: BaseException) -> dict[str, Any]:
     return {"type": type(exc).__name__, "message": str(exc)}
 
 
+def retry_after(exc: BaseException, status: int) -> str | None:
+    """The `Retry-After` header for `exc` answered with `status`, if it gets one."""
+    if isinstance(exc, TooManyAttempts):
+        return str(exc.retry_after)
+    return RETRY_AFTER if status == 503 else None
+
+
 def error_response(exc: BaseException, status: int | None = None) -> Response:
-    """The JSON error response for `exc`, with `Retry-After` on a 503."""
+    """The JSON error response for `exc`, with `Retry-After` on a 503 and a 429."""
     code = status or status_for(exc)
-    headers = {"Retry-After": RETRY_AFTER} if code == 503 else None
+    wait = retry_after(exc, code)
+    headers = {"Retry-After": wait} if wait is not None else None
     body = orjson.dumps({"error": error_body(exc)})
     return Response(body, status_code=code, media_type="application/json", headers=headers)
 

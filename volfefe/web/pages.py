@@ -1,13 +1,14 @@
 """The dashboard: server-rendered pages (Jinja2) that work without JavaScript; the vendored
 `static/live.js` adds live rows from the SSE stream.
 
-Retry and cancel are HTML forms. When a token is configured they need the token cookie that
-`/login` sets (HttpOnly, SameSite=Strict) and a same-origin form.
+Retry and cancel are HTML forms. When a token is configured they need the session cookie that
+`/login` sets (HttpOnly, SameSite=Strict, signed: login.py) and a same-origin form.
 """
 
 from __future__ import annotations
 
 import hmac
+import logging
 import urllib.parse
 from typing import Any
 
@@ -22,12 +23,15 @@ from volfefe.jobs.queue import QUEUE, status
 from volfefe.result import SENTIMENTS
 from volfefe.store.browse import get_post, list_posts, recent_classifications, timeline
 from volfefe.web import overview, params
-from volfefe.web.access import COOKIE, read_body, require_writer
+from volfefe.web.access import read_body, require_writer
 from volfefe.web.api_jobs import do_cancel, do_retry, missing_job
 from volfefe.web.api_posts import post_json, read_filter
 from volfefe.web.chart import timeline_chart
-from volfefe.web.errors import Unauthorized
+from volfefe.web.errors import TooManyAttempts, Unauthorized
+from volfefe.web.login import COOKIE, new_session
 from volfefe.web.state import app_state
+
+logger = logging.getLogger(__name__)
 
 # Only our own script and styles run; inline style attributes draw the bars.
 PAGE_HEADERS = {
@@ -57,13 +61,19 @@ def routes() -> list[Route]:
     ]
 
 
-def render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+def render(
+    request: Request,
+    name: str,
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+    **context: Any,
+) -> HTMLResponse:
     """Render a template with the common context (current path, whether writes need login)."""
     state = app_state(request)
     html = TEMPLATES.get_template(name).render(
         path=request.url.path, needs_login=state.settings.api_token is not None, **context
     )
-    return HTMLResponse(html, status_code=status_code, headers=PAGE_HEADERS)
+    return HTMLResponse(html, status_code=status_code, headers={**PAGE_HEADERS, **(headers or {})})
 
 
 def overview_page(request: Request) -> Response:
@@ -149,7 +159,11 @@ def job_action(request: Request) -> Response:
     """The retry and cancel buttons: act, then show the jobs page again (303)."""
     state = app_state(request)
     try:
-        require_writer(request, state.settings.api_token, browser=True)
+        require_writer(
+            request,
+            state.settings.api_token,
+            session_max_age=state.settings.login_session_max_age,
+        )
     except Unauthorized:
         return RedirectResponse("/login", status_code=303)
     action = request.path_params["action"]
@@ -175,15 +189,42 @@ def login_page(request: Request) -> Response:
 
 
 async def login(request: Request) -> Response:
-    """Check the token and set the cookie; a wrong token shows the form again (401)."""
+    """Check the token and set the session cookie (signed; never the token itself); a wrong
+    token shows the form again (401), and a client address with `login_max_failures` failed
+    tries in `login_window` seconds gets 429 TooManyAttempts with Retry-After, right token
+    or not."""
     state = app_state(request)
+    settings = state.settings
+    client = request.client.host if request.client else "?"
+    wait = state.logins.retry_after(client)
+    if wait is not None:
+        refused = TooManyAttempts(
+            f"too many failed logins from this address; try again in {wait} s", retry_after=wait
+        )
+        logger.warning("429 for POST /login from %s: %s", client, refused)
+        return render(
+            request,
+            "login.html",
+            status_code=429,
+            headers={"Retry-After": str(wait)},
+            error=f"{type(refused).__name__}: {refused}",
+        )
     fields = urllib.parse.parse_qs((await read_body(request, 4096)).decode("utf-8", "replace"))
     token = (fields.get("token") or [""])[0]
-    expected = state.settings.api_token
+    expected = settings.api_token
     if expected is None or not hmac.compare_digest(token.encode(), expected.encode()):
+        if expected is not None:
+            state.logins.failed(client)
+            logger.warning("401 for POST /login from %s: wrong token", client)
         return render(request, "login.html", status_code=401, error="wrong token")
+    state.logins.succeeded(client)
     response = RedirectResponse("/jobs", status_code=303)
     response.set_cookie(
-        COOKIE, token, httponly=True, samesite="strict", secure=request.url.scheme == "https"
+        COOKIE,
+        new_session(expected),
+        max_age=int(settings.login_session_max_age),
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
     )
     return response

@@ -1,5 +1,10 @@
 """uvicorn, told to end the event streams as soon as a stop signal arrives: an open
-`/api/v1/stream` would otherwise hold the shutdown for the whole graceful timeout."""
+`/api/v1/stream` would otherwise hold the shutdown for the whole graceful timeout.
+
+Slow or idle clients are bounded by settings: a request head must arrive within
+`http_header_timeout` (header_deadline.py) and fit in `http_max_header_bytes`, an idle
+keep-alive connection closes after `http_keep_alive`, and past `http_max_connections`
+open connections uvicorn answers 503."""
 
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ from volfefe.config import Settings
 from volfefe.protocol import Ready
 from volfefe.supervisor.classifier import Classifier
 from volfefe.web.app import create_app
+from volfefe.web.header_deadline import with_header_deadline
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +63,10 @@ def run(
         access_log=verbose > 0,
         timeout_graceful_shutdown=max(1, round(settings.shutdown_grace)),
         server_header=False,
+        http=with_header_deadline(settings.http_header_timeout),
+        timeout_keep_alive=settings.http_keep_alive,
+        h11_max_incomplete_event_size=settings.http_max_header_bytes,
+        limit_concurrency=settings.http_max_connections,
     )
     # uvicorn re-raises the stop signal once it has shut down; a SIGTERM then lands here and
     # the command ends normally (exit 0, after stopping its job worker), a Ctrl-C becomes

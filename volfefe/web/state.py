@@ -12,6 +12,7 @@ from volfefe.config import Settings
 from volfefe.protocol import Ready
 from volfefe.supervisor.classifier import Classifier
 from volfefe.web.hub import Hub
+from volfefe.web.login import LoginAttempts
 from volfefe.web.metrics import Metrics
 
 
@@ -27,6 +28,7 @@ class AppState:
     db: ConnectionPool[Any]
     hub: Hub
     metrics: Metrics
+    logins: LoginAttempts  # failed /login tries per client address
 
 
 def app_state(request: Request) -> AppState:
