@@ -36,7 +36,7 @@ def clean_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None
             del os.environ[name]
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
-    os.environ["VOLFEFE_ONNX_CACHE"] = str(tmp_path_factory.mktemp("onnx-cache"))
+    os.environ["VOLFEFE_EXPORT_CACHE"] = str(tmp_path_factory.mktemp("onnx-cache"))
     yield
     os.environ.clear()
     os.environ.update(saved)
@@ -110,7 +110,7 @@ def make_settings(tiny_model: Path, tmp_path: Path) -> Callable[..., Settings]:
         values: dict[str, Any] = {
             "model": str(tiny_model),
             "backend": "torch",
-            "onnx_cache": Path(os.environ["VOLFEFE_ONNX_CACHE"]),
+            "export_cache": Path(os.environ["VOLFEFE_EXPORT_CACHE"]),
             "workers": 1,
             "threads": 1,
             "boot_timeout": 30.0,

@@ -1,6 +1,10 @@
-"""Settings: the one place that reads the environment.
+"""Settings: the one place that reads the environment, and the one declaration of each setting.
 
-Everything below the CLI receives a `Settings` object explicitly. Deadlines are seconds.
+Each field of `Settings` is declared once with `setting(...)`: its variable, default, check,
+section and meaning. The environment reader (`from_env`, `to_env`), the range checks, the
+command line's global options (volfefe/cli/main.py) and docs/configuration.md
+(volfefe/cli/reference.py) all come from those declarations. Everything below the CLI
+receives a `Settings` object explicitly. Deadlines are seconds.
 
 >>> s = Settings.from_env({"VOLFEFE_WORKERS": "2", "VOLFEFE_CALL_TIMEOUT": "5"})
 >>> (s.workers, s.call_timeout)
@@ -13,13 +17,23 @@ import dataclasses
 import importlib.util
 import os
 import sys
-from collections.abc import Callable, Iterable, Mapping
+import typing
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from volfefe.errors import ConfigError
-from volfefe.protocol import DEFAULT_MODEL, GUARDED_SCHEMES, QUANTIZE_SCHEMES, default_onnx_cache
+from volfefe.protocol import (
+    DEFAULT_FORWARD_TOKENS,
+    DEFAULT_HUB_TIMEOUT,
+    DEFAULT_MAX_CHARS,
+    DEFAULT_MODEL,
+    GUARDED_SCHEMES,
+    QUANTIZE_SCHEMES,
+    default_export_cache,
+)
 
 CHILD_MODULE = "volfefe.child"
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -55,6 +69,104 @@ def default_layout(cores: int | None = None) -> tuple[int, int]:
     return workers, max(1, cores // workers)
 
 
+SPEC = "volfefe"  # the key of a setting's Spec in its field's metadata
+Check = Callable[[Any], "str | None"]  # a value's problem ("must be >= 1, got 0"), or None
+
+# The sections of the configuration reference, in its order.
+MODEL = "Model"
+CHILDREN = "Children"
+BATCHING = "Batching"
+EXPORTS = "Exports and numerics"
+DATABASE = "Database"
+JOBS = "Background jobs"
+HTTP = "HTTP API and dashboard"
+SECTIONS = (MODEL, CHILDREN, BATCHING, EXPORTS, DATABASE, JOBS, HTTP)
+
+
+@dataclass(frozen=True)
+class Spec:
+    """Everything about a setting but its name, type and default: its variable, where the
+    reference lists it, what it means, what values it takes, and whether it is a global CLI
+    option (`--name-with-dashes`)."""
+
+    env: str
+    section: str
+    doc: str
+    check: Check | None = None
+    option: bool = False
+    secret: bool = False
+    shown: str | None = None  # the default as the reference shows it, when not its value
+    old_env: str | None = None  # the variable's former name: still read, with a warning
+
+
+def setting(
+    *,
+    env: str,
+    section: str,
+    doc: str,
+    default: Any = None,
+    factory: Callable[[], Any] | None = None,
+    check: Check | None = None,
+    option: bool = False,
+    secret: bool = False,
+    shown: str | None = None,
+    old_env: str | None = None,
+) -> Any:
+    """Declare a field of Settings once: the environment reader, the checks, the CLI's global
+    options and docs/configuration.md all come from this."""
+    meta = {SPEC: Spec(env, section, doc, check, option, secret, shown, old_env)}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta, repr=not secret)
+    return field(default=default, metadata=meta, repr=not secret)
+
+
+def at_least(low: float, meaning: str = "") -> Check:
+    """Values >= `low`; `meaning` says what `low` means (`0 = never`).
+
+    >>> at_least(1)(0), at_least(0, "0 = off")(-1), at_least(1)(3) is None
+    ('must be >= 1, got 0', 'must be >= 0 (0 = off), got -1', True)
+    """
+    note = f" ({meaning})" if meaning else ""
+    return lambda value: None if value >= low else f"must be >= {low}{note}, got {value}"
+
+
+def positive(value: float) -> str | None:
+    """Values > 0."""
+    return None if value > 0 else f"must be > 0, got {value}"
+
+
+def fraction(value: float) -> str | None:
+    """Values from 0 to 1."""
+    return None if 0 <= value <= 1 else f"must be between 0 and 1, got {value}"
+
+
+def one_of(allowed: tuple[str, ...]) -> Check:
+    """One of `allowed` (a CLI option of it is a choice)."""
+
+    def check(value: str) -> str | None:
+        return None if value in allowed else f"must be one of {', '.join(allowed)}, got {value!r}"
+
+    check.choices = allowed  # type: ignore[attr-defined]
+    return check
+
+
+def switch(value: str | None) -> str | None:
+    """on, off, or unset."""
+    return None if value is None or value in SWITCH else f"must be on or off, got {value!r}"
+
+
+def token(value: str | None) -> str | None:
+    """Unset, or a secret of 16 characters or more."""
+    if value is None or len(value) >= 16:
+        return None
+    return f"must be at least 16 characters, got {len(value)}"
+
+
+def not_blank(value: str) -> str | None:
+    """A name that is not blank."""
+    return None if value.strip() else "must name a hub id or a local folder, got ''"
+
+
 ROOT_DATA_DIR = Path("/var/lib/volfefe")
 
 
@@ -86,182 +198,556 @@ class Settings:
     volfefe.errors.ConfigError: workers must be >= 1, got 0
     """
 
-    model: str = DEFAULT_MODEL
-    revision: str | None = None
-    workers: int = field(default_factory=lambda: default_layout()[0])
-    threads: int = 0  # 0 = cores // workers, so children x threads never oversubscribe
-    device: str = "auto"
-    quantize: str = "none"  # one of QUANTIZE_SCHEMES (bf16 and the static ones: openvino)
-    backend: str = "auto"  # auto: the fastest installed backend for `quantize` (resolved_backend)
-    onnx_cache: Path = field(default_factory=lambda: default_onnx_cache(os.environ))
-    export_timeout: float = 900.0  # seconds for a first-use ONNX/OpenVINO export
-    calibration_size: int = 300  # static int8: texts that calibrate activation ranges
-    guard_size: int = 100  # guarded schemes: held-out texts the accuracy guard scores
-    guard_min_agreement: float = 0.97  # guarded: share of labels equal to fp32's, at least
-    guard_max_dp: float = 0.2  # guarded: largest probability difference to fp32, at most
-    hub_timeout: float = 10.0  # seconds for the hub to answer (resolving a revision, metadata)
-    download_timeout: float = 3600.0  # seconds for downloading a hub model's files, in all
-    call_timeout: float = 30.0
-    boot_timeout: float = 60.0
-    shutdown_grace: float = 10.0
-    max_restarts: int = 5
-    restart_window: float = 60.0
-    request_timeout: float = 0.0  # seconds per text, queue wait included; 0 = derived
-    max_queued: int = 10_000  # texts waiting for a child, at most; more get Overloaded
-    max_child_calls: int = 0  # recycle a child after this many calls; 0 = never
-    max_child_rss_mb: int = 0  # recycle a child whose memory is over this (MiB); 0 = never
-    idle_ping: float = 10.0  # seconds an idle child goes before it must answer a ping; 0 = never
-    rebuild_backoff: float = 1.0  # seconds before the first rebuild of a broken pool
-    rebuild_backoff_max: float = 60.0  # the backoff doubles per failed rebuild, up to this
-    batch_size: int = 64  # texts per call to a child, at most
-    batch_tokens: int = 512  # tokens in all a call gathers from waiting requests (see README)
-    batch_wait: float = 0.002  # seconds a call may wait for other callers' texts
-    forward_tokens: int = 1024  # padded tokens per forward pass, and per run of a caller's texts
-    max_chars: int = 20_000
-    worker_cmd: tuple[str, ...] = field(default_factory=default_worker_cmd)
-    worker_env: Mapping[str, str] = field(default_factory=dict)
-    database_url: str | None = None
-    data_dir: Path = field(default_factory=lambda: default_data_dir(os.environ))
-    jobs_concurrency: int = 0  # jobs in flight per job worker; 0 = batch_size x (workers + 1)
-    jobs_max_attempts: int = 3
-    jobs_backoff: int = 2  # seconds; the wait before retry n is backoff ** n
-    jobs_enqueue_cron: str = "0 * * * *"  # enqueue every unclassified post; "" = off
-    jobs_prune_cron: str = "30 3 * * *"  # delete finished jobs older than jobs_prune_days
-    jobs_rescue_cron: str = "* * * * *"  # re-queue jobs of workers that stopped beating
-    jobs_prune_days: float = 7.0
-    jobs_heartbeat: float = 10.0  # seconds between a job worker's heartbeats
-    jobs_stalled_after: float = 30.0  # seconds without heartbeat before its jobs are rescued
-    jobs_poll_interval: float = 1.0  # seconds between polls: what a missed NOTIFY costs
-    # "on"/"off": written into the database by `db migrate` (the triggers on contents read it
-    # there); None leaves the database's choice alone (a new database starts "on").
-    auto_enqueue: str | None = None
-    api_token: str | None = field(default=None, repr=False)  # Bearer token of the write routes
-    api_max_body: int = 1_048_576  # bytes per HTTP request body
-    api_max_items: int = 256  # texts per /classify call, posts per /posts call
-    api_max_text_chars: int = 100_000  # characters per text or post sent over HTTP
-    http_header_timeout: float = 10.0  # seconds a connection has to send a request's head
-    http_keep_alive: int = 5  # seconds an idle keep-alive HTTP connection is kept open
-    http_max_header_bytes: int = 16_384  # bytes of a request line and headers (400 past it)
-    http_max_connections: int = 1_000  # open connections (streams too); more are answered 503
-    login_max_failures: int = 5  # failed /login tries per client address per login_window
-    login_window: float = 300.0  # seconds over which login_max_failures are counted
-    login_session_max_age: float = 43_200.0  # seconds a dashboard login (its cookie) lasts
-    jobs_max_rebuilds: int = 3  # a job worker whose classifier fails this many rebuilds exits
-    db_connect_timeout: float = 10.0  # seconds to open a database connection
-    db_statement_timeout: float = 60.0  # seconds a statement may run on the server; 0 = none
-    db_keepalive: float = 10.0  # seconds of silence before TCP keepalive probes (3, idle/3 apart)
+    model: str = setting(
+        default=DEFAULT_MODEL,
+        env="VOLFEFE_MODEL",
+        section=MODEL,
+        check=not_blank,
+        option=True,
+        doc="hub id or local folder of the model",
+    )
+    revision: str | None = setting(
+        default=None,
+        env="VOLFEFE_REVISION",
+        section=MODEL,
+        option=True,
+        shown="main",
+        doc="hub revision (branch, tag or commit); unset = main",
+    )
+    workers: int = setting(
+        factory=lambda: default_layout()[0],
+        env="VOLFEFE_WORKERS",
+        section=CHILDREN,
+        check=at_least(1),
+        option=True,
+        shown="cores / 2 (at least 1)",
+        doc="child processes",
+    )
+    threads: int = setting(
+        default=0,
+        env="VOLFEFE_THREADS",
+        section=CHILDREN,
+        check=at_least(0, "0 = cores // workers"),
+        option=True,
+        doc=(
+            "torch threads per child; 0 = cores / workers, so children x threads never "
+            "oversubscribe the cores"
+        ),
+    )
+    device: str = setting(
+        default="auto",
+        env="VOLFEFE_DEVICE",
+        section=MODEL,
+        check=one_of(DEVICES),
+        option=True,
+        doc="`auto` (cuda, then mps, else cpu), `cpu`, `cuda`, `mps`",
+    )
+    quantize: str = setting(
+        default="none",
+        env="VOLFEFE_QUANTIZE",
+        section=EXPORTS,
+        check=one_of(QUANTIZE_SCHEMES),
+        option=True,
+        doc=(
+            "`int8`: int8 weights (torch and onnx: dynamic int8 Linear layers; openvino: weights "
+            "only); `int8-static`: int8 weights and activations, calibrated, guarded; `bf16`: "
+            "fp32 weights, bf16 arithmetic, guarded; `int8-static-bf16`: int8-static with its "
+            "float parts in bf16, guarded (the last three openvino only; bf16 needs a CPU with "
+            "bf16 arithmetic, e.g. AVX-512 BF16 or AMX). `model_version` gets `+int8`, "
+            "`+onnx-int8`, `+openvino-int8`, `+openvino-int8-static`, `+openvino-bf16` or "
+            "`+openvino-int8-static-bf16`"
+        ),
+    )
+    backend: str = setting(
+        default="auto",
+        env="VOLFEFE_BACKEND",
+        section=MODEL,
+        check=one_of(BACKENDS),
+        option=True,
+        doc=(
+            "`torch`, `onnx`, `openvino`, or `auto`: on the CPU the fastest installed backend for"
+            " `VOLFEFE_QUANTIZE` (none: openvino, onnx, torch; int8: onnx, openvino, torch; "
+            "int8-static, bf16, int8-static-bf16: openvino), else torch; falls back to torch if "
+            "an export fails, from a refused int8-static-bf16 export to int8-static, from a "
+            "refused int8-static export to dynamic int8, from a refused bf16 export to none, and "
+            "from a bf16 scheme this CPU cannot run (`Bf16Unavailable`) to its f32 counterpart"
+        ),
+    )
+    export_cache: Path = setting(
+        factory=lambda: default_export_cache(os.environ),
+        env="VOLFEFE_EXPORT_CACHE",
+        old_env="VOLFEFE_ONNX_CACHE",
+        section=EXPORTS,
+        shown="`$HF_HOME/volfefe-onnx` (`~/.cache/huggingface/volfefe-onnx`)",
+        doc=(
+            "the export cache: where ONNX and OpenVINO exports (and the cached digests of weights"
+            " files) live; must not be writable by other users"
+        ),
+    )
+    export_timeout: float = setting(
+        default=900.0,
+        env="VOLFEFE_EXPORT_TIMEOUT",
+        section=EXPORTS,
+        check=positive,
+        doc="seconds a first-use export (with a guarded scheme: calibration and guard) may take",
+    )
+    calibration_size: int = setting(
+        default=300,
+        env="VOLFEFE_CALIBRATION_SIZE",
+        section=EXPORTS,
+        check=at_least(1),
+        doc="int8-static, int8-static-bf16: posts that calibrate the activation ranges, at most",
+    )
+    guard_size: int = setting(
+        default=100,
+        env="VOLFEFE_GUARD_SIZE",
+        section=EXPORTS,
+        check=at_least(1),
+        doc=(
+            "guarded schemes: held-out posts the accuracy guard scores, at most (never more than "
+            "a third of the texts given)"
+        ),
+    )
+    guard_min_agreement: float = setting(
+        default=0.97,
+        env="VOLFEFE_GUARD_MIN_AGREEMENT",
+        section=EXPORTS,
+        check=fraction,
+        doc="a guarded export is refused when fewer held-out labels than this share equal fp32's",
+    )
+    guard_max_dp: float = setting(
+        default=0.2,
+        env="VOLFEFE_GUARD_MAX_DP",
+        section=EXPORTS,
+        check=fraction,
+        doc=(
+            "a guarded export is refused when any class probability of any held-out post differs "
+            "from fp32's by more"
+        ),
+    )
+    hub_timeout: float = setting(
+        default=DEFAULT_HUB_TIMEOUT,
+        env="VOLFEFE_HUB_TIMEOUT",
+        section=MODEL,
+        check=positive,
+        doc=(
+            "seconds the hub may take to answer (resolving the revision, each file's metadata); "
+            "an unreachable hub fails the command at once unless the revision is cached"
+        ),
+    )
+    download_timeout: float = setting(
+        default=3600.0,
+        env="VOLFEFE_DOWNLOAD_TIMEOUT",
+        section=MODEL,
+        check=positive,
+        doc=(
+            "seconds downloading a hub model's files may take in all (`model pull` and first "
+            "use); a later run resumes"
+        ),
+    )
+    call_timeout: float = setting(
+        default=30.0,
+        env="VOLFEFE_CALL_TIMEOUT",
+        section=CHILDREN,
+        check=positive,
+        option=True,
+        doc="seconds per call to a child",
+    )
+    boot_timeout: float = setting(
+        default=60.0,
+        env="VOLFEFE_BOOT_TIMEOUT",
+        section=CHILDREN,
+        check=positive,
+        option=True,
+        doc="seconds from spawn to the child's ready line",
+    )
+    shutdown_grace: float = setting(
+        default=10.0,
+        env="VOLFEFE_SHUTDOWN_GRACE",
+        section=CHILDREN,
+        check=at_least(0),
+        doc="seconds in-flight calls get at close",
+    )
+    max_restarts: int = setting(
+        default=5,
+        env="VOLFEFE_MAX_RESTARTS",
+        section=CHILDREN,
+        check=at_least(0),
+        doc=(
+            "more child restarts than this within `VOLFEFE_RESTART_WINDOW` break the pool (a "
+            "failure a poison text explains does not count)"
+        ),
+    )
+    restart_window: float = setting(
+        default=60.0,
+        env="VOLFEFE_RESTART_WINDOW",
+        section=CHILDREN,
+        check=positive,
+        doc="seconds over which `VOLFEFE_MAX_RESTARTS` is counted",
+    )
+    request_timeout: float = setting(
+        default=0.0,
+        env="VOLFEFE_REQUEST_TIMEOUT",
+        section=CHILDREN,
+        check=at_least(0, "0 = derived"),
+        doc=(
+            "seconds a text may take, queue wait included (`RequestTimeout`); 0 = boot timeout + "
+            "2 x call timeout"
+        ),
+    )
+    max_queued: int = setting(
+        default=10_000,
+        env="VOLFEFE_MAX_QUEUED",
+        section=CHILDREN,
+        check=at_least(1),
+        doc="texts that may wait for a child; a call past it gets `Overloaded` at once",
+    )
+    max_child_calls: int = setting(
+        default=0,
+        env="VOLFEFE_MAX_CHILD_CALLS",
+        section=CHILDREN,
+        check=at_least(0, "0 = off"),
+        doc="retire a child (closed gracefully, replaced) after this many calls; 0 = never",
+    )
+    max_child_rss_mb: int = setting(
+        default=0,
+        env="VOLFEFE_MAX_CHILD_RSS_MB",
+        section=CHILDREN,
+        check=at_least(0, "0 = off"),
+        doc="retire a child whose resident memory is over this many MiB after a call; 0 = never",
+    )
+    idle_ping: float = setting(
+        default=10.0,
+        env="VOLFEFE_IDLE_PING",
+        section=CHILDREN,
+        check=at_least(0, "0 = never"),
+        doc=(
+            "seconds an idle child may go before it must answer a ping (within 5 s); one that "
+            "does not (frozen, stuck) is replaced; 0 = never"
+        ),
+    )
+    rebuild_backoff: float = setting(
+        default=1.0,
+        env="VOLFEFE_REBUILD_BACKOFF",
+        section=CHILDREN,
+        check=positive,
+        doc=(
+            "seconds before rebuilding a broken pool, doubled per failed rebuild up to "
+            "`VOLFEFE_REBUILD_BACKOFF_MAX`"
+        ),
+    )
+    rebuild_backoff_max: float = setting(
+        default=60.0,
+        env="VOLFEFE_REBUILD_BACKOFF_MAX",
+        section=CHILDREN,
+        check=positive,
+        doc="the longest wait before rebuilding a broken pool",
+    )
+    batch_size: int = setting(
+        default=64,
+        env="VOLFEFE_BATCH_SIZE",
+        section=BATCHING,
+        check=at_least(1),
+        doc=(
+            "texts per call to a child, at most (and per `classify` batch, which also keeps to "
+            "`VOLFEFE_FORWARD_TOKENS`)"
+        ),
+    )
+    batch_tokens: int = setting(
+        default=512,
+        env="VOLFEFE_BATCH_TOKENS",
+        section=BATCHING,
+        check=at_least(1),
+        doc=(
+            "tokens in all, counted with the model's tokenizer, that dynamic batching gathers "
+            "into one call from waiting requests (the first request of a call goes whatever its "
+            "size); a post that arrives while a call runs waits for the whole call, so this is "
+            "the latency knob"
+        ),
+    )
+    batch_wait: float = setting(
+        default=0.002,
+        env="VOLFEFE_BATCH_WAIT",
+        section=BATCHING,
+        check=at_least(0),
+        doc="seconds a call may wait for other callers' texts",
+    )
+    forward_tokens: int = setting(
+        default=DEFAULT_FORWARD_TOKENS,
+        env="VOLFEFE_FORWARD_TOKENS",
+        section=BATCHING,
+        check=at_least(1),
+        doc=(
+            "padded tokens (texts x the longest one's tokens) per forward pass inside a child "
+            "(length-sorted), and per request a caller's texts are cut into, so a bulk request is"
+            " one call and one pass; keep a pass of this many tokens well inside "
+            "`VOLFEFE_CALL_TIMEOUT` on your CPU"
+        ),
+    )
+    max_chars: int = setting(
+        default=DEFAULT_MAX_CHARS,
+        env="VOLFEFE_MAX_CHARS",
+        section=BATCHING,
+        check=at_least(64),
+        doc="longer texts are cut (by characters) before they are sent to a child",
+    )
+    worker_cmd: tuple[str, ...] = field(
+        default_factory=default_worker_cmd
+    )  # no variable: set in code
+    worker_env: Mapping[str, str] = field(default_factory=dict)  # no variable: set in code
+    database_url: str | None = setting(
+        default=None,
+        env="DATABASE_URL",
+        section=DATABASE,
+        shown="unset",
+        doc="PostgreSQL to use; unset = the embedded server",
+    )
+    data_dir: Path = setting(
+        factory=lambda: default_data_dir(os.environ),
+        env="VOLFEFE_DATA_DIR",
+        section=DATABASE,
+        shown=(
+            "`$XDG_DATA_HOME/volfefe`, else `/var/lib/volfefe` as root, else "
+            "`~/.local/share/volfefe`"
+        ),
+        doc="where the embedded server keeps its data (`pgdata/`)",
+    )
+    jobs_concurrency: int = setting(
+        default=0,
+        env="VOLFEFE_JOBS_CONCURRENCY",
+        section=JOBS,
+        check=at_least(0, "0 = batch_size x (workers + 1)"),
+        doc="jobs one `jobs worker` keeps in flight; 0 = batch size x (workers + 1)",
+    )
+    jobs_max_attempts: int = setting(
+        default=3,
+        env="VOLFEFE_JOBS_MAX_ATTEMPTS",
+        section=JOBS,
+        check=at_least(1),
+        doc="attempts per job in total",
+    )
+    jobs_backoff: int = setting(
+        default=2,
+        env="VOLFEFE_JOBS_BACKOFF",
+        section=JOBS,
+        check=positive,
+        doc="seconds; retry n waits backoff^n",
+    )
+    jobs_enqueue_cron: str = setting(
+        default="0 * * * *",
+        env="VOLFEFE_JOBS_ENQUEUE_CRON",
+        section=JOBS,
+        doc=(
+            "when the periodic task queues every unclassified post (cron; a 6th field means "
+            "seconds; `off` disables)"
+        ),
+    )
+    jobs_prune_cron: str = setting(
+        default="30 3 * * *",
+        env="VOLFEFE_JOBS_PRUNE_CRON",
+        section=JOBS,
+        doc=(
+            "when the periodic task deletes finished jobs older than `VOLFEFE_JOBS_PRUNE_DAYS` "
+            "(cron; `off` disables)"
+        ),
+    )
+    jobs_rescue_cron: str = setting(
+        default="* * * * *",
+        env="VOLFEFE_JOBS_RESCUE_CRON",
+        section=JOBS,
+        doc=(
+            "when the periodic task re-queues the jobs of workers that stopped beating (cron; "
+            "`off` disables)"
+        ),
+    )
+    jobs_prune_days: float = setting(
+        default=7.0,
+        env="VOLFEFE_JOBS_PRUNE_DAYS",
+        section=JOBS,
+        check=positive,
+        doc="age in days of the finished jobs the daily prune deletes",
+    )
+    jobs_heartbeat: float = setting(
+        default=10.0,
+        env="VOLFEFE_JOBS_HEARTBEAT",
+        section=JOBS,
+        check=positive,
+        doc="seconds between a job worker's heartbeats",
+    )
+    jobs_stalled_after: float = setting(
+        default=30.0,
+        env="VOLFEFE_JOBS_STALLED_AFTER",
+        section=JOBS,
+        check=positive,
+        doc="seconds without a heartbeat before a job worker's jobs are rescued",
+    )
+    jobs_poll_interval: float = setting(
+        default=1.0,
+        env="VOLFEFE_JOBS_POLL_INTERVAL",
+        section=JOBS,
+        check=positive,
+        doc=(
+            "seconds between queue polls; a new job wakes the worker by NOTIFY, so this only "
+            "bounds what a missed notification costs"
+        ),
+    )
+    auto_enqueue: str | None = setting(
+        default=None,
+        env="VOLFEFE_AUTO_ENQUEUE",
+        section=JOBS,
+        check=switch,
+        shown="unset (a new database starts `on`)",
+        doc=(
+            "`on` / `off`: whether a post written to `contents` by anyone is queued for "
+            "classification; stored in the database by `db migrate` (and by the embedded server's"
+            " automatic migration), since the trigger runs in other applications' transactions"
+        ),
+    )
+    api_token: str | None = setting(
+        default=None,
+        env="VOLFEFE_API_TOKEN",
+        section=HTTP,
+        check=token,
+        secret=True,
+        shown="unset",
+        doc=(
+            "Bearer token of the HTTP write routes (16 characters or more); unset = `serve` "
+            "listens on 127.0.0.1 only"
+        ),
+    )
+    api_max_body: int = setting(
+        default=1_048_576,
+        env="VOLFEFE_API_MAX_BODY",
+        section=HTTP,
+        check=at_least(1),
+        doc="bytes per HTTP request body (413 past it)",
+    )
+    api_max_items: int = setting(
+        default=256,
+        env="VOLFEFE_API_MAX_ITEMS",
+        section=HTTP,
+        check=at_least(1),
+        doc="texts per `/api/v1/classify` call, posts per `/api/v1/posts` call",
+    )
+    api_max_text_chars: int = setting(
+        default=100_000,
+        env="VOLFEFE_API_MAX_TEXT_CHARS",
+        section=HTTP,
+        check=at_least(1),
+        doc="characters per text or post over HTTP",
+    )
+    http_header_timeout: float = setting(
+        default=10.0,
+        env="VOLFEFE_HTTP_HEADER_TIMEOUT",
+        section=HTTP,
+        check=positive,
+        doc=(
+            "seconds a connection has to send a request's line and headers (from connect, or from"
+            " the first byte of the next request on a kept-alive connection); closed past it"
+        ),
+    )
+    http_keep_alive: int = setting(
+        default=5,
+        env="VOLFEFE_HTTP_KEEP_ALIVE",
+        section=HTTP,
+        check=at_least(1),
+        doc="seconds an idle keep-alive HTTP connection is kept open",
+    )
+    http_max_header_bytes: int = setting(
+        default=16_384,
+        env="VOLFEFE_HTTP_MAX_HEADER_BYTES",
+        section=HTTP,
+        check=at_least(1024),
+        doc="bytes of a request line and headers (400 past it)",
+    )
+    http_max_connections: int = setting(
+        default=1_000,
+        env="VOLFEFE_HTTP_MAX_CONNECTIONS",
+        section=HTTP,
+        check=at_least(1),
+        doc=(
+            "open connections, event streams included; more are answered 503 (uvicorn's plain text)"
+        ),
+    )
+    login_max_failures: int = setting(
+        default=5,
+        env="VOLFEFE_LOGIN_MAX_FAILURES",
+        section=HTTP,
+        check=at_least(1),
+        doc=(
+            "failed `/login` tries per client address within `VOLFEFE_LOGIN_WINDOW`; past it "
+            "`TooManyAttempts` (429)"
+        ),
+    )
+    login_window: float = setting(
+        default=300.0,
+        env="VOLFEFE_LOGIN_WINDOW",
+        section=HTTP,
+        check=positive,
+        doc="seconds over which `VOLFEFE_LOGIN_MAX_FAILURES` are counted",
+    )
+    login_session_max_age: float = setting(
+        default=43_200.0,
+        env="VOLFEFE_LOGIN_SESSION_MAX_AGE",
+        section=HTTP,
+        check=positive,
+        doc="seconds a dashboard login (its signed session cookie) lasts",
+    )
+    jobs_max_rebuilds: int = setting(
+        default=3,
+        env="VOLFEFE_JOBS_MAX_REBUILDS",
+        section=JOBS,
+        check=at_least(1),
+        doc="failed classifier rebuilds in a row after which `jobs worker` exits 3",
+    )
+    db_connect_timeout: float = setting(
+        default=10.0,
+        env="VOLFEFE_DB_CONNECT_TIMEOUT",
+        section=DATABASE,
+        check=positive,
+        doc="seconds to open a database connection (libpq: whole seconds, at least 2)",
+    )
+    db_statement_timeout: float = setting(
+        default=60.0,
+        env="VOLFEFE_DB_STATEMENT_TIMEOUT",
+        section=DATABASE,
+        check=at_least(0, "0 = none"),
+        doc=(
+            "seconds a statement may run (server-side `statement_timeout`; client-side deadline 5"
+            " s later); 0 = none"
+        ),
+    )
+    db_keepalive: float = setting(
+        default=10.0,
+        env="VOLFEFE_DB_KEEPALIVE",
+        section=DATABASE,
+        check=positive,
+        doc=(
+            "seconds of silence before TCP keepalive probes (3, a third of that apart); "
+            "unacknowledged data aborts after twice that, so a job worker cut off by a partition "
+            "notices within `VOLFEFE_JOBS_HEARTBEAT` + 2 x this"
+        ),
+    )
 
     def __post_init__(self) -> None:
-        positive = (
-            "call_timeout",
-            "boot_timeout",
-            "hub_timeout",
-            "download_timeout",
-            "restart_window",
-            "rebuild_backoff",
-            "rebuild_backoff_max",
-            "jobs_backoff",
-            "jobs_prune_days",
-            "jobs_heartbeat",
-            "jobs_stalled_after",
-            "jobs_poll_interval",
-            "db_connect_timeout",
-            "db_keepalive",
-            "http_header_timeout",
-            "login_window",
-            "login_session_max_age",
-        )
-        for name in positive:
-            if not getattr(self, name) > 0:
-                raise _invalid(name, f"must be > 0, got {getattr(self, name)}")
-        if self.batch_wait < 0:
-            raise _invalid("batch_wait", f"must be >= 0, got {self.batch_wait}")
-        if self.db_statement_timeout < 0:
-            raise _invalid(
-                "db_statement_timeout", f"must be >= 0 (0 = none), got {self.db_statement_timeout}"
-            )
-        if self.shutdown_grace < 0:
-            raise _invalid("shutdown_grace", f"must be >= 0, got {self.shutdown_grace}")
-        if self.idle_ping < 0:
-            raise _invalid("idle_ping", f"must be >= 0 (0 = never), got {self.idle_ping}")
+        for item in dataclasses.fields(self):
+            spec = item.metadata.get(SPEC)
+            if spec is not None and spec.check is not None:
+                problem = spec.check(getattr(self, item.name))
+                if problem is not None:
+                    raise _invalid(item.name, problem)
+        # Checks between settings: each names the setting it blames.
         if self.jobs_stalled_after <= self.jobs_heartbeat:
             raise _invalid(
                 "jobs_stalled_after",
                 f"({self.jobs_stalled_after}) must exceed jobs_heartbeat "
                 f"({self.jobs_heartbeat}), or live workers would look stalled",
             )
-        if self.request_timeout < 0:
-            raise _invalid(
-                "request_timeout", f"must be >= 0 (0 = derived), got {self.request_timeout}"
-            )
         if self.rebuild_backoff_max < self.rebuild_backoff:
             raise _invalid(
                 "rebuild_backoff_max",
                 f"({self.rebuild_backoff_max}) must be >= rebuild_backoff ({self.rebuild_backoff})",
             )
-        for name in ("max_child_calls", "max_child_rss_mb"):
-            if getattr(self, name) < 0:
-                raise _invalid(name, f"must be >= 0 (0 = off), got {getattr(self, name)}")
-        if self.threads < 0:
-            raise _invalid("threads", f"must be >= 0 (0 = cores // workers), got {self.threads}")
-        for name in (
-            "workers",
-            "batch_size",
-            "batch_tokens",
-            "forward_tokens",
-            "max_queued",
-            "jobs_max_attempts",
-            "jobs_max_rebuilds",
-        ):
-            if getattr(self, name) < 1:
-                raise _invalid(name, f"must be >= 1, got {getattr(self, name)}")
-        if self.jobs_concurrency < 0:
-            raise _invalid(
-                "jobs_concurrency",
-                f"must be >= 0 (0 = batch_size x (workers + 1)), got {self.jobs_concurrency}",
-            )
-        for name in (
-            "api_max_body",
-            "api_max_items",
-            "api_max_text_chars",
-            "http_keep_alive",
-            "http_max_connections",
-            "login_max_failures",
-        ):
-            if getattr(self, name) < 1:
-                raise _invalid(name, f"must be >= 1, got {getattr(self, name)}")
-        if self.http_max_header_bytes < 1024:
-            raise _invalid(
-                "http_max_header_bytes", f"must be >= 1024, got {self.http_max_header_bytes}"
-            )
-        if self.api_token is not None and len(self.api_token) < 16:
-            raise _invalid(
-                "api_token", f"must be at least 16 characters, got {len(self.api_token)}"
-            )
-        if self.max_restarts < 0:
-            raise _invalid("max_restarts", f"must be >= 0, got {self.max_restarts}")
-        if self.max_chars < 64:
-            raise _invalid("max_chars", f"must be >= 64, got {self.max_chars}")
-        for name, allowed in (
-            ("quantize", QUANTIZE_SCHEMES),
-            ("backend", BACKENDS),
-            ("device", DEVICES),
-        ):
-            if getattr(self, name) not in allowed:
-                raise _invalid(
-                    name, f"must be one of {', '.join(allowed)}, got {getattr(self, name)!r}"
-                )
-        if self.auto_enqueue is not None and self.auto_enqueue not in SWITCH:
-            raise _invalid("auto_enqueue", f"must be on or off, got {self.auto_enqueue!r}")
-        for name in ("calibration_size", "guard_size"):
-            if getattr(self, name) < 1:
-                raise _invalid(name, f"must be >= 1, got {getattr(self, name)}")
-        if not 0 <= self.guard_min_agreement <= 1:
-            raise _invalid(
-                "guard_min_agreement", f"must be between 0 and 1, got {self.guard_min_agreement}"
-            )
-        if not 0 <= self.guard_max_dp <= 1:
-            raise _invalid("guard_max_dp", f"must be between 0 and 1, got {self.guard_max_dp}")
         if self.quantize in GUARDED_SCHEMES and self.device not in ("auto", "cpu"):
             raise _invalid(
                 "quantize",
@@ -273,8 +759,6 @@ class Settings:
                 f"{self.quantize} needs the openvino backend, not {self.backend} "
                 "(set VOLFEFE_BACKEND=openvino or auto)",
             )
-        if not self.model.strip():
-            raise _invalid("model", "must name a hub id or a local folder, got ''")
         if not self.worker_cmd:
             raise _invalid("worker_cmd", "must not be empty")
 
@@ -369,6 +853,7 @@ class Settings:
         Overrides whose value is None are ignored, so CLI options can be passed straight in.
         """
         values: dict[str, Any] = {}
+        env = _renamed(env)
         for name, (var, convert) in _ENV_VARS.items():
             raw = env.get(var)
             if raw is None or raw == "":
@@ -380,7 +865,7 @@ class Settings:
                     f"{var} must be {_KIND[convert]}, got {raw!r}", setting=name
                 ) from None
         values.setdefault("data_dir", default_data_dir(env))
-        values.setdefault("onnx_cache", default_onnx_cache(env))
+        values.setdefault("export_cache", default_export_cache(env))
         given = {k: v for k, v in overrides.items() if v is not None}
         values.update(given)
         try:
@@ -391,6 +876,18 @@ class Settings:
                 raise
             var = _ENV_VARS[culprit][0]
             raise ConfigError(f"{var}={env.get(var)!r}: {exc}", setting=culprit) from None
+
+
+def _renamed(env: Mapping[str, str]) -> Mapping[str, str]:
+    """`env` with each variable set under its old name (`Spec.old_env`) only, under its new
+    name too; a FutureWarning says to rename it."""
+    moved: dict[str, str] = {}
+    for _, _, spec in declared():
+        old = spec.old_env
+        if old and env.get(old) and not env.get(spec.env):
+            warnings.warn(f"{old} is now {spec.env}: rename it", FutureWarning, stacklevel=3)
+            moved[spec.env] = env[old]
+    return {**env, **moved} if moved else env
 
 
 def _invalid(name: str, problem: str) -> ConfigError:
@@ -404,65 +901,46 @@ _KIND: dict[Callable[[str], Any], str] = {
     str: "text",
     Path: "a path",
 }
-_ENV_VARS: dict[str, tuple[str, Callable[[str], Any]]] = {
-    "model": ("VOLFEFE_MODEL", str),
-    "revision": ("VOLFEFE_REVISION", str),
-    "workers": ("VOLFEFE_WORKERS", int),
-    "threads": ("VOLFEFE_THREADS", int),
-    "device": ("VOLFEFE_DEVICE", str),
-    "quantize": ("VOLFEFE_QUANTIZE", str),
-    "backend": ("VOLFEFE_BACKEND", str),
-    "onnx_cache": ("VOLFEFE_ONNX_CACHE", Path),
-    "export_timeout": ("VOLFEFE_EXPORT_TIMEOUT", float),
-    "calibration_size": ("VOLFEFE_CALIBRATION_SIZE", int),
-    "guard_size": ("VOLFEFE_GUARD_SIZE", int),
-    "guard_min_agreement": ("VOLFEFE_GUARD_MIN_AGREEMENT", float),
-    "guard_max_dp": ("VOLFEFE_GUARD_MAX_DP", float),
-    "hub_timeout": ("VOLFEFE_HUB_TIMEOUT", float),
-    "download_timeout": ("VOLFEFE_DOWNLOAD_TIMEOUT", float),
-    "call_timeout": ("VOLFEFE_CALL_TIMEOUT", float),
-    "boot_timeout": ("VOLFEFE_BOOT_TIMEOUT", float),
-    "shutdown_grace": ("VOLFEFE_SHUTDOWN_GRACE", float),
-    "max_restarts": ("VOLFEFE_MAX_RESTARTS", int),
-    "restart_window": ("VOLFEFE_RESTART_WINDOW", float),
-    "request_timeout": ("VOLFEFE_REQUEST_TIMEOUT", float),
-    "max_queued": ("VOLFEFE_MAX_QUEUED", int),
-    "max_child_calls": ("VOLFEFE_MAX_CHILD_CALLS", int),
-    "max_child_rss_mb": ("VOLFEFE_MAX_CHILD_RSS_MB", int),
-    "idle_ping": ("VOLFEFE_IDLE_PING", float),
-    "rebuild_backoff": ("VOLFEFE_REBUILD_BACKOFF", float),
-    "rebuild_backoff_max": ("VOLFEFE_REBUILD_BACKOFF_MAX", float),
-    "batch_size": ("VOLFEFE_BATCH_SIZE", int),
-    "batch_tokens": ("VOLFEFE_BATCH_TOKENS", int),
-    "batch_wait": ("VOLFEFE_BATCH_WAIT", float),
-    "forward_tokens": ("VOLFEFE_FORWARD_TOKENS", int),
-    "max_chars": ("VOLFEFE_MAX_CHARS", int),
-    "database_url": ("DATABASE_URL", str),
-    "data_dir": ("VOLFEFE_DATA_DIR", Path),
-    "jobs_concurrency": ("VOLFEFE_JOBS_CONCURRENCY", int),
-    "jobs_max_attempts": ("VOLFEFE_JOBS_MAX_ATTEMPTS", int),
-    "jobs_backoff": ("VOLFEFE_JOBS_BACKOFF", int),
-    "jobs_enqueue_cron": ("VOLFEFE_JOBS_ENQUEUE_CRON", str),
-    "jobs_prune_cron": ("VOLFEFE_JOBS_PRUNE_CRON", str),
-    "jobs_rescue_cron": ("VOLFEFE_JOBS_RESCUE_CRON", str),
-    "jobs_prune_days": ("VOLFEFE_JOBS_PRUNE_DAYS", float),
-    "jobs_heartbeat": ("VOLFEFE_JOBS_HEARTBEAT", float),
-    "jobs_stalled_after": ("VOLFEFE_JOBS_STALLED_AFTER", float),
-    "jobs_poll_interval": ("VOLFEFE_JOBS_POLL_INTERVAL", float),
-    "auto_enqueue": ("VOLFEFE_AUTO_ENQUEUE", str),
-    "api_token": ("VOLFEFE_API_TOKEN", str),
-    "api_max_body": ("VOLFEFE_API_MAX_BODY", int),
-    "api_max_items": ("VOLFEFE_API_MAX_ITEMS", int),
-    "api_max_text_chars": ("VOLFEFE_API_MAX_TEXT_CHARS", int),
-    "http_header_timeout": ("VOLFEFE_HTTP_HEADER_TIMEOUT", float),
-    "http_keep_alive": ("VOLFEFE_HTTP_KEEP_ALIVE", int),
-    "http_max_header_bytes": ("VOLFEFE_HTTP_MAX_HEADER_BYTES", int),
-    "http_max_connections": ("VOLFEFE_HTTP_MAX_CONNECTIONS", int),
-    "login_max_failures": ("VOLFEFE_LOGIN_MAX_FAILURES", int),
-    "login_window": ("VOLFEFE_LOGIN_WINDOW", float),
-    "login_session_max_age": ("VOLFEFE_LOGIN_SESSION_MAX_AGE", float),
-    "jobs_max_rebuilds": ("VOLFEFE_JOBS_MAX_REBUILDS", int),
-    "db_connect_timeout": ("VOLFEFE_DB_CONNECT_TIMEOUT", float),
-    "db_statement_timeout": ("VOLFEFE_DB_STATEMENT_TIMEOUT", float),
-    "db_keepalive": ("VOLFEFE_DB_KEEPALIVE", float),
-}
+
+
+def declared() -> Iterator[tuple[str, type, Spec]]:
+    """(field name, type, spec) of every setting with a variable, in declaration order."""
+    hints = typing.get_type_hints(Settings)
+    for item in dataclasses.fields(Settings):
+        spec = item.metadata.get(SPEC)
+        if spec is not None:
+            yield item.name, _converter(hints[item.name]), spec
+
+
+def shown_default(name: str) -> str:
+    """The default of setting `name` as the reference shows it.
+
+    >>> shown_default("call_timeout"), shown_default("revision"), shown_default("backend")
+    ('30', 'main', '`auto`')
+    """
+    item = next(f for f in dataclasses.fields(Settings) if f.name == name)
+    spec: Spec = item.metadata[SPEC]
+    if spec.shown is not None:
+        return spec.shown
+    value = item.default
+    if value is None:
+        return "unset"
+    if isinstance(value, str):
+        return f"`{value}`"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _converter(hint: Any) -> type:
+    """int, float, str or Path: how a variable's text becomes the field's value."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    kind = args[0] if args else hint
+    if kind not in _KIND:
+        raise TypeError(f"no converter for settings of type {kind!r}")
+    return cast(type, kind)
+
+
+def _env_vars() -> dict[str, tuple[str, Callable[[str], Any]]]:
+    return {name: (spec.env, kind) for name, kind, spec in declared()}
+
+
+_ENV_VARS = _env_vars()  # field -> (variable, converter), from the declarations

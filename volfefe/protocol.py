@@ -50,6 +50,14 @@ BAD_SCORES = "BadScores"
 DEFAULT_MODEL = "yiyanghkust/finbert-tone"
 """The model used when none is configured (a hub id)."""
 
+# Defaults the child shares with Settings (which declares the settings: volfefe/config.py).
+DEFAULT_MAX_CHARS = 20_000
+"""Characters of a text sent to a child, at most (VOLFEFE_MAX_CHARS)."""
+DEFAULT_FORWARD_TOKENS = 1024
+"""Padded tokens per forward pass (VOLFEFE_FORWARD_TOKENS)."""
+DEFAULT_HUB_TIMEOUT = 10.0
+"""Seconds the model hub may take to answer (VOLFEFE_HUB_TIMEOUT)."""
+
 SENTIMENTS = ("positive", "negative", "neutral")
 """The only sentiment names, always lower-case, in display order."""
 
@@ -76,11 +84,13 @@ def f32_counterpart(scheme: str) -> str:
     return "none" if scheme == "bf16" else scheme.removesuffix("-bf16")
 
 
-def default_onnx_cache(env: Mapping[str, str]) -> Path:
-    """Where ONNX exports are cached: `$VOLFEFE_ONNX_CACHE`, else `$HF_HOME/volfefe-onnx`
-    (`~/.cache/huggingface/volfefe-onnx`), next to the Hugging Face cache."""
-    if env.get("VOLFEFE_ONNX_CACHE"):
-        return Path(env["VOLFEFE_ONNX_CACHE"])
+def default_export_cache(env: Mapping[str, str]) -> Path:
+    """Where model exports (ONNX, OpenVINO) are cached: `$VOLFEFE_EXPORT_CACHE` (or its old
+    name `$VOLFEFE_ONNX_CACHE`), else `$HF_HOME/volfefe-onnx` (`~/.cache/huggingface/
+    volfefe-onnx`), next to the Hugging Face cache."""
+    for name in ("VOLFEFE_EXPORT_CACHE", "VOLFEFE_ONNX_CACHE"):
+        if env.get(name):
+            return Path(env[name])
     hf_home = env.get("HF_HOME") or str(Path.home() / ".cache" / "huggingface")
     return Path(hf_home) / "volfefe-onnx"
 

@@ -72,7 +72,7 @@ def run(args: argparse.Namespace, settings: Mapping[str, str]) -> Outcome:
         env = {
             **BACKENDS[args.backend],
             "VOLFEFE_WORKERS": "1",
-            "VOLFEFE_ONNX_CACHE": str(realtime.onnx_cache(sizes, workdir)),
+            "VOLFEFE_EXPORT_CACHE": str(realtime.export_cache(sizes, workdir)),
             **settings,
         }
         texts = realtime.corpus(args.posts, seed=2)  # as its drain posts are drawn

@@ -171,7 +171,7 @@ def run(args: argparse.Namespace, settings: Mapping[str, str]) -> Outcome:
                 "VOLFEFE_MODEL": str(model),
                 "VOLFEFE_BACKEND": args.backend,
                 "VOLFEFE_API_TOKEN": token,
-                "VOLFEFE_ONNX_CACHE": str(workdir / "onnx"),
+                "VOLFEFE_EXPORT_CACHE": str(workdir / "onnx"),
             }
         )
         log(f"classify_many over {len(texts)} texts ({kind} model, {args.backend})")

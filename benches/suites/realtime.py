@@ -263,7 +263,7 @@ def volfefe_cli(args: Sequence[str], env: Mapping[str, str]) -> str:
     return volfefe(args, env, TIMEOUT)
 
 
-def onnx_cache(sizes: dict[str, Any], workdir: Path) -> Path:
+def export_cache(sizes: dict[str, Any], workdir: Path) -> Path:
     """The quick run exports into its work folder; the full run reuses the throughput
     suite's cache, so the FinBERT-sized export (minutes) happens once per machine."""
     if sizes is QUICK:
@@ -290,7 +290,7 @@ def run_backend(
             **db_env,
             **backends()[name],
             "VOLFEFE_MODEL": str(model),
-            "VOLFEFE_ONNX_CACHE": str(onnx_cache(sizes, workdir)),
+            "VOLFEFE_EXPORT_CACHE": str(export_cache(sizes, workdir)),
             **(settings_env or {}),
         }
         steps = [["db", "migrate"], ["predict", "warm up the export"]]

@@ -264,7 +264,7 @@ def end_to_end(
             "VOLFEFE_MODEL": str(model),
             "VOLFEFE_BACKEND": ours()[row][0],
             "VOLFEFE_QUANTIZE": ours()[row][1],
-            "VOLFEFE_ONNX_CACHE": str(exports),
+            "VOLFEFE_EXPORT_CACHE": str(exports),
             "VOLFEFE_GUARD_MIN_AGREEMENT": str(LAX_GUARD["min_agreement"]),
             "VOLFEFE_GUARD_MAX_DP": str(LAX_GUARD["max_dp"]),
         }
@@ -400,7 +400,7 @@ def run_suite(args: argparse.Namespace, settings: Mapping[str, str]) -> Outcome:
     from volfefe.protocol import GUARDED_SCHEMES
 
     offline_env()
-    for name in ("VOLFEFE_BACKEND", "VOLFEFE_QUANTIZE", "VOLFEFE_MODEL", "VOLFEFE_ONNX_CACHE"):
+    for name in ("VOLFEFE_BACKEND", "VOLFEFE_QUANTIZE", "VOLFEFE_MODEL", "VOLFEFE_EXPORT_CACHE"):
         os.environ.pop(name, None)
     os.environ.update(settings)
     posts = args.posts or (24 if args.quick else 300)

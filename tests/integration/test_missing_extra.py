@@ -35,7 +35,7 @@ def cache(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An export cache holding the tiny model's onnx and openvino exports."""
     root = tmp_path_factory.mktemp("old-exports")
     for backend, _ in RUNTIMES:
-        env = {"VOLFEFE_MODEL": str(tiny_model), "VOLFEFE_ONNX_CACHE": str(root)}
+        env = {"VOLFEFE_MODEL": str(tiny_model), "VOLFEFE_EXPORT_CACHE": str(root)}
         made = volfefe(env, "--backend", backend, "model", "export")
         assert made.returncode == 0, made.stderr
     return root
@@ -61,7 +61,7 @@ def test_a_cached_export_without_its_runtime_is_a_config_error(
 ) -> None:
     env = {
         "VOLFEFE_MODEL": str(tiny_model),
-        "VOLFEFE_ONNX_CACHE": str(cache),
+        "VOLFEFE_EXPORT_CACHE": str(cache),
         "VOLFEFE_BACKEND": backend,
         "VOLFEFE_WORKERS": "1",
         "PYTHONPATH": hide(module, how, tmp_path / "hidden"),

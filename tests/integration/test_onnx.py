@@ -119,7 +119,7 @@ def test_model_export_command_exports_once(tiny_model: Path, tmp_path: Path) -> 
         **os.environ,
         "HF_HUB_OFFLINE": "1",
         "VOLFEFE_MODEL": str(tiny_model),
-        "VOLFEFE_ONNX_CACHE": str(tmp_path),
+        "VOLFEFE_EXPORT_CACHE": str(tmp_path),
         "VOLFEFE_BACKEND": "onnx",  # auto would pick openvino where it is installed
     }
     runs = [

@@ -106,7 +106,7 @@ def test_int8_static_export_is_calibrated_checked_and_recorded(
 ) -> None:
     calib = tmp_path / "mine.jsonl"
     calib.write_text("".join(json.dumps({"text": t}) + "\n" for t in default_texts()))
-    env = {"VOLFEFE_ONNX_CACHE": str(tmp_path / "cache"), "VOLFEFE_GUARD_SIZE": "30", **LAX}
+    env = {"VOLFEFE_EXPORT_CACHE": str(tmp_path / "cache"), "VOLFEFE_GUARD_SIZE": "30", **LAX}
     proc = volfefe(
         {**env, "VOLFEFE_MODEL": str(tiny_model)},
         "model",
@@ -144,7 +144,7 @@ def test_too_few_calibration_texts_are_a_usage_error_before_any_export(
     calib = tmp_path / "two.jsonl"
     calib.write_text('{"text": "stocks rally"}\n{"text": "oil slumps"}\n\n')
     cache = tmp_path / "cache"
-    env = {"VOLFEFE_MODEL": str(tiny_model), "VOLFEFE_ONNX_CACHE": str(cache)}
+    env = {"VOLFEFE_MODEL": str(tiny_model), "VOLFEFE_EXPORT_CACHE": str(cache)}
     proc = volfefe(
         env, "--backend", "openvino", "model", "export", "--quantize", "int8-static",
         "--calibrate", str(calib),
@@ -161,7 +161,7 @@ def test_the_guard_refuses_to_install_a_model_worse_than_its_thresholds(
     tiny_model: Path, tmp_path: Path
 ) -> None:
     cache = tmp_path / "cache"
-    env = {"VOLFEFE_MODEL": str(tiny_model), "VOLFEFE_ONNX_CACHE": str(cache), **STRICT}
+    env = {"VOLFEFE_MODEL": str(tiny_model), "VOLFEFE_EXPORT_CACHE": str(cache), **STRICT}
     runs = [volfefe(env, "model", "export", "--quantize", "int8-static") for _ in range(2)]
     for proc in runs:
         assert proc.returncode == 5, proc.stderr
@@ -182,7 +182,7 @@ def test_bf16_export_is_checked_recorded_and_served_at_bf16(
 ) -> None:
     env = {
         "VOLFEFE_MODEL": str(tiny_model),
-        "VOLFEFE_ONNX_CACHE": str(tmp_path / "cache"),
+        "VOLFEFE_EXPORT_CACHE": str(tmp_path / "cache"),
         "VOLFEFE_GUARD_SIZE": "30",
         **LAX,
     }
@@ -227,7 +227,7 @@ def test_calibrate_from_db_samples_the_stored_posts(
 ) -> None:
     env = {
         "VOLFEFE_MODEL": str(tiny_model),
-        "VOLFEFE_ONNX_CACHE": str(tmp_path / "cache"),
+        "VOLFEFE_EXPORT_CACHE": str(tmp_path / "cache"),
         "DATABASE_URL": database_url,
         "VOLFEFE_GUARD_SIZE": "20",
         **LAX,
@@ -258,7 +258,7 @@ def test_eval_compare_reports_the_guard_figures(
     )
     env = {
         "VOLFEFE_MODEL": str(tiny_model),
-        "VOLFEFE_ONNX_CACHE": str(tmp_path / "cache"),
+        "VOLFEFE_EXPORT_CACHE": str(tmp_path / "cache"),
         "VOLFEFE_BACKEND": "openvino",
         "VOLFEFE_WORKERS": "1",
         **LAX,

@@ -130,7 +130,7 @@ def test_to_env_gives_the_same_settings_back_through_from_env(tmp_path: Path) ->
         request_timeout=0.1,
         max_restarts=0,
         data_dir=tmp_path / "data",
-        onnx_cache=tmp_path / "cache",
+        export_cache=tmp_path / "cache",
         database_url="postgresql://u@h/db",
         jobs_enqueue_cron="off",
         api_token="a-long-enough-secret-token",
@@ -146,3 +146,43 @@ def test_to_env_of_some_fields_leaves_none_and_the_rest_out() -> None:
     assert "VOLFEFE_API_TOKEN" not in Settings().to_env()
     with pytest.raises(ValueError, match="'worker_cmd' has no environment variable"):
         settings.to_env(["worker_cmd"])
+
+
+def test_the_reference_pages_are_current() -> None:
+    # docs/configuration.md and docs/errors.md are written from the declarations.
+    from volfefe.cli.reference import main
+
+    assert main(["--check"]) == 0, "run: python -m volfefe.cli.reference"
+
+
+def test_a_renamed_variable_is_still_read_with_a_warning() -> None:
+    with pytest.warns(FutureWarning, match="VOLFEFE_ONNX_CACHE is now VOLFEFE_EXPORT_CACHE"):
+        settings = Settings.from_env({"VOLFEFE_ONNX_CACHE": "/srv/exports"})
+    assert settings.export_cache == Path("/srv/exports")
+    assert Settings.from_env(
+        {"VOLFEFE_ONNX_CACHE": "/old", "VOLFEFE_EXPORT_CACHE": "/new"}
+    ).export_cache == Path("/new")
+
+
+def test_every_declared_setting_round_trips_through_its_variable() -> None:
+    from volfefe.config import declared
+
+    for name, _, spec in declared():
+        assert spec.env.startswith("VOLFEFE_") or spec.env == "DATABASE_URL", name
+        assert spec.doc and spec.section, name
+    settings = Settings(workers=3, call_timeout=2.5, api_token="x" * 16, auto_enqueue="off")
+    again = Settings.from_env(settings.to_env())
+    assert again == settings.replace(worker_env=again.worker_env)
+
+
+def test_the_global_options_come_from_the_declarations() -> None:
+    from click.testing import CliRunner
+
+    from volfefe.cli.main import cli
+    from volfefe.config import declared
+
+    text = CliRunner().invoke(cli, ["--help"], terminal_width=200).output
+    for name, _, spec in declared():
+        assert (f"--{name.replace('_', '-')} " in text) == spec.option, name
+        if spec.option:
+            assert spec.env in text, name

@@ -33,7 +33,7 @@ FORWARDED = (
     "device",
     "quantize",
     "backend",
-    "onnx_cache",
+    "export_cache",
     "call_timeout",
     "boot_timeout",
     "shutdown_grace",

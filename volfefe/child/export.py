@@ -1,7 +1,7 @@
 """Export a model once and cache it: `python -m volfefe.child.export --model M ...`.
 
 ```
-cache root (VOLFEFE_ONNX_CACHE, default next to the Hugging Face cache)
+cache root (VOLFEFE_EXPORT_CACHE, default next to the Hugging Face cache)
   <name>-<scheme>-<key>/   key = hash of backend, model id or folder content, revision, scheme
     model.onnx             onnx: torch export -> onnxruntime BERT fusion -> (int8: dynamic)
     model.xml, model.bin   openvino: see volfefe.child.export_openvino (int8-static, bf16: guarded)

@@ -41,7 +41,14 @@ from volfefe.child.engine import (
     resolve_labels,
 )
 from volfefe.child.guard import GuardFigures, compare
-from volfefe.protocol import GUARDED_SCHEMES, STATIC_SCHEMES, ItemResult, Ready
+from volfefe.protocol import (
+    DEFAULT_FORWARD_TOKENS,
+    DEFAULT_MAX_CHARS,
+    GUARDED_SCHEMES,
+    STATIC_SCHEMES,
+    ItemResult,
+    Ready,
+)
 
 SCHEME_SUFFIX = {
     "none": "+openvino",
@@ -251,8 +258,8 @@ def _engine(
         pad_id=pad_id,
         labels=labels,
         max_length=max_length,
-        max_chars=20_000,
-        forward_tokens=1024,
+        max_chars=DEFAULT_MAX_CHARS,
+        forward_tokens=DEFAULT_FORWARD_TOKENS,
         ready=ready,
     )
 

@@ -17,8 +17,9 @@ an unreachable hub costs one refused connection, not transformers' minute of ret
 from __future__ import annotations
 
 from volfefe.child.engine import ModelLoadError
+from volfefe.protocol import DEFAULT_HUB_TIMEOUT
 
-HUB_TIMEOUT = 10.0  # seconds for the hub to answer; VOLFEFE_HUB_TIMEOUT's default
+HUB_TIMEOUT = DEFAULT_HUB_TIMEOUT  # seconds for the hub to answer
 
 
 class ModelUnavailable(ModelLoadError):

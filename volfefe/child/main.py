@@ -36,6 +36,8 @@ from volfefe.child.engine import Engine, ModelLoadError
 from volfefe.child.faults import Fault, fault_from_env
 from volfefe.child.hub import HUB_TIMEOUT, ModelUnavailable
 from volfefe.protocol import (
+    DEFAULT_FORWARD_TOKENS,
+    DEFAULT_MAX_CHARS,
     DEFAULT_MODEL,
     EXIT_BOOT_FAILED,
     GUARDED_SCHEMES,
@@ -45,13 +47,10 @@ from volfefe.protocol import (
     Reply,
     clean_text,
     decode_request,
-    default_onnx_cache,
+    default_export_cache,
     encode,
     is_blank,
 )
-
-DEFAULT_MAX_CHARS = 20_000
-DEFAULT_FORWARD_TOKENS = 1024
 
 
 def load_engine(args: argparse.Namespace) -> Engine:
@@ -62,7 +61,7 @@ def load_engine(args: argparse.Namespace) -> Engine:
             from volfefe.child.export import default_calibration, ensure_export
 
             folder = ensure_export(
-                args.onnx_cache,
+                args.export_cache,
                 args.model,
                 args.revision,
                 args.quantize,
@@ -89,7 +88,7 @@ def load_engine(args: argparse.Namespace) -> Engine:
         quantize=args.quantize,
         max_chars=args.max_chars,
         forward_tokens=args.forward_tokens,
-        digest_cache=args.onnx_cache / ".digests",
+        digest_cache=args.export_cache / ".digests",
         hub_timeout=args.hub_timeout,
     )
 
@@ -201,9 +200,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="an exported model folder (onnx and openvino backends)",
     )
     parser.add_argument(
-        "--onnx-cache",
+        "--export-cache",
+        "--onnx-cache",  # its old name
         type=Path,
-        default=default_onnx_cache(os.environ),
+        default=default_export_cache(os.environ),
         help="where exports (and weight digests) are cached when --export-dir is not given",
     )
     parser.add_argument("--max-chars", type=int, default=DEFAULT_MAX_CHARS)

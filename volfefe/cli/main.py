@@ -19,7 +19,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import Any, NoReturn
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
 
 import click
 import psycopg
@@ -36,47 +37,33 @@ from volfefe.cli.reclassify import reclassify_command
 from volfefe.cli.serve import serve_command
 from volfefe.cli.terminal import for_terminal
 from volfefe.cli.watch import watch_command
-from volfefe.config import Settings
+from volfefe.config import Settings, declared
 from volfefe.errors import ConfigError, VolfefeError, raised_by_ctrl_c
-from volfefe.protocol import QUANTIZE_SCHEMES
 
 EXIT_INTERRUPTED = 130
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def settings_options(command: F) -> F:
+    """The global options: one per setting declared with `option=True` (volfefe/config.py),
+    `--name-with-dashes`, with the setting's description and variable as its help."""
+    for name, kind, spec in reversed(list(declared())):
+        if not spec.option:
+            continue
+        choices = getattr(spec.check, "choices", None)
+        command = click.option(
+            "--" + name.replace("_", "-"),
+            type=click.Choice(choices) if choices else kind,
+            help=f"{spec.doc} [env {spec.env}].",
+        )(command)
+    return command
+
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="volfefe", prog_name="volfefe")
-@click.option("--model", help="Hub id or local folder [env VOLFEFE_MODEL].")
-@click.option("--revision", help="Model revision on the hub [env VOLFEFE_REVISION].")
-@click.option(
-    "--workers", type=click.IntRange(min=1), help="Child processes [env VOLFEFE_WORKERS]."
-)
-@click.option(
-    "--threads", type=click.IntRange(min=1), help="Torch threads per child [env VOLFEFE_THREADS]."
-)
-@click.option(
-    "--device",
-    type=click.Choice(["auto", "cpu", "cuda", "mps"]),
-    help="Inference device [env VOLFEFE_DEVICE].",
-)
-@click.option(
-    "--quantize",
-    type=click.Choice(QUANTIZE_SCHEMES),
-    help="int8: int8 weights; int8-static: weights and activations, calibrated; bf16, "
-    "int8-static-bf16: the float parts in bf16; the last three guarded (openvino) "
-    "[env VOLFEFE_QUANTIZE].",
-)
-@click.option(
-    "--backend",
-    type=click.Choice(["auto", "torch", "onnx", "openvino"]),
-    help="Inference backend; auto = the fastest installed one [env VOLFEFE_BACKEND].",
-)
-@click.option("--call-timeout", type=float, help="Seconds per call [env VOLFEFE_CALL_TIMEOUT].")
-@click.option(
-    "--boot-timeout",
-    type=float,
-    help="Seconds for a child to get ready [env VOLFEFE_BOOT_TIMEOUT].",
-)
+@settings_options
 @click.option("-v", "--verbose", count=True, help="More logging on stderr (-vv for debug).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress display; warnings and errors only.")
 @click.pass_context

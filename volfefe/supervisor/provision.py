@@ -97,7 +97,7 @@ def _quantized(args: list[str], quantize: str) -> list[str]:
 
 def _torch_args(settings: Settings) -> list[str]:
     # The torch child caches its weights digest (for model_version) in the export cache.
-    return ["--backend", "torch", "--onnx-cache", str(settings.onnx_cache)]
+    return ["--backend", "torch", "--export-cache", str(settings.export_cache)]
 
 
 async def _export_args(settings: Settings, backend: str, request: ExportRequest) -> list[str]:
@@ -112,7 +112,7 @@ async def _export_args(settings: Settings, backend: str, request: ExportRequest)
         "--quantize",
         settings.quantize,
         "--cache-root",
-        str(settings.onnx_cache),
+        str(settings.export_cache),
     ]
     if settings.revision:
         argv += ["--revision", settings.revision]

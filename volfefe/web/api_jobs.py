@@ -5,12 +5,13 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from volfefe.errors import JobNotFound
 from volfefe.jobs.listing import STATES, cancel, list_jobs
 from volfefe.jobs.queue import QUEUE, retry, status
 from volfefe.web import params
 from volfefe.web.access import require_writer
 from volfefe.web.encode import JSON
-from volfefe.web.errors import JobNotFound, JobStateConflict
+from volfefe.web.errors import JobStateConflict
 from volfefe.web.state import AppState, app_state
 
 MAX_PAGE = 200
@@ -54,7 +55,7 @@ def cancel_job(request: Request) -> Response:
 
 def missing_job(job_id: int) -> JobNotFound:
     """The error for a job id that names no job."""
-    return JobNotFound(f"job {job_id} not found")
+    return JobNotFound(job_id)
 
 
 def do_retry(state: AppState, job_id: int) -> str:

@@ -20,6 +20,7 @@ from volfefe.errors import (
     ConfigError,
     ContentNotFound,
     DatabaseUnavailable,
+    JobNotFound,
     NoTextError,
     Overloaded,
     PoolBroken,
@@ -57,10 +58,6 @@ class TooManyAttempts(VolfefeError):
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
-
-
-class JobNotFound(VolfefeError):
-    """No job has this id (HTTP 404)."""
 
 
 class JobStateConflict(VolfefeError):

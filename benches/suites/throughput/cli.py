@@ -38,7 +38,7 @@ def sanitise_environment(settings: Mapping[str, str]) -> None:
         "VOLFEFE_MODEL",
         "VOLFEFE_REVISION",
         "VOLFEFE_DATA_DIR",
-        "VOLFEFE_ONNX_CACHE",
+        "VOLFEFE_EXPORT_CACHE",
         "VOLFEFE_WORKER_FAULT",
         "VOLFEFE_WORKER_FAULT_ONCE",
     ):
@@ -92,8 +92,8 @@ def run(args: argparse.Namespace, settings: Mapping[str, str]) -> Outcome:
     workdir = Path(tempfile.mkdtemp(prefix="volfefe-bench-"))
     # Exports of bench models stay out of the user's cache: per run with --quick (the tiny
     # model lives in the work folder), else next to the cached model, reused across runs.
-    onnx_cache = workdir / "onnx" if args.quick else cache_root() / "onnx"
-    os.environ["VOLFEFE_ONNX_CACHE"] = str(onnx_cache)
+    export_cache = workdir / "onnx" if args.quick else cache_root() / "onnx"
+    os.environ["VOLFEFE_EXPORT_CACHE"] = str(export_cache)
     results = Results()
     try:
         model, kind = ensure_model(args.model, args.quick, workdir, args.seed)

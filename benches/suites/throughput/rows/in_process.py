@@ -113,7 +113,8 @@ def bench_onnx_ceiling(ctx: Context, quantize: str) -> None:
     from volfefe.child.export import ensure_export
 
     plan, texts, results = ctx.plan, ctx.texts, ctx.results
-    folder = ensure_export(Path(os.environ["VOLFEFE_ONNX_CACHE"]), str(plan.model), None, quantize)
+    cache = Path(os.environ["VOLFEFE_EXPORT_CACHE"])
+    folder = ensure_export(cache, str(plan.model), None, quantize)
     engine = load_engine(
         folder, threads=plan.cores, max_chars=20_000, forward_tokens=CEILING_BATCH_TOKENS
     )
