@@ -468,6 +468,14 @@ def test_metrics_expose_latency_children_jobs_and_posts(server: Served, api: htt
         "volfefe_jobs_oldest_waiting_seconds",
     ):
         assert name in text, name
+    # "Rates up" is a short post: its wait is counted in the short class, none in the others.
+    assert 'volfefe_text_latency_seconds_count{length="short"} ' in text
+    counts = {
+        line.split('"')[1]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("volfefe_text_latency_seconds_count{")
+    }
+    assert counts["short"] >= 1 and counts["medium"] == 0 and counts["long"] == 0, counts
 
 
 def test_without_a_token_serve_listens_on_loopback_only_on_the_embedded_database(

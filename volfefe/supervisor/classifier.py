@@ -26,6 +26,7 @@ from volfefe.errors import (
 from volfefe.protocol import EMPTY_TEXT, FORWARD_FAILED, ItemError, Ready, clean_text, is_blank
 from volfefe.result import Classification
 from volfefe.supervisor.batching import Item
+from volfefe.supervisor.latency import Histogram
 from volfefe.supervisor.loop_thread import LoopThread
 from volfefe.supervisor.owner import PoolOwner
 from volfefe.supervisor.token_count import TokenCounter
@@ -131,6 +132,12 @@ class Classifier:
                 stats[name] = stats.get(name, 0) + value
         stats["rebuilds"] = owner.rebuilds
         return stats
+
+    def latency(self) -> dict[str, Histogram]:
+        """Each length class's histogram of how long texts waited for their answer, queue
+        included (supervisor/latency.py); empty before the first call."""
+        owner = self._owner
+        return dict(owner.latency.histograms) if owner is not None else {}
 
     def close(self) -> None:
         """Stop taking calls, finish in-flight ones within the grace, then stop every child."""

@@ -23,6 +23,7 @@ from volfefe.config import Settings
 from volfefe.errors import ConfigError, PoolBroken
 from volfefe.protocol import Ready
 from volfefe.supervisor.batching import Item
+from volfefe.supervisor.latency import LatencyByClass
 from volfefe.supervisor.policy import is_impossible_boot, rebuild_backoff
 from volfefe.supervisor.pool import Pool
 
@@ -42,6 +43,7 @@ class PoolOwner:
         self.rebuilds = 0
         self.retired: dict[str, int] = {}  # counters of replaced pools: totals never go back
         self._replaced = asyncio.Event()  # set when a new pool takes charge, or none can
+        self.latency = LatencyByClass()  # shared by every pool it makes: totals never go back
 
     @property
     def current(self) -> Pool | None:
@@ -53,7 +55,7 @@ class PoolOwner:
         if self.config_error is not None:
             raise self.config_error
         if self._pool is None:
-            self._pool = Pool(self._settings, on_broken=self._on_broken)
+            self._pool = Pool(self._settings, on_broken=self._on_broken, latency=self.latency)
         return self._pool
 
     async def wait_ready(self) -> Ready:
@@ -152,7 +154,7 @@ class PoolOwner:
         old = self._pool
         if old is not None:
             await old.close()  # its children are dead or dying; bounded
-        fresh = Pool(self._settings, on_broken=self._on_broken)
+        fresh = Pool(self._settings, on_broken=self._on_broken, latency=self.latency)
         retired = dict(self.retired)
         for name, value in (old.stats if old is not None else {}).items():
             retired[name] = retired.get(name, 0) + value

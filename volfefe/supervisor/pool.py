@@ -51,6 +51,7 @@ from volfefe.errors import (
 )
 from volfefe.protocol import ItemError, ItemResult, Ready
 from volfefe.supervisor.batching import Item, Request, RequestQueue, split_texts
+from volfefe.supervisor.latency import LatencyByClass
 from volfefe.supervisor.policy import RestartBudget, boot_backoff, is_impossible_boot, poison_from
 from volfefe.supervisor.port import KILL_WAIT, Port
 from volfefe.supervisor.provision import backend_args
@@ -77,7 +78,10 @@ class Pool:
     """
 
     def __init__(
-        self, settings: Settings, on_broken: Callable[[PoolBroken], None] | None = None
+        self,
+        settings: Settings,
+        on_broken: Callable[[PoolBroken], None] | None = None,
+        latency: LatencyByClass | None = None,
     ) -> None:
         self._settings = settings
         self._on_broken = on_broken
@@ -95,6 +99,7 @@ class Pool:
         self._backend_args: list[str] | None = None
         self._counter = TokenCounter()  # the model's tokenizer once the children's are known
         self._preparing = asyncio.Lock()
+        self.latency = latency or LatencyByClass()  # each text's wait, by length class
 
     def start(self) -> None:
         """Start one runner per slot; children boot concurrently in the background."""
@@ -143,6 +148,7 @@ class Pool:
         still knows it was longer (`truncated`).
         """
         self._check_open()
+        started = asyncio.get_running_loop().time()
         limit = self._settings.max_queued
         if self._queue.texts and self._queue.texts + len(texts) > limit:
             raise Overloaded(
@@ -191,6 +197,9 @@ class Pool:
         finally:
             expiry.cancel()
             _seen(requests)
+        waited = loop.time() - started
+        for cost in costs:
+            self.latency.observe(cost, waited)
         answers = (item for request in requests for item in _items_of(request))
         by_index = dict(zip(order, answers, strict=True))
         return [by_index[index] for index in range(len(texts))]

@@ -11,7 +11,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 logger = logging.getLogger(__name__)
@@ -91,3 +96,12 @@ class _Snapshot(Collector):
         )
         oldest.add_metric([], snap["oldest_waiting_s"] or 0.0)
         yield oldest
+        latency = HistogramMetricFamily(
+            "volfefe_text_latency_seconds",
+            "From a classify call to its answer, queue wait included, per text, by length class "
+            "(short <= 64 tokens, medium <= 256, long).",
+            labels=["length"],
+        )
+        for length, histogram in snap["latency"].items():
+            latency.add_metric([length], histogram.cumulative(), histogram.total)
+        yield latency

@@ -13,6 +13,9 @@ from volfefe.web.state import AppState
 THROUGHPUT_WINDOW = 3600.0  # seconds: "throughput over the last hour"
 
 
+JOB_STATES = ("todo", "doing", "succeeded", "failed", "cancelled", "aborted")
+
+
 def collect(state: AppState) -> dict[str, Any]:
     """Totals, sentiment distribution, backlog, throughput, quarantine and the children."""
     with state.db.connection() as conn:
@@ -53,8 +56,10 @@ def metrics_snapshot(state: AppState) -> dict[str, Any]:
     return {
         "pool": data["pool"],
         "children": data["children"],
-        "jobs": data["jobs"],
+        # every state, 0 when none: a series that comes and goes breaks rate() and alerts
+        "jobs": {state: data["jobs"].get(state, 0) for state in JOB_STATES} | data["jobs"],
         "posts": posts,
         "quarantined": data["posts"]["quarantined"],
         "oldest_waiting_s": data["oldest_waiting_s"],
+        "latency": state.classifier.latency(),
     }
