@@ -175,8 +175,11 @@ def test_overview_shows_totals_chart_children_and_live_rows(
 
 def test_posts_page_filters_searches_and_opens_a_post(page: Any, site: Served, shots: Path) -> None:
     word = "w" + uuid.uuid4().hex[:8]
-    [content_id] = ingest(
-        site, {"source": "dash", "external_id": word, "text": f"Oil {word} slides again"}
+    others = [
+        {"source": "dash", "external_id": f"{word}-{n}", "text": f"Bonds {n}"} for n in range(5)
+    ]
+    [content_id, *_] = ingest(
+        site, {"source": "dash", "external_id": word, "text": f"Oil {word} slides again"}, *others
     )
     detail = eventually(
         lambda: (httpx.get(f"{site.base_url}/api/v1/posts/{content_id}").json() or {}).get(

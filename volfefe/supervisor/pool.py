@@ -469,13 +469,10 @@ class Pool:
         control = Request([CONTROL_TEXT], stage=Stage.CONTROL)
 
         def verdict(future: asyncio.Future[list[Item]]) -> None:
+            failed = future.cancelled() or future.exception() is not None  # read either way
             if suspect.future.done():  # its caller gave up meanwhile
                 return
-            passed = (
-                not future.cancelled()
-                and future.exception() is None
-                and isinstance(future.result()[0], ItemResult)
-            )
+            passed = not failed and isinstance(future.result()[0], ItemResult)
             if passed:
                 suspect.convicted = True
                 for charge in suspect.charges:
