@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from volfefe.errors import ClassifierError
@@ -122,6 +122,9 @@ class Request:
     # A trial's: the failures this text is a suspect of, and whether it was found poison.
     charges: list[PendingCharge] = field(default_factory=list)
     convicted: bool = False
+    settled: bool = False  # its charges were acquitted (or dropped): once only
+    # A control's: the verdict on its suspect, given as soon as the control is answered.
+    verdict: Callable[[asyncio.Future[list[Item]]], None] | None = None
 
     def __post_init__(self) -> None:
         costs = self.costs if self.costs is not None else [estimate_tokens(t) for t in self.texts]

@@ -285,6 +285,8 @@ class Pool:
         finally:
             if take is not None:
                 take.cancel()
+            if self.broken is not None:  # a broken pool's children serve nobody: stop them
+                self._forget(slot)
 
     async def _boot(self, slot: _Slot) -> Port | None:
         slot.booting = True
@@ -298,6 +300,8 @@ class Pool:
             if self.broken is not None or self._closing:
                 return None
             await asyncio.sleep(boot_backoff(slot.failures))
+            if self.broken is not None or self._closing:  # it broke while we waited
+                return None
             slot.port = None
             try:
                 slot.port = Port(self._settings, await self._children_backend())
@@ -354,6 +358,9 @@ class Pool:
         start = 0
         for request in batch:
             request.resolve(items[start : start + len(request.texts)])
+            _settle(request)  # before the next batch: an acquittal may spend the budget
+            if request.verdict is not None:
+                request.verdict(request.future)
             start += len(request.texts)
 
     async def _await_call(
@@ -444,6 +451,8 @@ class Pool:
         for request in batch:
             if request.stage is Stage.CONTROL:
                 request.resolve([exc])
+                if request.verdict is not None:
+                    request.verdict(request.future)
                 continue
             after = request.stage.after_failure(texts)
             if pending is not None:
@@ -481,8 +490,10 @@ class Pool:
                 suspect.resolve([poison_from(exc)])
             else:  # the fault strikes whatever the text: not the suspect's
                 suspect.resolve([exc])
+                _settle(suspect)  # now: the acquittal may break the pool before the next boot
 
-        control.future.add_done_callback(verdict)
+        control.verdict = verdict  # called by the pool as it answers the control
+        control.future.add_done_callback(verdict)  # and for any other end (close, break)
         self._accept(control)
         self._queue.put(control)
 
@@ -553,12 +564,17 @@ def _items_of(request: Request) -> list[Item]:
     raise exc  # the pool's own end is the whole call's error
 
 
-def _settle(request: Request, future: asyncio.Future[list[Item]]) -> None:
-    """A trial's request is answered or given up: unless convicted, it acquits its charges.
-    Its error is retrieved here: a part of a caller's request that failed as a whole (its
-    deadline, a close) has nobody else to read it."""
-    if not future.cancelled():
+def _settle(request: Request, future: asyncio.Future[list[Item]] | None = None) -> None:
+    """A trial's request is answered or given up: unless convicted, it acquits its charges,
+    once. The pool calls it as it answers (so a charge lands before the next batch), and it
+    is the future's done callback for every other end. There its error is retrieved: a part
+    of a caller's request that failed as a whole (its deadline, a close) has nobody else to
+    read it."""
+    if future is not None and not future.cancelled():
         future.exception()
+    if request.settled:
+        return
+    request.settled = True
     if not request.convicted:
         for charge in request.charges:
             charge.acquitted()
