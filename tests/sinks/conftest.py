@@ -81,9 +81,7 @@ def receivers() -> Iterator[Callable[..., Receiver]]:
 
 
 @pytest.fixture
-def deliverers(
-    database_url: str, tmp_path: Path
-) -> Iterator[Callable[..., DeliverProcess]]:
+def deliverers(database_url: str, tmp_path: Path) -> Iterator[Callable[..., DeliverProcess]]:
     """Delivery processes on this test's database, stopped when the test ends."""
     made: list[DeliverProcess] = []
 
