@@ -16,7 +16,7 @@ import pytest
 from tests.sinks.conftest import DeliverProcess, expected_ids, store
 from volfefe.errors import DeliveryFailed
 from volfefe.sinks.definition import DEFAULT_NATS_URL, SinkSpec
-from volfefe.sinks.message import Message
+from volfefe.sinks.event import Event
 from volfefe.sinks.table import add_sink
 from volfefe.sinks.transport import NatsTransport
 
@@ -77,7 +77,7 @@ def test_results_reach_a_jetstream_subject_once_each(
         async def publish_again() -> Any:  # a retry of a message the stream has: dropped
             transport = NatsTransport(subject, DEFAULT_NATS_URL, 5.0)
             try:
-                await transport.send(Message(got[0][0], b"{}"))
+                await transport.send(Event(got[0][0], b"{}"))
             finally:
                 await transport.aclose()
             client = await nats.connect(DEFAULT_NATS_URL)
@@ -95,7 +95,7 @@ def test_a_subject_no_stream_captures_is_a_failed_delivery() -> None:
     async def send() -> None:
         transport = NatsTransport(f"volfefe-nostream.{uuid.uuid4().hex}", DEFAULT_NATS_URL, 2.0)
         try:
-            await transport.send(Message("msg_1_1", b"{}"))
+            await transport.send(Event("msg_1_1", b"{}"))
         finally:
             await transport.aclose()
 

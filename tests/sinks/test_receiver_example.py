@@ -22,7 +22,7 @@ from tests.helpers import eventually
 from tests.sinks.conftest import DeliverProcess, expected_ids, store
 from tests.web.conftest import free_port
 from volfefe.sinks.definition import SinkSpec, new_secret
-from volfefe.sinks.message import Message
+from volfefe.sinks.event import Event
 from volfefe.sinks.table import add_sink
 from volfefe.sinks.transport import signed_headers
 
@@ -58,7 +58,7 @@ def test_the_documented_receiver_verifies_and_prints_each_result(
         eventually(lambda: receiver.poll() is not None or listening(port), timeout=30)
         assert receiver.poll() is None
         url = f"http://127.0.0.1:{port}/volfefe"
-        forged = Message("msg_1_1", b'{"type": "classification.stored"}')
+        forged = Event("msg_1_1", b'{"type": "classification.stored"}')
         headers = signed_headers(new_secret(), forged, datetime.now(UTC))
         assert httpx.post(url, content=forged.body, headers=headers).status_code == 401
 

@@ -68,7 +68,7 @@ def add_command(
     if webhook is not None and bus_url is not None:
         raise click.UsageError("--url is the NATS server's; a webhook's URL is --webhook")
     if subject is not None and secret is not None:
-        raise click.UsageError("--secret signs webhooks; NATS messages are not signed")
+        raise click.UsageError("--secret signs webhooks; NATS events are not signed")
     spec = (
         SinkSpec.webhook(webhook, secret=secret)
         if webhook is not None
@@ -152,7 +152,7 @@ def _set_paused(sink_id: int, paused: bool) -> None:
 @SINK_ID
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
 def test_command(sink_id: int, as_json: bool) -> None:
-    """Send a test message (type sink.test) to SINK_ID now; exit 1 (DeliveryFailed) when
+    """Send a test event (type sink.test) to SINK_ID now; exit 1 (DeliveryFailed) when
     the receiver does not take it."""
     settings = current_settings()
     with connect(resolve_database_url(settings)) as conn:
@@ -161,8 +161,8 @@ def test_command(sink_id: int, as_json: bool) -> None:
         described = describe(conn, sink, settings.sink_unhealthy_after)
     if sink.kind not in ("webhook", "nats"):
         raise InvalidSink(f"sink {sink_id} has an unknown kind {sink.kind!r}")
-    message = asyncio.run(send_test(sink, settings.sink_timeout))
+    event = asyncio.run(send_test(sink, settings.sink_timeout))
     if as_json:
-        echo_json({"id": sink_id, "message_id": message.id, "delivered": True})
+        echo_json({"id": sink_id, "event_id": event.id, "delivered": True})
     else:
-        click.echo(f"sink {sink_id}: test message {message.id} delivered to {described['target']}")
+        click.echo(f"sink {sink_id}: test event {event.id} delivered to {described['target']}")

@@ -1,4 +1,4 @@
-"""Sinks: every stored classification sent to webhooks and a message bus, at least once.
+"""Sinks: every stored classification sent to webhooks and a event bus, at least once.
 
 ```
 classifications ──(commit: NOTIFY volfefe_classified)──> Deliverer (deliver.py), per process
@@ -8,7 +8,7 @@ volfefe_sinks: cursor (written_by, version), health        ▼
   table.py: add/list/pause/remove, cursor, health     one task per sink, if its advisory
                                                       lock is ours (one process per sink):
 outbox.py: the versions after a cursor, in order  <──   read after the cursor (outbox.py)
-  message.py: the body and the webhook-id                send each (transport.py): webhook
+  event.py: the body and the webhook-id                send each (transport.py): webhook
 backoff.py: exponential, jittered                        or NATS JetStream; advance cursor
                                                          on failure: backoff, retry same one
 ```

@@ -1,4 +1,4 @@
-"""What a sink is when it is added: where messages go, how they are signed, which results.
+"""What a sink is when it is added: where events go, how they are signed, which results.
 
 >>> spec = SinkSpec.webhook("https://desk.example/hook", secret=None)
 >>> spec.kind, spec.secret.startswith("whsec_")

@@ -16,7 +16,7 @@ Deliverer.run(stopping)       until `stopping` is set; a lost database: reconnec
 A sink's task never waits on another's: a failing receiver only delays itself. Two delivery
 processes share the sinks through the advisory locks, so one sends to each sink; if that
 process dies, its connection (and locks) go with it, and another takes the sink over within
-the poll interval. A message sent whose cursor update was lost (a crash between the two) is
+the poll interval. A event sent whose cursor update was lost (a crash between the two) is
 sent again, with the same id: at least once.
 """
 
@@ -34,7 +34,7 @@ import psycopg
 from volfefe.config import Settings
 from volfefe.errors import DeliveryFailed
 from volfefe.sinks.backoff import retry_delay
-from volfefe.sinks.message import message_for
+from volfefe.sinks.event import event_for
 from volfefe.sinks.outbox import BATCH, held_back, next_rows
 from volfefe.sinks.table import CHANNEL as SINKS_CHANNEL
 from volfefe.sinks.table import Sink, aget_sink, asink_ids, record_failure, record_sent
@@ -223,7 +223,7 @@ class _SinkTask:
                 passed = row.cursor
                 continue
             try:
-                await self.transport.send(message_for(row))
+                await self.transport.send(event_for(row))
             except DeliveryFailed as exc:
                 if passed is not None:
                     await record_sent(self.db, sink.id, passed, 0)

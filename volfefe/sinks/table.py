@@ -54,7 +54,7 @@ RETURNING id, kind, target, bus_url, secret, sentiments, min_confidence, sources
        consecutive_failures, last_delivery_at, last_error, last_error_at, created_at
 """
 ANNOUNCE = "SELECT pg_notify('volfefe_sinks', %(id)s::text)"
-# After a message was taken: the cursor moves on, the failure streak ends.
+# After a event was taken: the cursor moves on, the failure streak ends.
 SENT = """
 UPDATE volfefe_sinks
    SET cursor_xid = %(xid)s::xid8, cursor_version = %(version)s,
@@ -201,7 +201,7 @@ async def asink_ids(conn: psycopg.AsyncConnection[Any]) -> list[int]:
 async def record_sent(
     conn: psycopg.AsyncConnection[Any], sink_id: int, cursor: tuple[str, int], sent: int
 ) -> None:
-    """Move the sink's cursor to `cursor` after `sent` messages were taken (0: only results
+    """Move the sink's cursor to `cursor` after `sent` events were taken (0: only results
     its filters leave out were passed)."""
     xid, version = cursor
     params = {"id": sink_id, "xid": xid, "version": version, "sent": sent}

@@ -1,10 +1,10 @@
-"""How a message reaches a sink: a signed HTTP POST, or a NATS JetStream publish.
+"""How a event reaches a sink: a signed HTTP POST, or a NATS JetStream publish.
 
 ```
 webhook   POST body; headers webhook-id, webhook-timestamp (the attempt's, Unix seconds),
           webhook-signature `v1,<base64 HMAC-SHA256>` of "id.timestamp.body" with the sink's
           secret (Standard Webhooks, signed by the `standardwebhooks` package); 2xx = taken
-nats      JetStream publish to the sink's subject, header Nats-Msg-Id = the message id (the
+nats      JetStream publish to the sink's subject, header Nats-Msg-Id = the event id (the
           stream drops a repeat within its duplicate window); the stream's ack = taken
 ```
 Anything else (an error status, no answer within `sink_timeout`, a refused connection, no
@@ -21,7 +21,7 @@ import httpx
 from standardwebhooks import Webhook
 
 from volfefe.errors import DeliveryFailed, InvalidSink
-from volfefe.sinks.message import Message, test_message
+from volfefe.sinks.event import Event, test_event
 from volfefe.sinks.table import Sink
 
 try:  # the `nats` extra
@@ -37,10 +37,10 @@ USER_AGENT = "volfefe-webhooks"
 
 
 class Transport(Protocol):
-    """Sends messages to one sink; holds its connection between messages."""
+    """Sends events to one sink; holds its connection between events."""
 
-    async def send(self, message: Message) -> None:
-        """Deliver `message`, or raise DeliveryFailed."""
+    async def send(self, event: Event) -> None:
+        """Deliver `event`, or raise DeliveryFailed."""
 
     async def aclose(self) -> None:
         """Close the connection, if any."""
@@ -55,23 +55,23 @@ def transport_for(sink: Sink, timeout: float) -> Transport:
     raise InvalidSink(f"sink {sink.id} has an unknown kind {sink.kind!r}")
 
 
-def signed_headers(secret: str, message: Message, at: datetime) -> dict[str, str]:
-    """The Standard Webhooks headers of `message` sent at `at`.
+def signed_headers(secret: str, event: Event, at: datetime) -> dict[str, str]:
+    """The Standard Webhooks headers of `event` sent at `at`.
 
-    >>> h = signed_headers("whsec_" + "A" * 32, Message("msg_1_1", b"{}"),
+    >>> h = signed_headers("whsec_" + "A" * 32, Event("msg_1_1", b"{}"),
     ...                    datetime(2025, 1, 1, tzinfo=UTC))
     >>> h["webhook-timestamp"], h["webhook-signature"][:3]
     ('1735689600', 'v1,')
     """
     return {
-        "webhook-id": message.id,
+        "webhook-id": event.id,
         "webhook-timestamp": str(int(at.timestamp())),
-        "webhook-signature": Webhook(secret).sign(message.id, at, message.body),
+        "webhook-signature": Webhook(secret).sign(event.id, at, event.body),
     }
 
 
 class WebhookTransport:
-    """POSTs signed messages to one URL."""
+    """POSTs signed events to one URL."""
 
     def __init__(self, url: str, secret: str, timeout: float) -> None:
         self.url = url
@@ -80,14 +80,14 @@ class WebhookTransport:
             timeout=timeout, follow_redirects=False, headers={"user-agent": USER_AGENT}
         )
 
-    async def send(self, message: Message) -> None:
-        """POST the message; DeliveryFailed unless the answer is 2xx."""
+    async def send(self, event: Event) -> None:
+        """POST the event; DeliveryFailed unless the answer is 2xx."""
         headers = {
             "content-type": "application/json",
-            **signed_headers(self.secret, message, datetime.now(UTC)),
+            **signed_headers(self.secret, event, datetime.now(UTC)),
         }
         try:
-            response = await self._client.post(self.url, content=message.body, headers=headers)
+            response = await self._client.post(self.url, content=event.body, headers=headers)
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise DeliveryFailed(f"{type(exc).__name__}: {exc or 'no answer'}") from exc
         if not response.is_success:
@@ -99,7 +99,7 @@ class WebhookTransport:
 
 
 class NatsTransport:
-    """Publishes messages to one JetStream subject; connects on first use and after a failure."""
+    """Publishes events to one JetStream subject; connects on first use and after a failure."""
 
     def __init__(self, subject: str, url: str, timeout: float) -> None:
         if nats is None:
@@ -124,15 +124,15 @@ class NatsTransport:
             self._js = self._client.jetstream(timeout=self.timeout)
         return self._js
 
-    async def send(self, message: Message) -> None:
+    async def send(self, event: Event) -> None:
         """Publish and wait for the stream's ack; DeliveryFailed otherwise."""
         try:
             js = await self._connect()
             await js.publish(
                 self.subject,
-                message.body,
+                event.body,
                 timeout=self.timeout,
-                headers={"Nats-Msg-Id": message.id},
+                headers={"Nats-Msg-Id": event.id},
             )
         except Exception as exc:  # nats-py raises many unrelated classes; each means "not taken"
             await self.aclose()
@@ -159,13 +159,13 @@ async def _nothing(*_: Any) -> None:
     return None
 
 
-async def send_test(sink: Sink, timeout: float) -> Message:
-    """Send a test message (`sink.test`) to `sink` now, paused or not; DeliveryFailed if it
+async def send_test(sink: Sink, timeout: float) -> Event:
+    """Send a test event (`sink.test`) to `sink` now, paused or not; DeliveryFailed if it
     is not taken. The sink's cursor and counters are left alone."""
     transport = transport_for(sink, timeout)
-    message = test_message(sink.id)
+    event = test_event(sink.id)
     try:
-        await transport.send(message)
+        await transport.send(event)
     finally:
         await transport.aclose()
-    return message
+    return event

@@ -75,13 +75,13 @@ def _paused(request: Request, paused: bool) -> Response:
 
 
 async def test(request: Request) -> Response:
-    """`POST /api/v1/sinks/{id}/test`: send a test message now (502 DeliveryFailed if the
+    """`POST /api/v1/sinks/{id}/test`: send a test event now (502 DeliveryFailed if the
     receiver does not take it)."""
     state = _writer(request)
     sink_id = params.row_id(request, SinkNotFound)
     sink = await run_in_threadpool(_get, state, sink_id)
-    message = await send_test(sink, state.settings.sink_timeout)
-    return JSON({"id": sink_id, "message_id": message.id, "delivered": True})
+    event = await send_test(sink, state.settings.sink_timeout)
+    return JSON({"id": sink_id, "event_id": event.id, "delivered": True})
 
 
 def _get(state: AppState, sink_id: int) -> Sink:
@@ -108,7 +108,7 @@ def spec_of(body: Any) -> tuple[SinkSpec, bool]:
     if webhook is not None and "url" in body:
         raise InvalidRequest('"url" is the NATS server\'s; a webhook\'s URL is "webhook"')
     if subject is not None and "secret" in body:
-        raise InvalidRequest('"secret" signs webhooks; NATS messages are not signed')
+        raise InvalidRequest('"secret" signs webhooks; NATS events are not signed')
     if webhook is not None:
         spec = SinkSpec.webhook(_text(body, "webhook") or "", secret=_text(body, "secret"))
     else:

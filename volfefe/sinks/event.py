@@ -1,11 +1,11 @@
-"""What a sink is sent: one JSON body per stored version, and its stable message id.
+"""What a sink is sent: one JSON body per stored version, and its stable event id.
 
 The body follows Standard Webhooks' shape, `{"type", "timestamp", "data"}`; the same bytes go
 to a webhook and to the bus. The id, `msg_<classification id>_<version>`, is the same on every
 retry of a version (a receiver deduplicates on it; NATS JetStream does, as `Nats-Msg-Id`), and
 a reclassification is a new version, so a new id.
 
->>> Message("msg_1_2", b"{}").id
+>>> Event("msg_1_2", b"{}").id
 'msg_1_2'
 """
 
@@ -24,15 +24,15 @@ TEST = "sink.test"
 
 
 @dataclass(frozen=True, slots=True)
-class Message:
-    """One message: its id (`webhook-id`, `Nats-Msg-Id`) and its body."""
+class Event:
+    """One event: its id (`webhook-id`, `Nats-Msg-Id`) and its body."""
 
     id: str
     body: bytes
 
 
-def message_for(row: Row) -> Message:
-    """The message of one stored version: the classification and its post."""
+def event_for(row: Row) -> Event:
+    """The event of one stored version: the classification and its post."""
     data = {
         "classification": {
             "id": row.id,
@@ -54,14 +54,14 @@ def message_for(row: Row) -> Message:
         },
     }
     body = {"type": STORED, "timestamp": row.classified_at.isoformat(), "data": data}
-    return Message(f"msg_{row.id}_{row.version}", orjson.dumps(body))
+    return Event(f"msg_{row.id}_{row.version}", orjson.dumps(body))
 
 
-def test_message(sink_id: int) -> Message:
-    """A test message (`sinks test`): type `sink.test`, a fresh id each time.
+def test_event(sink_id: int) -> Event:
+    """A test event (`sinks test`): type `sink.test`, a fresh id each time.
 
-    >>> orjson.loads(test_message(3).body)["data"]
+    >>> orjson.loads(test_event(3).body)["data"]
     {'sink': 3}
     """
     body = {"type": TEST, "timestamp": datetime.now(UTC).isoformat(), "data": {"sink": sink_id}}
-    return Message(f"msg_test_{uuid.uuid4().hex}", orjson.dumps(body))
+    return Event(f"msg_test_{uuid.uuid4().hex}", orjson.dumps(body))
