@@ -137,8 +137,8 @@ class NatsTransport:
         except Exception as exc:  # nats-py raises many unrelated classes; each means "not taken"
             await self.aclose()
             what = str(exc) or type(exc).__name__
-            if type(exc).__name__ == "NoRespondersError":
-                what = f"no JetStream stream captures subject {self.subject!r}"
+            if type(exc).__name__ in ("NoRespondersError", "NoStreamResponseError"):
+                what = f"no JetStream stream captures subject {self.subject!r} ({what})"
             raise DeliveryFailed(f"NATS at {self.url}: {what}") from exc
 
     async def aclose(self) -> None:
