@@ -101,7 +101,8 @@ def wait_delivering(conn: psycopg.Connection[Any], processes: int = 1) -> None:
     def ready() -> bool:
         row = conn.execute(
             "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = "
-            "'volfefe deliver' AND state = 'idle' AND query = 'LISTEN volfefe_sinks'"
+            "'volfefe deliver' AND datname = current_database() AND state = 'idle' "
+            "AND query = 'LISTEN volfefe_sinks'"
         ).fetchone()
         return row is not None and row["n"] >= processes
 
