@@ -80,7 +80,8 @@ EXPORTS = "Exports and numerics"
 DATABASE = "Database"
 JOBS = "Background jobs"
 HTTP = "HTTP API and dashboard"
-SECTIONS = (MODEL, CHILDREN, BATCHING, EXPORTS, DATABASE, JOBS, HTTP)
+SINKS = "Sinks (webhooks and the message bus)"
+SECTIONS = (MODEL, CHILDREN, BATCHING, EXPORTS, DATABASE, JOBS, HTTP, SINKS)
 
 
 @dataclass(frozen=True)
@@ -728,6 +729,50 @@ class Settings:
             "notices within `VOLFEFE_JOBS_HEARTBEAT` + 2 x this"
         ),
     )
+    sink_poll_interval: float = setting(
+        default=5.0,
+        env="VOLFEFE_SINK_POLL_INTERVAL",
+        section=SINKS,
+        check=positive,
+        doc=(
+            "seconds between a delivery process's safety looks at each sink; a stored result "
+            "wakes it by NOTIFY, so this only bounds what a missed notification costs"
+        ),
+    )
+    sink_timeout: float = setting(
+        default=10.0,
+        env="VOLFEFE_SINK_TIMEOUT",
+        section=SINKS,
+        check=positive,
+        doc="seconds a receiver has to take one message (an HTTP answer, a bus's ack)",
+    )
+    sink_backoff: float = setting(
+        default=1.0,
+        env="VOLFEFE_SINK_BACKOFF",
+        section=SINKS,
+        check=positive,
+        doc=(
+            "seconds before the first retry of a failed delivery; doubled per failure in a row "
+            "up to `VOLFEFE_SINK_BACKOFF_MAX`, each wait drawn between half and all of it"
+        ),
+    )
+    sink_backoff_max: float = setting(
+        default=300.0,
+        env="VOLFEFE_SINK_BACKOFF_MAX",
+        section=SINKS,
+        check=positive,
+        doc="the longest wait before retrying a failing sink",
+    )
+    sink_unhealthy_after: int = setting(
+        default=5,
+        env="VOLFEFE_SINK_UNHEALTHY_AFTER",
+        section=SINKS,
+        check=at_least(1),
+        doc=(
+            "failed deliveries in a row after which a sink is shown unhealthy (`sinks list`, "
+            "`volfefe_sink_healthy` 0 in /metrics); it is still retried"
+        ),
+    )
 
     def __post_init__(self) -> None:
         for item in dataclasses.fields(self):
@@ -747,6 +792,11 @@ class Settings:
             raise _invalid(
                 "rebuild_backoff_max",
                 f"({self.rebuild_backoff_max}) must be >= rebuild_backoff ({self.rebuild_backoff})",
+            )
+        if self.sink_backoff_max < self.sink_backoff:
+            raise _invalid(
+                "sink_backoff_max",
+                f"({self.sink_backoff_max}) must be >= sink_backoff ({self.sink_backoff})",
             )
         if self.quantize in GUARDED_SCHEMES and self.device not in ("auto", "cpu"):
             raise _invalid(

@@ -25,9 +25,13 @@ VolfefeError
     ├── SchemaOutdated           migrations are pending: run `volfefe db migrate`
     ├── ContentNotFound          no post with that id (permanent)
     ├── JobNotFound              no background job with that id (permanent)
+    ├── SinkNotFound             no sink with that id (permanent)
     ├── AlreadyClassified        the post already has a classification (permanent)
     └── InvalidPost              an import row or ingested post cannot be stored (permanent)
         └── FieldTooLong         one of its fields is over the length volfefe stores
+└── SinkError                    a sink (webhook, bus subject) cannot be used as asked
+    ├── InvalidSink              its URL, subject, secret or filters are not valid (exit 2)
+    └── DeliveryFailed           the receiver did not take a message (transient)
 ```
 
 `VolfefeError.transient` says whether retrying the same input later may succeed; the job
@@ -325,6 +329,18 @@ class JobNotFound(StoreError):
         self.job_id = job_id
 
 
+class SinkNotFound(StoreError):
+    """No sink has this id (permanent).
+
+    >>> str(SinkNotFound(7))
+    'sink 7 not found'
+    """
+
+    def __init__(self, sink_id: int) -> None:
+        super().__init__(f"sink {sink_id} not found")
+        self.sink_id = sink_id
+
+
 class AlreadyClassified(StoreError):
     """The post already has a classification; use reclassify to replace it (permanent)."""
 
@@ -359,6 +375,31 @@ class FieldTooLong(InvalidPost):
         self.size = size
         self.limit = limit
         self.unit = unit
+
+
+class SinkError(VolfefeError):
+    """A sink (a webhook, a bus subject) cannot be used as asked."""
+
+
+class InvalidSink(SinkError):
+    """A sink's definition is not valid: its URL, subject, secret or filters (permanent).
+
+    >>> str(InvalidSink("--webhook must be an http:// or https:// URL, got 'ftp://x'"))
+    "--webhook must be an http:// or https:// URL, got 'ftp://x'"
+    """
+
+    exit_code = 2
+
+
+class DeliveryFailed(SinkError):
+    """The receiver did not take a message: no answer, an error status, a bus that refused
+    it (transient: deliveries are retried with backoff; `sinks test` reports it).
+
+    >>> DeliveryFailed("HTTP 500").transient
+    True
+    """
+
+    transient = True
 
 
 def describe_exit(returncode: int | None) -> str:

@@ -8,8 +8,9 @@ from .http import SUITE as HTTP
 from .realtime import SUITE as REALTIME
 from .runtimes import SUITE as RUNTIMES
 from .shapes import SUITE as SHAPES
+from .sinks import SUITE as SINKS
 from .throughput.cli import SUITE as THROUGHPUT
 
 SUITES: dict[str, Suite] = {
-    suite.name: suite for suite in (THROUGHPUT, REALTIME, RUNTIMES, HTTP, SHAPES, BULK_ORDER)
+    suite.name: suite for suite in (THROUGHPUT, REALTIME, RUNTIMES, HTTP, SHAPES, BULK_ORDER, SINKS)
 }

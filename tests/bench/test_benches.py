@@ -253,6 +253,16 @@ def check_bulk_order(report: Report, rows: list[Report], stdout: str) -> None:
     assert report["posts"] == 40 and report["rounds"] == 2
 
 
+def check_sinks(report: Report, rows: list[Report], stdout: str) -> None:
+    """Both signals of every post, NOTIFY and webhook, as percentiles (no timing asserted)."""
+    assert [cells[0] for cells in table_rows(stdout)] == ["notify", "webhook"], stdout
+    assert [row["signal"] for row in rows] == ["notify", "webhook"]
+    for row in rows:
+        assert row["posts"] == 20
+        assert is_number(row["p50_ms"]) and row["p50_ms"] <= row["p99_ms"] <= row["max_ms"]
+    assert report["quick"] is True
+
+
 Check = Callable[[Report, list[Report], str], None]
 QUICK_RUNS: list[Any] = [
     pytest.param("throughput", (), check_throughput, marks=pytest.mark.db, id="throughput"),
@@ -272,6 +282,7 @@ QUICK_RUNS: list[Any] = [
         id="shapes",
     ),
     pytest.param("bulk_order", ("--budgets", "2048,512"), check_bulk_order, id="bulk_order"),
+    pytest.param("sinks", (), check_sinks, marks=pytest.mark.db, id="sinks"),
 ]
 
 

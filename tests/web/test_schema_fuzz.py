@@ -42,7 +42,7 @@ def fuzz_database_url(embedded_template: tuple[str, str]) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def server(serve: Serve, fuzz_database_url: str) -> Served:
     """One server with a token for this module."""
-    return serve(fuzz_database_url)
+    return serve(fuzz_database_url, VOLFEFE_SINK_TIMEOUT="1")  # generated sinks' tests fail fast
 
 
 def operations(server: Served) -> list[Any]:

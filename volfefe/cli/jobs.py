@@ -15,6 +15,7 @@ from volfefe.cli.terminal import for_terminal
 from volfefe.config import Settings
 from volfefe.errors import ContentNotFound, JobNotFound
 from volfefe.jobs.queue import enqueue, failed_job_ids, prune, retry, status, unclassified_ids
+from volfefe.sinks.deliver import Deliverer
 from volfefe.store.connect import connect, describe_target, resolve_database_url
 from volfefe.store.migrate import require_current_schema
 from volfefe.store.posts import contents_by_ids
@@ -78,9 +79,15 @@ def enqueue_command(
     help="Jobs in flight at once [env VOLFEFE_JOBS_CONCURRENCY; default batch size x "
     "(workers + 1)].",
 )
+@click.option(
+    "--no-deliver",
+    is_flag=True,
+    help="Do not send results to the sinks here (run `volfefe deliver` elsewhere).",
+)
 @click.pass_obj
-def worker_command(settings: Settings, concurrency: int | None) -> None:
-    """Run jobs until SIGTERM or Ctrl-C (a second signal stops at once).
+def worker_command(settings: Settings, concurrency: int | None, no_deliver: bool) -> None:
+    """Run jobs until SIGTERM or Ctrl-C (a second signal stops at once); unless
+    --no-deliver, also send stored results to the sinks (as `volfefe deliver` does).
 
     Exits 3 (PoolBroken) when the classifier cannot be rebuilt VOLFEFE_JOBS_MAX_REBUILDS
     times in a row, and 2 (ConfigError) on a bad setting such as a cron expression, or when
@@ -88,7 +95,7 @@ def worker_command(settings: Settings, concurrency: int | None) -> None:
     """
     from volfefe.jobs.app import check_crons  # procrastinate is only needed here
     from volfefe.jobs.logs import install_job_logging
-    from volfefe.jobs.runner import QUEUES, run_worker
+    from volfefe.jobs.runner import QUEUES
 
     check_crons(settings)  # a bad cron is a ConfigError now, never a restart loop
     quiet = bool(click.get_current_context().meta.get("quiet", False))
@@ -100,7 +107,24 @@ def worker_command(settings: Settings, concurrency: int | None) -> None:
     slots = concurrency or settings.job_slots
     if not quiet:
         click.echo(f"jobs worker: {_startup(settings, url, slots, QUEUES)}", err=True)
-    asyncio.run(run_worker(settings, url, slots))
+    asyncio.run(work_and_deliver(settings, url, slots, deliver=not no_deliver))
+
+
+async def work_and_deliver(settings: Settings, url: str, slots: int, *, deliver: bool) -> None:
+    """The job worker and, beside it on the same loop, the sinks' delivery (stopped once the
+    worker has stopped): a slow receiver waits on its own task, never on a job."""
+    from volfefe.jobs.runner import run_worker
+
+    if not deliver:
+        await run_worker(settings, url, slots)
+        return
+    stopping = asyncio.Event()
+    delivery = asyncio.create_task(Deliverer(url, settings).run(stopping), name="volfefe deliver")
+    try:
+        await run_worker(settings, url, slots)
+    finally:
+        stopping.set()
+        await delivery
 
 
 def _startup(settings: Settings, url: str, slots: int, queues: tuple[str, ...]) -> str:

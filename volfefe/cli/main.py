@@ -28,6 +28,7 @@ import psycopg
 from volfefe.cli.chaos import chaos_command
 from volfefe.cli.classify import classify_command
 from volfefe.cli.db import db_group
+from volfefe.cli.deliver import deliver_command
 from volfefe.cli.export import export_command
 from volfefe.cli.jobs import jobs_group
 from volfefe.cli.model import eval_command, model_group
@@ -35,6 +36,7 @@ from volfefe.cli.posts import import_command, show_command, stats_command
 from volfefe.cli.predict import predict_command
 from volfefe.cli.reclassify import reclassify_command
 from volfefe.cli.serve import serve_command
+from volfefe.cli.sinks import sinks_group
 from volfefe.cli.terminal import for_terminal
 from volfefe.cli.watch import watch_command
 from volfefe.config import Settings, declared
@@ -98,6 +100,8 @@ for command in (
     model_group,
     watch_command,
     serve_command,
+    sinks_group,
+    deliver_command,
     chaos_command,
 ):
     cli.add_command(command)

@@ -5,7 +5,8 @@ volfefe serve ── schema check ── Classifier.start() (children ready; a c
              │                   start is a ConfigError here: exit 2, nothing listens)
              ├── uvicorn ── the Starlette app (volfefe.web.app): that Classifier, its children
              └── --with-worker: `python -m volfefe jobs worker` as a child process, same settings
-                 and environment except what only the web uses (VOLFEFE_API_TOKEN)
+                 and environment except what only the web uses (VOLFEFE_API_TOKEN); it also
+                 delivers to the sinks unless --no-deliver
 ```
 """
 
@@ -32,8 +33,15 @@ WEB_ONLY_ENV = frozenset({"VOLFEFE_API_TOKEN"})  # secrets a job worker has no u
 @click.option("--host", default=LOOPBACK, show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
 @click.option("--with-worker", is_flag=True, help="Also run a job worker (`jobs worker`).")
+@click.option(
+    "--no-deliver",
+    is_flag=True,
+    help="With --with-worker: its job worker does not send results to the sinks.",
+)
 @click.pass_context
-def serve_command(ctx: click.Context, host: str, port: int, with_worker: bool) -> None:
+def serve_command(
+    ctx: click.Context, host: str, port: int, with_worker: bool, no_deliver: bool
+) -> None:
     """Serve the JSON API (/api/v1) and the dashboard (/) until SIGTERM or Ctrl-C.
 
     Write routes need `Authorization: Bearer $VOLFEFE_API_TOKEN`; with no token set the
@@ -60,7 +68,7 @@ def serve_command(ctx: click.Context, host: str, port: int, with_worker: bool) -
         # Children ready before the port opens: a model that cannot load stops `serve` here
         # (ConfigError, exit 2) instead of a server that answers 503 forever.
         ready = classifier.start()
-        worker = start_worker(ctx, url) if with_worker else None
+        worker = start_worker(ctx, url, deliver=not no_deliver) if with_worker else None
         try:
             run(settings, url, classifier, ready, host, port, ctx.meta.get("verbose", 0))
         finally:
@@ -84,9 +92,11 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def start_worker(ctx: click.Context, url: str) -> subprocess.Popen[bytes]:
-    """`python -m volfefe [the same global options] jobs worker` on the same database, with
-    this process's environment less the web's secrets (`WEB_ONLY_ENV`)."""
+def start_worker(
+    ctx: click.Context, url: str, *, deliver: bool = True
+) -> subprocess.Popen[bytes]:
+    """`python -m volfefe [the same global options] jobs worker [--no-deliver]` on the same
+    database, with this process's environment less the web's secrets (`WEB_ONLY_ENV`)."""
     options: list[str] = []
     for name, value in ctx.find_root().params.items():
         if value is None or value is False or name == "verbose":
@@ -95,6 +105,8 @@ def start_worker(ctx: click.Context, url: str) -> subprocess.Popen[bytes]:
         options += [flag] if value is True else [flag, str(value)]  # True: a flag (--quiet)
     verbose = ["-" + "v" * ctx.meta["verbose"]] if ctx.meta.get("verbose") else []
     argv = [sys.executable, "-m", "volfefe", *verbose, *options, "jobs", "worker"]
+    if not deliver:
+        argv.append("--no-deliver")
     click.echo(f"starting a job worker: {' '.join(argv[1:])}", err=True)
     env = {name: value for name, value in os.environ.items() if name not in WEB_ONLY_ENV}
     return subprocess.Popen(argv, env={**env, "DATABASE_URL": url})

@@ -6,6 +6,7 @@ lifespan: the Classifier (started, children ready, before the server listens; cl
 /api/v1/classify  POST   api_classify      /api/v1/posts        GET, POST  api_posts
 /api/v1/posts/N   GET    api_posts         /api/v1/stats, /timeline    GET  api_stats
 /api/v1/jobs      GET    api_jobs          /api/v1/jobs/N/retry|cancel POST api_jobs
+/api/v1/sinks     GET, POST  api_sinks     /api/v1/sinks/N  DELETE; /pause|resume|test POST
 /api/v1/stream    GET    stream (SSE)      /api/v1/openapi.json        GET  openapi
 /healthz /readyz /metrics  health          /, /posts, /posts/N, /jobs, /login  pages
 /static/*          vendored CSS and JavaScript (no CDN)
@@ -35,7 +36,16 @@ from volfefe.errors import VolfefeError
 from volfefe.protocol import Ready
 from volfefe.store.connect import make_pool
 from volfefe.supervisor.classifier import Classifier
-from volfefe.web import api_classify, api_jobs, api_posts, api_stats, health, openapi, pages
+from volfefe.web import (
+    api_classify,
+    api_jobs,
+    api_posts,
+    api_sinks,
+    api_stats,
+    health,
+    openapi,
+    pages,
+)
 from volfefe.web.errors import (
     on_database_error,
     on_http_exception,
@@ -67,6 +77,12 @@ def routes() -> list[BaseRoute]:
         Route("/api/v1/jobs", api_jobs.jobs_page, methods=["GET"]),
         Route("/api/v1/jobs/{id:int}/retry", api_jobs.retry_job, methods=["POST"]),
         Route("/api/v1/jobs/{id:int}/cancel", api_jobs.cancel_job, methods=["POST"]),
+        Route("/api/v1/sinks", api_sinks.sinks_page, methods=["GET"]),
+        Route("/api/v1/sinks", api_sinks.create, methods=["POST"]),
+        Route("/api/v1/sinks/{id:int}", api_sinks.remove, methods=["DELETE"]),
+        Route("/api/v1/sinks/{id:int}/pause", api_sinks.pause, methods=["POST"]),
+        Route("/api/v1/sinks/{id:int}/resume", api_sinks.resume, methods=["POST"]),
+        Route("/api/v1/sinks/{id:int}/test", api_sinks.test, methods=["POST"]),
         Route("/api/v1/stream", stream, methods=["GET"]),
         Route("/api/v1/openapi.json", openapi.document, methods=["GET"]),
         Route("/healthz", health.healthz, methods=["GET"]),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
@@ -105,3 +106,52 @@ class _Snapshot(Collector):
         for length, histogram in snap["latency"].items():
             latency.add_metric([length], histogram.cumulative(), histogram.total)
         yield latency
+        yield from _sink_metrics(snap["sinks"])
+
+
+SINK_LABELS = ["sink", "kind"]
+SINK_FIGURES = (  # (name, key or how to read it, help); counters get `_total`
+    ("volfefe_sink_deliveries", "delivered", "Messages a sink took (its receiver said so)."),
+    ("volfefe_sink_failures", "failures", "Failed deliveries to a sink (each retry counts)."),
+)
+SINK_GAUGES = (
+    ("volfefe_sink_consecutive_failures", "consecutive_failures", "Failed deliveries in a row."),
+    ("volfefe_sink_pending_results", "pending", "Results a sink has still to get."),
+    ("volfefe_sink_lag_seconds", "lag_s", "Age of the oldest result a sink has still to get."),
+)
+
+
+def _sink_metrics(sinks: list[dict[str, Any]]) -> Iterator[Metric]:
+    """One family per figure, one sample per sink (labels: its id and kind)."""
+    for name, key, text in SINK_FIGURES:
+        counter = CounterMetricFamily(name, text, labels=SINK_LABELS)
+        for sink in sinks:
+            counter.add_metric([str(sink["id"]), sink["kind"]], sink[key])
+        yield counter
+    for name, key, text in SINK_GAUGES:
+        gauge = GaugeMetricFamily(name, text, labels=SINK_LABELS)
+        for sink in sinks:
+            gauge.add_metric([str(sink["id"]), sink["kind"]], sink[key])
+        yield gauge
+    healthy = GaugeMetricFamily(
+        "volfefe_sink_healthy",
+        "0 when a sink failed VOLFEFE_SINK_UNHEALTHY_AFTER deliveries in a row (alert on it).",
+        labels=SINK_LABELS,
+    )
+    paused = GaugeMetricFamily(
+        "volfefe_sink_paused", "1 while a sink is paused.", labels=SINK_LABELS
+    )
+    last = GaugeMetricFamily(
+        "volfefe_sink_last_delivery_timestamp_seconds",
+        "Unix time of a sink's last delivery (0: never).",
+        labels=SINK_LABELS,
+    )
+    for sink in sinks:
+        labels = [str(sink["id"]), sink["kind"]]
+        healthy.add_metric(labels, 0 if sink["state"] == "unhealthy" else 1)
+        paused.add_metric(labels, 1 if sink["paused"] else 0)
+        at = sink["last_delivery_at"]
+        last.add_metric(labels, datetime.fromisoformat(at).timestamp() if at else 0.0)
+    yield healthy
+    yield paused
+    yield last

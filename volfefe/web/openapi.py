@@ -9,6 +9,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from volfefe.jobs.listing import STATES
+from volfefe.result import SENTIMENTS
+from volfefe.sinks.definition import (
+    NAME_PATTERN,
+    NATS_URL_PATTERN,
+    SECRET_PATTERN,
+    SUBJECT_PATTERN,
+    WEBHOOK_PATTERN,
+)
 from volfefe.store.importer import MAX_KEY_BYTES
 from volfefe.store.posts import BIGINT_MAX
 from volfefe.web.encode import JSON
@@ -21,10 +29,11 @@ BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 def _errors(*codes: int) -> dict[str, Any]:
     text = {
         401: "missing or wrong Bearer token",
-        404: "no such post or job",
+        404: "no such post, job or sink",
         409: "the job is not in a state that allows this",
         413: "body, item count or a text over the limits",
         422: "the body or a parameter is invalid",
+        502: "the sink's receiver did not take the message (DeliveryFailed)",
         503: "overloaded, pool broken or database unavailable (see Retry-After)",
     }
     return {
@@ -53,6 +62,50 @@ def _ok(text: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
 # ISO 8601, a date or a time (no zone = UTC)
 TIME = {"type": "string", "anyOf": [{"format": "date-time"}, {"format": "date"}]}
 JOB_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}
+SINK_ID = JOB_ID
+SINK_BODY: dict[str, Any] = {
+    "type": "object",
+    "description": "a webhook ({webhook, secret?}) or a NATS JetStream subject ({nats, url?}), "
+    "with optional filters",
+    "additionalProperties": False,
+    "properties": {
+        "webhook": {"type": "string", "pattern": WEBHOOK_PATTERN},
+        "secret": {"type": "string", "pattern": SECRET_PATTERN, "description": "default: new"},
+        "nats": {"type": "string", "pattern": SUBJECT_PATTERN},
+        "url": {"type": "string", "pattern": NATS_URL_PATTERN, "description": "NATS server"},
+        "sentiments": {"type": "array", "minItems": 1, "items": {"enum": list(SENTIMENTS)}},
+        "min_confidence": {"type": "number", "minimum": 0, "maximum": 1},
+        "sources": {
+            "type": "array",
+            "minItems": 1,
+            "items": {"type": "string", "pattern": NAME_PATTERN},
+        },
+        "from_start": {"type": "boolean", "description": "also every result stored so far"},
+    },
+    "oneOf": [
+        {
+            "required": ["webhook"],
+            "not": {"anyOf": [{"required": ["nats"]}, {"required": ["url"]}]},
+        },
+        {
+            "required": ["nats"],
+            "not": {"anyOf": [{"required": ["webhook"]}, {"required": ["secret"]}]},
+        },
+    ],
+}
+
+
+def _sink_action(summary: str, codes: tuple[int, ...] = (401, 404)) -> dict[str, Any]:
+    return {
+        "post": {
+            "summary": summary,
+            "security": BEARER,
+            "parameters": [SINK_ID],
+            "responses": {**_ok("the sink"), **_errors(*codes)},
+        }
+    }
+
+
 PAGE = [
     _query(
         "cursor",
@@ -222,6 +275,33 @@ SPEC: dict[str, Any] = {
                 "responses": {**_ok("{id, status}"), **_errors(401, 404, 409)},
             }
         },
+        "/api/v1/sinks": {
+            "get": {
+                "summary": "Sinks with their health (state, pending, lag, last delivery)",
+                "security": BEARER,
+                "responses": {**_ok("{sinks}"), **_errors(401)},
+            },
+            "post": {
+                "summary": "Add a sink; the answer holds its id and a webhook's secret",
+                "security": BEARER,
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": SINK_BODY}},
+                },
+                "responses": {**_ok("the sink, with its secret"), **_errors(401, 413, 422)},
+            },
+        },
+        "/api/v1/sinks/{id}": {
+            "delete": {
+                "summary": "Remove a sink",
+                "security": BEARER,
+                "parameters": [SINK_ID],
+                "responses": {**_ok("{id, removed}"), **_errors(401, 404)},
+            }
+        },
+        "/api/v1/sinks/{id}/pause": _sink_action("Send nothing to the sink until resumed"),
+        "/api/v1/sinks/{id}/resume": _sink_action("Send again, first what the sink missed"),
+        "/api/v1/sinks/{id}/test": _sink_action("Send a test message now", (401, 404, 502)),
         "/api/v1/stream": {
             "get": {
                 "summary": "Server-sent events, one per classification; resumable",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from volfefe.jobs.queue import QUEUE, status
+from volfefe.sinks.health import health
 from volfefe.store.browse import classified_within, quarantined_count
 from volfefe.store.posts import stats
 from volfefe.web import children
@@ -51,6 +52,8 @@ def collect(state: AppState) -> dict[str, Any]:
 def metrics_snapshot(state: AppState) -> dict[str, Any]:
     """What the /metrics collector reads at scrape time."""
     data = collect(state)
+    with state.db.connection() as conn:
+        sinks = health(conn, state.settings.sink_unhealthy_after)
     posts = dict(data["distribution"])
     posts["unclassified"] = data["posts"]["unclassified"]
     return {
@@ -62,4 +65,5 @@ def metrics_snapshot(state: AppState) -> dict[str, Any]:
         "quarantined": data["posts"]["quarantined"],
         "oldest_waiting_s": data["oldest_waiting_s"],
         "latency": state.classifier.latency(),
+        "sinks": sinks,
     }
