@@ -18,6 +18,9 @@ What a page may write:
   after it, up to the next command, are its output. `…` stands for any text within a line; a
   line that is only `…` stands for any number of lines. A command that shows a failure ends
   in `; echo "exit $?"`, so that it exits 0 and its status is part of the output.
+- Log records (`2026-12-06 10:00:00,000 WARNING name: message`, with their tab-indented
+  continuation lines) are left out of the output before it is compared: they come and go
+  with timing (a reconnect, say), and no example shows one.
 - A command ending in `&` runs in the background until the page ends (SIGTERM then). When
   it is `serve`, the runner waits until `/readyz` answers 200.
 - The documented address `localhost:8000` is the reader's; the runner serves on a free port
@@ -141,11 +144,26 @@ def pattern(expected: list[str]) -> re.Pattern[str]:
     return re.compile("".join(parts))
 
 
+LOG_RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ \S+: ")
+
+
+def without_log_records(output: str) -> list[str]:
+    """The lines of `output` less log records and their tab-indented continuations."""
+    kept: list[str] = []
+    in_record = False
+    for line in output.rstrip("\n").splitlines():
+        in_record = bool(LOG_RECORD.match(line)) or (in_record and line.startswith("\t"))
+        if not in_record:
+            kept.append(line)
+    return kept
+
+
 def matches(expected: list[str], output: str) -> bool:
-    """Whether `output` is what the example shows (trailing blank lines aside)."""
+    """Whether `output` is what the example shows (trailing blank lines and log records
+    aside)."""
     while expected and not expected[-1].strip():
         expected = expected[:-1]
-    text = "".join(line.rstrip() + "\n" for line in output.rstrip("\n").splitlines())
+    text = "".join(line.rstrip() + "\n" for line in without_log_records(output))
     if not expected:
         return True  # a command shown without its output: only its exit status counts
     return pattern(expected).fullmatch(text) is not None

@@ -77,8 +77,11 @@ def test_page_examples_run_as_written(
     try:
         for example in runnable(page):
             run_example(reader, example)
-    finally:
+    except AssertionError as failed:
         logs = reader.close()
+        shown = "\n".join(f"--- background command {i} ---\n{log}" for i, log in enumerate(logs, 1))
+        raise AssertionError(f"{failed}\n{shown}") from None
+    logs = reader.close()
     for log in logs:
         assert_no_unretrieved(log)
 
@@ -102,4 +105,8 @@ def test_output_matching_rules() -> None:
     assert matches(["first", "…", "last"], "first\n1\n2\nlast\n")
     assert matches(["first", "…", "last"], "first\nlast\n")
     assert not matches(["first", "last"], "first\nmiddle\nlast\n")
-    assert matches([], "anything\n")  # a command shown without output: its status counts
+    assert matches([], "anything\n")
+    reconnect = "2026-12-06 03:12:16,756 WARNING volfefe.store.signals: lost it\n\tbecause\n"
+    assert matches(
+        ['{"id":1}'], reconnect + '{"id":1}\n'
+    )  # log records are left out  # a command shown without output: its status counts
