@@ -5,7 +5,8 @@
 'positive'
 
 `__all__` is the public API: the classifier and its settings, the result, the errors, and
-`watch`/`awatch` (the stored signals as they land). Every other module is private: its names
+`watch`/`awatch` (the stored signals as they land). `volfefe.__version__` is the installed
+version. Every other module is private: its names
 may change in any release.
 
 Imports nothing on import: each public name is loaded on first use (PEP 562), so the child,
@@ -146,7 +147,11 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    """Load a public name from its module on first use."""
+    """Load a public name from its module on first use; `__version__` from the installed
+    package's metadata, whose one source is pyproject.toml's `version`."""
+    if name == "__version__":
+        # Loaded here, not at the top: importlib.metadata costs a child ~50 ms of boot.
+        return importlib.import_module("importlib.metadata").version("volfefe")
     if name not in _HOMES:
         raise AttributeError(f"module 'volfefe' has no attribute {name!r}")
     value = getattr(importlib.import_module(_HOMES[name]), name)

@@ -512,7 +512,7 @@ def test_database_gone_for_good_stops_the_run_with_exit_4_and_the_summary(
         ).fetchall()
     assert [row["gone"] for row in cut] == [True]
 
-    assert run.wait() == 4, run.stderr()[-3000:]  # DatabaseUnavailable, as the README says
+    assert run.wait() == 4, run.stderr()[-3000:]  # DatabaseUnavailable, as docs/cli.md says
     summary = run.summary()
     assert summary["error"].startswith("DatabaseUnavailable: "), summary
     assert 0 < summary["succeeded"] < len(expected), summary

@@ -1,4 +1,4 @@
-"""The README's command-line contract, run the way users meet it: `python -m volfefe` processes.
+"""The command line of docs/cli.md, run the way users meet it: `python -m volfefe` processes.
 
 Each row of the exit-code table (0, 1, 2, 3, 4, 130) and each documented option has a test
 here or in the other acceptance files (test_cli_classify, test_cli_predict, test_cli_eval).

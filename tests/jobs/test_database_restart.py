@@ -118,7 +118,7 @@ def restart_under_a_worker(
     eventually(lambda: succeeded() >= 5, timeout=DEADLINE)
     server.stop()
     assert server_is_down(url)
-    if outage_until_noticed:  # the README: "the worker logs it and starts again when it is back"
+    if outage_until_noticed:  # docs/jobs.md: "the worker logs it and starts again when it is back"
         eventually(lambda: "lost the database" in worker.log(), timeout=OUTAGE_DEADLINE)
     server.start()
 

@@ -11,7 +11,7 @@ prints one ready line, then answers newline-delimited JSON requests (see volfefe
 until EOF on stdin. Stdout carries the protocol and nothing else: anything else that writes
 to stdout (libraries, warnings, progress bars) is redirected to stderr.
 
-Text handling (documented in the README): invalid UTF-8 on stdin becomes U+FFFD; NUL and
+Text handling (docs/architecture.md, Text rules): invalid UTF-8 on stdin becomes U+FFFD; NUL and
 control characters are dropped by the tokenizer; text longer than --max-chars characters is cut
 before tokenising, and anything over the model's maximum length is truncated, both reported as
 `meta.truncated`. Exit codes: 0 ok, 1 the text could not be classified, 2 usage, 3 the model

@@ -13,7 +13,7 @@ derived from the token (HMAC-SHA256 of a fixed label, keyed by the token). Sever
 processes with one token accept each other's sessions; a new token ends every session; a
 session ends `login_session_max_age` seconds after the login. Who holds a cookie could test
 guesses of the token against it offline, as against a hash of the token: tokens have 16
-characters or more (32 random bytes in the README's recipe), which is out of reach.
+characters or more (32 random bytes in the recipe of docs/http.md), which is out of reach.
 """
 
 from __future__ import annotations
