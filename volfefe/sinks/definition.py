@@ -22,10 +22,11 @@ SECRET_PREFIX = "whsec_"  # noqa: S105 (a prefix, not a secret)
 SECRET_BYTES = 32  # Standard Webhooks asks for 24 to 64 random bytes
 # base64 of at least 18 bytes (24 characters), padded or not
 SECRET_PATTERN = r"^whsec_(?:[A-Za-z0-9+/]{4}){6,}(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"  # noqa: S105
-# a host name or IPv4 address, an optional port, then any path without spaces
-WEBHOOK_PATTERN = r"^https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:[/?#][^\s\x00]*)?$"
+# a host name or IPv4 address, an optional port, then any path without spaces or control
+# characters (spelled out: `\s` means more in Python than in the OpenAPI description's regex)
+WEBHOOK_PATTERN = r"^https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:[/?#][^\x00-\x20\x7f]*)?$"
 SUBJECT_PATTERN = r"^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*$"  # no wildcards: one subject
-NATS_URL_PATTERN = r"^(?:nats|tls)://[^\s\x00]+$"
+NATS_URL_PATTERN = r"^(?:nats|tls)://[^\x00-\x20\x7f]+$"
 NAME_PATTERN = r"^[^\x00]+$"
 
 
@@ -98,5 +99,6 @@ class SinkSpec:
 
 
 def _match(pattern: str, value: str, problem: str) -> None:
-    if not re.match(pattern, value):
+    # fullmatch: Python's `$` also matches before a final newline, JSON Schema's does not
+    if not re.fullmatch(pattern, value):
         raise InvalidSink(f"{problem}, got {value!r}")
