@@ -42,6 +42,27 @@ def clean_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None
     os.environ.update(saved)
 
 
+# Markers given by what a test uses, so `-m "not child"` and the like select parts of the suite.
+MARKERS_BY_FIXTURE = {"tiny_model": "child", "page": "browser", "browser": "browser"}
+MARKERS_BY_FOLDER = {"acceptance": "cli", "bench": "bench", "chaos": "chaos", "docs": "docs"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test by what it needs: `child` (a real child process, the tiny model),
+    `browser` (chromium), `server` (the $DATABASE_URL server), and by folder `cli`, `bench`,
+    `chaos`, `docs`."""
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        for fixture, marker in MARKERS_BY_FIXTURE.items():
+            if fixture in used:
+                item.add_marker(marker)
+        folder = item.path.parent.name
+        if folder in MARKERS_BY_FOLDER:
+            item.add_marker(MARKERS_BY_FOLDER[folder])
+        if "[server" in item.nodeid or "-server" in item.nodeid:
+            item.add_marker("server")
+
+
 def run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder shared by every pytest-xdist worker of this run (the session's own without
     xdist): what is built there once serves them all; guard it with a FileLock."""

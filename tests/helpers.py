@@ -1,14 +1,19 @@
-"""Small test helpers: waiting on a condition instead of sleeping, and process checks."""
+"""Small test helpers, one copy each: waiting on a condition instead of sleeping, process
+checks, the CLI as a user runs it, and input files."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -76,3 +81,26 @@ def alive(pid: int) -> bool:
         return False
     state = stat.rsplit(")", 1)[1].split()[0]
     return state not in ("Z", "X") and b"volfefe.child" in cmdline
+
+
+def run_cli(
+    *args: str, env: Mapping[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """`python -m volfefe ARGS` as a user runs it: a real process, the test's environment plus
+    `env`, never a model hub; fails when it logged a future nobody awaited."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "volfefe", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})},
+    )
+    assert_no_unretrieved(proc.stderr)
+    return proc
+
+
+def write_jsonl(path: Path, records: list[Any]) -> Path:
+    """Write records as JSON Lines (strings are written as raw lines, for broken input)."""
+    lines = [r if isinstance(r, str) else json.dumps(r, ensure_ascii=False) for r in records]
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path

@@ -50,12 +50,15 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import psycopg
+
+from volfefe.supervisor.latency import LENGTH_CLASSES, length_class
+from volfefe.supervisor.token_count import TokenCounter
 
 from ..harness.corpus import drawn_each
 from ..harness.database import database_url, described, fresh_database
@@ -187,6 +190,25 @@ def insert_one(conn: psycopg.Connection[Any], source: int, text: str) -> tuple[i
     return int(row[0]), time.time()
 
 
+def by_length_class(
+    latency_ms: dict[int, float], classes: Mapping[int, str]
+) -> dict[str, dict[str, Any]]:
+    """p50/p99 and count of the latencies of each length class (supervisor/latency.py).
+
+    >>> split = by_length_class({1: 10.0, 2: 30.0, 3: 500.0}, {1: "short", 2: "short", 3: "long"})
+    >>> split["short"], split["long"]["posts"], "medium" in split
+    ({'posts': 2, 'p50_ms': 10.0, 'p99_ms': 30.0}, 1, False)
+    """
+    grouped: dict[str, list[float]] = {}
+    for post, ms in latency_ms.items():
+        grouped.setdefault(classes[post], []).append(ms)
+    return {
+        name: {"posts": len(values), "p50_ms": pct(values, 50), "p99_ms": pct(values, 99)}
+        for name, _ in LENGTH_CLASSES
+        if (values := grouped.get(name))
+    }
+
+
 def breakdown(
     conn: psycopg.Connection[Any],
     sent: dict[int, float],
@@ -194,8 +216,10 @@ def breakdown(
     bare_ms: float,
     notify_ms: float,
     poll_s: float,
+    classes: Mapping[int, str],
 ) -> dict[str, Any]:
-    """Latency percentiles and the per-stage medians for the posts in `sent`."""
+    """Latency percentiles (all posts, and by length class) and the per-stage medians for
+    the posts in `sent`."""
     rows = conn.execute(
         """
         SELECT (j.args ->> 'content_id')::bigint, extract(epoch FROM e.at),
@@ -207,7 +231,8 @@ def breakdown(
         """,
         {"ids": list(sent)},
     ).fetchall()
-    total = [(listener.received[i] - t) * 1000 for i, t in sent.items()]
+    latency = {i: (listener.received[i] - t) * 1000 for i, t in sent.items()}
+    total = list(latency.values())
     starts = sorted(float(started) for _, started, _ in rows)
     pickup, work, store, poll_waits = [], [], [], 0
     for content_id, started, inserted in rows:
@@ -227,6 +252,7 @@ def breakdown(
         "p95_ms": pct(total, 95),
         "p99_ms": pct(total, 99),
         "max_ms": round(max(total), 2),
+        "by_class": by_length_class(latency, classes),
         "breakdown_p50_ms": {
             "pickup": median_or_none(pickup),
             "fetch_inference": median_or_none(work),
@@ -299,6 +325,13 @@ def run_backend(
         for cli_args in steps:
             volfefe_cli(cli_args, env)
         settings = Settings.from_env(env)
+        counter = TokenCounter.from_file(model / "tokenizer.json")
+        classes: dict[int, str] = {}  # post id -> its text's length class
+
+        def note(post: int, text: str) -> int:
+            classes[post] = length_class(counter.count(text))
+            return post
+
         idle_texts = corpus(sizes["idle"], seed=1)
         bare = bare_inference_ms(model, env, idle_texts)
         bare_ms = statistics.median(bare)
@@ -322,14 +355,18 @@ def run_backend(
                 notify_ms = notify_delay_ms(conn, listener)
                 report["notify_ms"] = round(notify_ms, 3)
                 report["bare_inference_ms"] = round(bare_ms, 2)
-                args = (bare_ms, notify_ms, settings.jobs_poll_interval)
+                args = (bare_ms, notify_ms, settings.jobs_poll_interval, classes)
 
                 sent: dict[int, float] = {}
                 for text in idle_texts:
                     post, at = insert_one(conn, source, text)
-                    sent[post] = at
+                    sent[note(post, text)] = at
                     listener.wait_for([post])
                 report["idle"] = breakdown(conn, sent, listener, *args)
+                # The same texts alone, by class: what each class's latency is made of.
+                report["idle"]["bare_by_class"] = by_length_class(
+                    dict(zip(sent, bare, strict=True)), classes
+                )
                 # What volfefe adds: each post's latency minus its own text's bare inference.
                 added = [
                     (listener.received[post] - at) * 1000 - alone
@@ -356,7 +393,7 @@ def run_backend(
                 report["load_capacity_per_s"] = round(load_capacity, 2)
                 for share in (0.5, 0.9):
                     report[f"load_{round(share * 100)}"] = poisson(
-                        conn, source, listener, load_capacity * share, sizes["load_s"], args
+                        conn, source, listener, load_capacity * share, sizes["load_s"], args, note
                     )
                     log(f"{name}: load {share:.0%} {report[f'load_{round(share * 100)}']}")
             finally:
@@ -388,9 +425,11 @@ def poisson(
     listener: Listener,
     rate: float,
     seconds: float,
-    args: tuple[float, float, float],
+    args: tuple[float, float, float, Mapping[int, str]],
+    note: Callable[[int, str], int],
 ) -> dict[str, Any]:
-    """Insert posts at exponential gaps (mean 1/rate) for `seconds`; their latencies."""
+    """Insert posts at exponential gaps (mean 1/rate) for `seconds`; their latencies
+    (`note` records each post's length class)."""
     rng = random.Random(int(rate * 1000))
     texts = corpus(int(rate * seconds * 2) + 10, seed=3)
     sent: dict[int, float] = {}
@@ -402,7 +441,7 @@ def poisson(
             break
         time.sleep(max(0.0, due - time.monotonic()))
         post, at = insert_one(conn, source, text)
-        sent[post] = at
+        sent[note(post, text)] = at
     listener.wait_for(list(sent))
     return {"rate_per_s": round(rate, 2), **breakdown(conn, sent, listener, *args)}
 
@@ -429,6 +468,20 @@ def print_table(report: dict[str, Any]) -> None:
             stages = [b["pickup"], b["fetch_inference"], b["bare_inference"], b["store"]]
             by_phase.append([name, phase, *latency, *stages, b["notify"], r["poll_waits"]])
     print("\n".join(markdown_table(header, "ll" + "r" * 10, by_phase)))
+    header = ["backend", "class", "idle p50 / p99", "bare p50 / p99 (same texts)"]
+    header += ["50 % load p50 / p99", "90 % load p50 / p99"]
+    by_class = []
+    for name, row in rows.items():
+        for length, _ in LENGTH_CLASSES:
+            cells = [
+                _pair(row["idle"]["by_class"].get(length)),
+                _pair(row["idle"]["bare_by_class"].get(length)),
+                _pair(row["load_50"]["by_class"].get(length)),
+                _pair(row["load_90"]["by_class"].get(length)),
+            ]
+            by_class.append([name, length, *cells])
+    print()
+    print("\n".join(markdown_table(header, "llrrrr", by_class)))
     header = ["backend", "idle p99 ms", "bare p99 ms (same texts)", "added p50 ms"]
     added = [
         [name, r["p99_ms"], r["bare_p99_ms"], r["added_p50_ms"], r["added_p99_ms"]]
@@ -449,6 +502,11 @@ def print_table(report: dict[str, Any]) -> None:
         print(f"target {key}: {target['value']} (goal {target['goal']}) {verdict}")
 
 
+def _pair(figures: dict[str, Any] | None) -> str:
+    """`p50 / p99` of one class's figures, or `-` when it had no post."""
+    return "-" if figures is None else f"{figures['p50_ms']} / {figures['p99_ms']}"
+
+
 def rows_of(report: dict[str, Any]) -> list[dict[str, Any]]:
     """One record per backend: latency by phase and the job path's rate against classify."""
     return [
@@ -459,6 +517,12 @@ def rows_of(report: dict[str, Any]) -> list[dict[str, Any]]:
             "added_p50_ms": row["idle"]["added_p50_ms"],
             "load_50_p99_ms": row["load_50"]["p99_ms"],
             "load_90_p99_ms": row["load_90"]["p99_ms"],
+            **{
+                f"{phase}_{length}_{q}_ms": row[phase]["by_class"].get(length, {}).get(f"{q}_ms")
+                for phase in PHASES
+                for length, _ in LENGTH_CLASSES
+                for q in ("p50", "p99")
+            },
             "jobs_posts_per_s": row["jobs_posts_per_s"],
             "classify_posts_per_s": row["classify_posts_per_s"],
             "jobs_vs_classify": row["jobs_vs_classify"],

@@ -11,23 +11,18 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import run_cli
 
 RUNTIMES = [("onnx", "onnxruntime"), ("openvino", "openvino")]
 
 
 def volfefe(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     """`python -m volfefe ARGS` as a user runs it."""
-    return subprocess.run(
-        [sys.executable, "-m", "volfefe", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "HF_HUB_OFFLINE": "1", **env},
-    )
+    return run_cli(*args, env=env, timeout=300)
 
 
 @pytest.fixture(scope="module")

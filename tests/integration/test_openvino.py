@@ -13,6 +13,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from tests.helpers import run_cli
 from tests.integration.test_onnx import TEXTS
 from volfefe import Classifier, Settings
 from volfefe.child.calibration import MIN_TEXTS, default_texts
@@ -30,13 +31,7 @@ STRICT = {"VOLFEFE_GUARD_MIN_AGREEMENT": "1", "VOLFEFE_GUARD_MAX_DP": "0"}
 
 def volfefe(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     """`python -m volfefe ARGS` as a user runs it."""
-    return subprocess.run(
-        [sys.executable, "-m", "volfefe", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "HF_HUB_OFFLINE": "1", **env},
-    )
+    return run_cli(*args, env=env, timeout=600)
 
 
 def test_openvino_matches_torch_on_short_and_truncated_texts(

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,7 +11,8 @@ from typing import Any
 
 import psycopg
 
-from tests.helpers import assert_no_unretrieved
+from tests.helpers import run_cli as run_cli  # one copy, re-exported
+from tests.helpers import write_jsonl as write_jsonl
 from volfefe.jobs.queue import TASK, enqueue
 
 ENQUEUE_TASK = "volfefe.enqueue_unclassified"
@@ -124,26 +123,11 @@ def registered_workers(conn: psycopg.Connection[Any]) -> int:
     return int(row["n"]) if row else 0
 
 
-def write_jsonl(path: Path, records: Sequence[dict[str, Any]]) -> Path:
-    """Write import records as JSON Lines."""
-    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-    return path
-
-
 def volfefe(
     database_url: str, *args: str, env: dict[str, str] | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
     """Run `python -m volfefe ARGS` against `database_url`, as a user would."""
-    full_env = {**os.environ, "DATABASE_URL": database_url, **(env or {})}
-    proc = subprocess.run(
-        [sys.executable, "-m", "volfefe", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=full_env,
-    )
-    assert_no_unretrieved(proc.stderr)
-    return proc
+    return run_cli(*args, env={"DATABASE_URL": database_url, **(env or {})}, timeout=timeout)
 
 
 def volfefe_json(database_url: str, *args: str) -> Any:

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import csv
-import json
 import random
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
+from tests.helpers import eventually as eventually  # one copy, re-exported
+from tests.helpers import write_jsonl as write_jsonl
 from volfefe.result import Classification
 from volfefe.store.importer import ImportReport, import_posts
 
@@ -27,13 +26,6 @@ def post(external_id: str, text: str = "Stocks rally", **fields: Any) -> dict[st
         "url": f"https://example.test/{external_id}",
         **fields,
     }
-
-
-def write_jsonl(path: Path, records: list[Any]) -> Path:
-    """Write records as JSON Lines (strings are written as raw lines, for broken input)."""
-    lines = [r if isinstance(r, str) else json.dumps(r, ensure_ascii=False) for r in records]
-    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    return path
 
 
 def write_csv(path: Path, records: list[dict[str, Any]]) -> Path:
@@ -65,15 +57,6 @@ def result(
         s: confidence if s == sentiment else rest for s in ("positive", "negative", "neutral")
     }
     return Classification(sentiment, confidence, model_version, scores, truncated=False, tokens=7)
-
-
-def eventually(check: Callable[[], bool], timeout: float = 5.0, interval: float = 0.01) -> None:
-    """Poll `check` until it is true; fail after `timeout` seconds (a deadline, not a sleep)."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(interval)
 
 
 def incompressible(size: int, seed: int) -> str:

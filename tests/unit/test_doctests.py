@@ -1,7 +1,7 @@
-"""Every doctest in volfefe/ runs: each module of the package, found by walking it, with
-ELLIPSIS on (as pytest's --doctest-modules has). Examples that need a database, a model or
-the network are marked `# doctest: +SKIP` where they stand; every other one runs here, with
-neither."""
+"""Every doctest in volfefe/ and benches/ runs: each module of the packages, found by
+walking them, with ELLIPSIS on (as pytest's --doctest-modules has). Examples that need a
+database, a model or the network are marked `# doctest: +SKIP` where they stand; every
+other one runs here, with neither."""
 
 from __future__ import annotations
 
@@ -11,11 +11,13 @@ import pkgutil
 
 import pytest
 
+import benches
 import volfefe
 
 MODULES = sorted(
     info.name
-    for info in pkgutil.walk_packages(volfefe.__path__, "volfefe.")
+    for package in (volfefe, benches)
+    for info in pkgutil.walk_packages(package.__path__, f"{package.__name__}.")
     if not info.name.endswith(".__main__")  # importing one would run the program
 )
 
