@@ -55,7 +55,7 @@ class SinkSpec:
     @classmethod
     def webhook(cls, url: str, *, secret: str | None) -> SinkSpec:
         """A webhook to `url`, signed with `secret` (a new one when None)."""
-        return cls("webhook", url, secret=secret or new_secret())
+        return cls("webhook", url, secret=new_secret() if secret is None else secret)
 
     @classmethod
     def nats(cls, subject: str, *, url: str | None) -> SinkSpec:
