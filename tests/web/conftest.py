@@ -21,12 +21,15 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
 from tests.fixtures_db import backends_in_use, fresh_database, stop_embedded
 from tests.helpers import assert_no_unretrieved, eventually
+from volfefe.store.connect import connect
 
 TOKEN = "test-token-0123456789abcdef"
 READY_TIMEOUT = 90.0
@@ -165,3 +168,17 @@ def web_database_url(request: pytest.FixtureRequest) -> Iterator[str]:
     admin_url, template = request.getfixturevalue(f"{request.param}_template")
     with fresh_database(admin_url, template) as url:
         yield url
+
+
+@pytest.fixture
+def api(server: Served) -> Iterator[httpx.Client]:
+    """A client of the module's `server` that sends the token."""
+    with server.client(TOKEN) as client:
+        yield client
+
+
+@pytest.fixture
+def conn(web_database_url: str) -> Iterator[psycopg.Connection[Any]]:
+    """A connection to the module's database."""
+    with connect(web_database_url) as c:
+        yield c

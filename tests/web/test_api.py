@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -38,20 +37,6 @@ LIMITS = {
 def server(serve: Serve, web_database_url: str) -> Served:
     """One server (with a token and small limits) for the tests of this module."""
     return serve(web_database_url, **LIMITS)
-
-
-@pytest.fixture
-def api(server: Served) -> Iterator[httpx.Client]:
-    """A client that sends the token."""
-    with server.client(TOKEN) as client:
-        yield client
-
-
-@pytest.fixture
-def conn(web_database_url: str) -> Iterator[psycopg.Connection[Any]]:
-    """A connection to the server's database."""
-    with connect(web_database_url) as c:
-        yield c
 
 
 def tag() -> str:

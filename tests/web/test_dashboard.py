@@ -24,7 +24,6 @@ from tests.helpers import eventually
 from tests.jobs.helpers import insert_posts
 from tests.web.conftest import TOKEN, Serve, Served
 from volfefe.jobs.queue import enqueue
-from volfefe.store.connect import connect
 
 pytestmark = pytest.mark.db
 
@@ -80,13 +79,6 @@ def page(browser: Any, site: Served) -> Iterator[Any]:
 def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Where the screenshots go (kept with pytest's temporary folders)."""
     return tmp_path_factory.mktemp("screenshots")
-
-
-@pytest.fixture
-def conn(web_database_url: str) -> Iterator[psycopg.Connection[Any]]:
-    """A connection to the site's database."""
-    with connect(web_database_url) as c:
-        yield c
 
 
 def ingest(site: Served, *posts: dict[str, Any]) -> list[int]:

@@ -13,8 +13,7 @@ import pytest
 from tests.helpers import eventually
 from tests.sinks.conftest import expected_ids, store
 from tests.sinks.receiver import Receiver
-from tests.web.conftest import TOKEN, Serve, Served
-from volfefe.store.connect import connect
+from tests.web.conftest import Serve, Served
 
 pytestmark = pytest.mark.db
 
@@ -30,18 +29,6 @@ FAST = {
 def server(serve: Serve, web_database_url: str) -> Served:
     """A server whose job worker delivers."""
     return serve(web_database_url, "--with-worker", **FAST)
-
-
-@pytest.fixture
-def api(server: Served) -> Iterator[httpx.Client]:
-    with server.client(TOKEN) as client:
-        yield client
-
-
-@pytest.fixture
-def conn(web_database_url: str) -> Iterator[psycopg.Connection[Any]]:
-    with connect(web_database_url) as c:
-        yield c
 
 
 @pytest.fixture
