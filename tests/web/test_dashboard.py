@@ -211,7 +211,10 @@ def test_posts_page_filters_searches_and_opens_a_post(page: Any, site: Served, s
 def test_jobs_page_shows_a_failure_and_retry_fixes_it(
     page: Any, site: Served, shots: Path, conn: psycopg.Connection[Any]
 ) -> None:
-    source = conn.execute("SELECT id FROM sources WHERE name = 'dash'").fetchone()
+    source = conn.execute(  # its own source: tests of a module may run in any process
+        "INSERT INTO sources (name) VALUES ('dash') "
+        "ON CONFLICT (name) DO UPDATE SET name = excluded.name RETURNING id"
+    ).fetchone()
     assert source is not None
     lost = conn.execute(
         "INSERT INTO contents (source_id, external_id, text) VALUES (%s, 'lost', 'Gold rises') "
