@@ -459,10 +459,9 @@ def test_two_runs_at_once_split_the_posts(volfefe: Volfefe) -> None:
     assert [s["total"] for s in summaries] == [len(expected)] * 2
 
 
-@pytest.mark.parametrize("when", ["idle", "mid-write"])
-def test_dropped_connection_is_reopened_and_the_run_finishes(
-    volfefe: Volfefe, tmp_path: Path, when: str
-) -> None:
+def start_a_slow_run(volfefe: Volfefe, tmp_path: Path) -> tuple[Running, list[int]]:
+    """40 sample posts imported, and a `classify --all --json` run under way on them (each
+    reply slowed by 0.3 s); the run and the ids of the posts it must classify."""
     subset = tmp_path / "subset.jsonl"
     subset.write_text("".join(SAMPLE.read_text(encoding="utf-8").splitlines(True)[:40]), "utf-8")
     volfefe.import_file(subset)
@@ -470,6 +469,14 @@ def test_dropped_connection_is_reopened_and_the_run_finishes(
     run = volfefe.start("classify", "--all", "--json", fault="delay=0.3", batch_size=4)
     eventually(lambda: run.progress() or run.proc.poll() is not None, timeout=DEADLINE)
     assert run.proc.poll() is None, run.stderr()
+    return run, expected
+
+
+@pytest.mark.parametrize("when", ["idle", "mid-write"])
+def test_dropped_connection_is_reopened_and_the_run_finishes(
+    volfefe: Volfefe, tmp_path: Path, when: str
+) -> None:
+    run, expected = start_a_slow_run(volfefe, tmp_path)
 
     if when == "idle":  # the run is waiting for the model: the next query finds it cut
         terminated = volfefe.sql(TERMINATE_RUN)
@@ -491,13 +498,7 @@ def test_dropped_connection_is_reopened_and_the_run_finishes(
 def test_database_gone_for_good_stops_the_run_with_exit_4_and_the_summary(
     volfefe: Volfefe, tmp_path: Path
 ) -> None:
-    subset = tmp_path / "subset.jsonl"
-    subset.write_text("".join(SAMPLE.read_text(encoding="utf-8").splitlines(True)[:40]), "utf-8")
-    volfefe.import_file(subset)
-    expected = with_text(volfefe)
-    run = volfefe.start("classify", "--all", "--json", fault="delay=0.3", batch_size=4)
-    eventually(lambda: run.progress() or run.proc.poll() is not None, timeout=DEADLINE)
-    assert run.proc.poll() is None, run.stderr()
+    run, expected = start_a_slow_run(volfefe, tmp_path)
 
     # No new connection gets in (said from another database: not of the current one), and
     # the run's is cut.
