@@ -57,7 +57,7 @@ from volfefe.store.report import EXPORT_FIELDS, ExportFilter, export_rows
     help="Also export the posts that have no result yet (their result fields empty); "
     "without it, only classified posts are exported.",
 )
-def export_command(
+def results_export_command(
     fmt: str,
     output: Path | None,
     sentiment: str | None,

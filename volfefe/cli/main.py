@@ -29,7 +29,7 @@ from volfefe.cli.chaos import chaos_command
 from volfefe.cli.classify import classify_command
 from volfefe.cli.db import db_group
 from volfefe.cli.deliver import deliver_command
-from volfefe.cli.export import export_command
+from volfefe.cli.export import results_export_command
 from volfefe.cli.jobs import jobs_group
 from volfefe.cli.model import eval_command, model_group
 from volfefe.cli.posts import import_command, show_command, stats_command
@@ -94,7 +94,7 @@ for command in (
     reclassify_command,
     stats_command,
     show_command,
-    export_command,
+    results_export_command,
     jobs_group,
     eval_command,
     model_group,

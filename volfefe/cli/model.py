@@ -102,7 +102,7 @@ def model_group() -> None:
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the samples.")
 @click.pass_obj
-def export_command(
+def model_export_command(
     settings: Settings,
     quantize: str | None,
     from_db: int | None,
