@@ -97,7 +97,8 @@ async def test_concurrent_stores_keep_each_jobs_outcome(
     assert stored[0]["meta"] == RESULT.meta()
     assert len(notes) == len(fresh)
     recorded = [attempts(db_conn, 1000 + i) for i in range(6)]
-    assert recorded == [*([(1, "classified", None, None)] for _ in fresh)] + [
+    assert recorded == [
+        *([(1, "classified", None, None)] for _ in fresh),
         [(1, "already_classified", None, None)],
         [],  # a job whose post is gone records its attempt as failed itself (jobs.app)
     ]
