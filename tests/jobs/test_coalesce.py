@@ -4,25 +4,46 @@
 jobs asking at once ─▶ Coalescer ─▶ one SELECT / one INSERT ... unnest   (coalesce on)
                                  └▶ one statement per job                 (coalesce off)
 the database ends the same either way: results, flags, attempt records, NOTIFYs, settled jobs
+
+a real `jobs worker`, 20 jobs in flight: the test locks `sources` until the first load waits
+on it (the others queue behind it) and deletes one post meanwhile; the worker's log at its
+stop counts the rows and statements
 ```
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
 import psycopg
 import pytest
 
-from tests.jobs.helpers import attempts, enqueue_posts, insert_posts, job
+from tests.helpers import eventually
+from tests.jobs.conftest import StartWorker
+from tests.jobs.helpers import (
+    attempts,
+    classified_flags,
+    count_by_status,
+    enqueue_posts,
+    insert_posts,
+    job,
+    registered_workers,
+)
 from volfefe.classify.coalesce import Coalescer, StoreRequest
 from volfefe.errors import ContentNotFound
 from volfefe.jobs.connections import open_async_db_pool
 from volfefe.result import Classification
 from volfefe.store.connect import connect
 
+DEADLINE = 120.0
+COUNTS = re.compile(r"job loads: (\d+) in (\d+) statements?; job stores: (\d+) in (\d+) statement")
+WAITING_ON_LOCKS = """
+SELECT count(*) AS n FROM pg_stat_activity
+WHERE datname = current_database() AND wait_event_type = 'Lock'
+"""
 RESULT = Classification("negative", 0.75, "tiny@1", {"negative": 0.75, "positive": 0.2})
 FIRST = Classification("positive", 0.9, "other@1")
 
@@ -167,3 +188,47 @@ async def test_a_cancelled_job_leaves_the_others_their_outcome(
     ]
     assert (coalescer.loads.rows, coalescer.loads.statements) == (2, 1)
     await coalescer.wait_idle()
+
+
+def test_a_worker_loads_and_stores_its_concurrent_jobs_together(
+    database_url: str, db_conn: psycopg.Connection[Any], start_worker: StartWorker
+) -> None:
+    posts = insert_posts(db_conn, [f"stocks rally {i}" for i in range(20)])
+    gone = posts[7]
+    worker = start_worker(database_url, concurrency=20)
+    eventually(lambda: registered_workers(db_conn) == 1, timeout=DEADLINE)
+    with connect(database_url) as blocker, blocker.transaction():
+        blocker.execute("LOCK TABLE sources IN ACCESS EXCLUSIVE MODE")  # a post's load waits
+        jobs = enqueue_posts(db_conn, posts)
+        eventually(
+            lambda: (
+                count_by_status(db_conn).get("doing") == len(posts)
+                and waiting_on_locks_in(db_conn) > 0
+            ),
+            timeout=DEADLINE,
+        )
+        db_conn.execute("DELETE FROM contents WHERE id = %(id)s", {"id": gone})
+
+    eventually(
+        lambda: count_by_status(db_conn) == {"succeeded": len(posts) - 1, "failed": 1},
+        timeout=DEADLINE,
+    )
+    assert worker.terminate() == 0
+
+    kept = [post for post in posts if post != gone]
+    assert classified_flags(db_conn, kept) == [True] * len(kept)
+    assert [a[:3] for a in attempts(db_conn, jobs[7])] == [(1, "failed", "ContentNotFound")]
+    match = COUNTS.search(worker.log())
+    assert match is not None, worker.log()
+    loads, load_statements, stores, store_statements = map(int, match.groups())
+    assert (loads, stores) == (len(posts), len(kept))
+    # The first load alone (it met the lock), the 19 queued behind it in one or two more; the
+    # results come back from the child's batches together and are stored together.
+    assert load_statements <= 4, match.group(0)
+    assert store_statements <= len(kept) // 2, match.group(0)
+
+
+def waiting_on_locks_in(conn: psycopg.Connection[Any]) -> int:
+    """Backends of this test's database blocked on a lock."""
+    row = conn.execute(WAITING_ON_LOCKS).fetchone()
+    return int(row["n"]) if row else 0
