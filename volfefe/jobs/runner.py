@@ -146,7 +146,9 @@ async def run_worker(settings: Settings, url: str, concurrency: int) -> None:
         for sig in SIGNALS:
             loop.remove_signal_handler(sig)
         db.close()
-        await coalescer.wait_idle()
+        with contextlib.suppress(TimeoutError):  # a statement of jobs cut off by the stop
+            async with asyncio.timeout(CANCEL_MARGIN):
+                await coalescer.wait_idle()
         await adb.close()
         logger.info("job loads: %s; job stores: %s", coalescer.loads, coalescer.stores)
         await (closing or classifier.aclose())
