@@ -84,4 +84,3 @@ async def _classify_through_rebuilds(classifier: Classifier, text: str) -> Class
             if remaining <= 0:
                 raise
             await classifier.await_rebuilt(remaining)
-
