@@ -190,12 +190,13 @@ async def test_a_cancelled_job_leaves_the_others_their_outcome(
     await coalescer.wait_idle()
 
 
+@pytest.mark.parametrize("switch", ["on", "off"])
 def test_a_worker_loads_and_stores_its_concurrent_jobs_together(
-    database_url: str, db_conn: psycopg.Connection[Any], start_worker: StartWorker
+    database_url: str, db_conn: psycopg.Connection[Any], start_worker: StartWorker, switch: str
 ) -> None:
     posts = insert_posts(db_conn, [f"stocks rally {i}" for i in range(20)])
     gone = posts[7]
-    worker = start_worker(database_url, concurrency=20)
+    worker = start_worker(database_url, concurrency=20, VOLFEFE_JOBS_COALESCE=switch)
     eventually(lambda: registered_workers(db_conn) == 1, timeout=DEADLINE)
     with connect(database_url) as blocker, blocker.transaction():
         blocker.execute("LOCK TABLE sources IN ACCESS EXCLUSIVE MODE")  # a post's load waits
@@ -222,6 +223,9 @@ def test_a_worker_loads_and_stores_its_concurrent_jobs_together(
     assert match is not None, worker.log()
     loads, load_statements, stores, store_statements = map(int, match.groups())
     assert (loads, stores) == (len(posts), len(kept))
+    if switch == "off":
+        assert (load_statements, store_statements) == (loads, stores)
+        return
     # The first load alone (it met the lock), the 19 queued behind it in one or two more; the
     # results come back from the child's batches together and are stored together.
     assert load_statements <= 4, match.group(0)
