@@ -520,6 +520,17 @@ class Settings:
         check=at_least(0, "0 = batch_size x (workers + 1)"),
         doc="jobs one `jobs worker` keeps in flight; 0 = batch size x (workers + 1)",
     )
+    jobs_coalesce: str = setting(
+        default="on",
+        env="VOLFEFE_JOBS_COALESCE",
+        section=JOBS,
+        check=one_of(SWITCH),
+        doc=(
+            "`on`: the jobs of a `jobs worker` that load their posts, or store their results, at "
+            "the same moment share one statement (each keeps its own job, attempts and outcome); "
+            "`off`: one statement per job"
+        ),
+    )
     jobs_max_attempts: int = setting(
         default=3,
         env="VOLFEFE_JOBS_MAX_ATTEMPTS",

@@ -92,13 +92,18 @@ def make_app(settings: Settings, url: str) -> procrastinate.App:
     @app.task(name=TASK, queue=QUEUE, pass_context=True, retry=retry)
     async def classify_post(context: JobContext, content_id: int) -> None:
         deps = await shared.aget(context)
-        assert deps.adb is not None
+        assert deps.adb is not None and deps.coalescer is not None
         job = context.job
         assert job.id is not None
         attempt = job.attempts + 1
         try:  # a success records its attempt in the storing statement itself
             stored = await classify_post_job(
-                deps.adb, deps.classifier, job_id=job.id, attempt=attempt, content_id=content_id
+                deps.adb,
+                deps.coalescer,
+                deps.classifier,
+                job_id=job.id,
+                attempt=attempt,
+                content_id=content_id,
             )
         except AlreadyClassified:
             await asyncio.to_thread(

@@ -17,6 +17,7 @@ from typing import Any
 from procrastinate import JobContext
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
+from volfefe.classify.coalesce import Coalescer
 from volfefe.config import Settings
 from volfefe.jobs.connections import DB_POOL_SIZE, open_async_db_pool, open_db_pool
 from volfefe.supervisor.classifier import Classifier
@@ -32,8 +33,15 @@ class JobDeps:
     settings: Settings
     # for classify_post, which runs on the event loop; made on that loop when None
     adb: AsyncConnectionPool[Any] | None = None
+    # classify_post's loads and stores, over `adb` (made with it)
+    coalescer: Coalescer | None = None
     # stops the job worker (set by `jobs worker`; procrastinate's own worker has none)
     stop: Callable[[], None] | None = None
+
+
+def make_coalescer(adb: AsyncConnectionPool[Any], settings: Settings) -> Coalescer:
+    """classify_post's loads and stores over `adb`, coalesced unless `jobs_coalesce` is off."""
+    return Coalescer(adb, coalesce=settings.jobs_coalesce == "on")
 
 
 class SharedDeps:
@@ -49,9 +57,10 @@ class SharedDeps:
         self._made: JobDeps | None = None
 
     async def aget(self, context: JobContext) -> JobDeps:
-        """`get`, plus the async connection pool of classify_post, opened on this loop."""
+        """`get`, plus the async connection pool of classify_post (opened on this loop) and
+        its coalescer."""
         given = context.additional_context.get("volfefe")
-        if isinstance(given, JobDeps) and given.adb is not None:
+        if isinstance(given, JobDeps) and given.coalescer is not None:
             return given  # `jobs worker` opened its pool before any job: no thread hop
         deps = await asyncio.to_thread(self.get, context)
         async with self._async_lock:
@@ -59,6 +68,8 @@ class SharedDeps:
                 adb = open_async_db_pool(self._url, DB_POOL_SIZE)
                 await adb.open(wait=False)
                 deps.adb = adb
+            if deps.coalescer is None:
+                deps.coalescer = make_coalescer(deps.adb, deps.settings)
         return deps
 
     def get(self, context: JobContext) -> JobDeps:

@@ -5,7 +5,8 @@ jobs worker ── procrastinate worker (event loop: LISTEN for new jobs, fetch,
                  │ classify_post is async: it awaits the children without holding a thread
                  │ or a connection, so many jobs are in flight and batches stay full
                  ├── one Classifier per process (the supervised children)
-                 ├── an AsyncConnectionPool for classify_post (DB_POOL_SIZE connections)
+                 ├── an AsyncConnectionPool for classify_post (DB_POOL_SIZE connections),
+                 │   its loads and stores coalesced across the jobs (volfefe.classify.coalesce)
                  └── a psycopg ConnectionPool for attempt records and the periodic tasks
            ── watcher: the classifier failed jobs_max_rebuilds rebuilds in a row?
                  -> stop gracefully, exit 3 (PoolBroken): the service manager restarts us
@@ -36,7 +37,7 @@ from volfefe.config import Settings
 from volfefe.errors import PoolBroken
 from volfefe.jobs.app import MAINTENANCE_QUEUE, make_app
 from volfefe.jobs.connections import DB_POOL_SIZE, open_async_db_pool, open_db_pool
-from volfefe.jobs.deps import JobDeps
+from volfefe.jobs.deps import JobDeps, make_coalescer
 from volfefe.jobs.queue import QUEUE
 from volfefe.supervisor.classifier import Classifier
 
@@ -70,7 +71,8 @@ async def run_worker(settings: Settings, url: str, concurrency: int) -> None:
     db = open_db_pool(url, 4)
     adb = open_async_db_pool(url, DB_POOL_SIZE)
     await adb.open(wait=False)
-    deps = JobDeps(classifier, db, settings, adb)
+    coalescer = make_coalescer(adb, settings)
+    deps = JobDeps(classifier, db, settings, adb, coalescer)
     stopping = asyncio.Event()
     gave_up: list[PoolBroken] = []
     loop = asyncio.get_running_loop()
@@ -144,7 +146,11 @@ async def run_worker(settings: Settings, url: str, concurrency: int) -> None:
         for sig in SIGNALS:
             loop.remove_signal_handler(sig)
         db.close()
+        with contextlib.suppress(TimeoutError):  # a statement of jobs cut off by the stop
+            async with asyncio.timeout(CANCEL_MARGIN):
+                await coalescer.wait_idle()
         await adb.close()
+        logger.info("job loads: %s; job stores: %s", coalescer.loads, coalescer.stores)
         await (closing or classifier.aclose())
         loop.set_task_factory(task_factory)
     if gave_up:
