@@ -814,6 +814,12 @@ class Settings:
                 "quantize",
                 f"{self.quantize} runs on the CPU only (OpenVINO), not on {self.device}",
             )
+        if self.backend in ("onnx", "openvino") and self.device not in ("auto", "cpu"):
+            raise _invalid(
+                "device",
+                f"{self.device} needs the torch backend: {self.backend} runs on the CPU only "
+                "here (set VOLFEFE_BACKEND=torch or auto)",
+            )
         if self.quantize in GUARDED_SCHEMES and self.backend in ("torch", "onnx"):
             raise _invalid(
                 "quantize",

@@ -27,7 +27,7 @@ RUNNING = [page for page in pages() if any(runnable(page))]
 READER_ENV = {
     "HF_HUB_OFFLINE": "1",
     "TRANSFORMERS_OFFLINE": "1",
-    "VOLFEFE_BACKEND": "torch",
+    "VOLFEFE_BACKEND": "onnx",
     "VOLFEFE_WORKERS": "1",
     "VOLFEFE_THREADS": "1",
     "VOLFEFE_BOOT_TIMEOUT": "60",

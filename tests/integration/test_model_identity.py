@@ -17,7 +17,7 @@ def test_model_version_follows_every_byte_of_the_weights(
     model = tmp_path / "model"
     shutil.copytree(tiny_model, model)
     cache = tmp_path / "cache"
-    settings = make_settings(model=str(model), export_cache=cache)
+    settings = make_settings(model=str(model), export_cache=cache, backend="torch")
     with Classifier(settings) as clf:
         before = clf.classify("stocks rally").model_version
     (record,) = (cache / ".digests").iterdir()

@@ -32,12 +32,10 @@ from volfefe import (
 MakeClassifier = Callable[..., Classifier]
 
 
-@pytest.fixture(params=["torch", "onnx"])
-def make_classifier(
-    request: pytest.FixtureRequest, make_classifier: MakeClassifier
-) -> MakeClassifier:
-    """Every pool test runs with both backends: the supervision must not depend on them."""
-    return lambda **kwargs: make_classifier(**{"backend": request.param, **kwargs})
+# The pool's tests run on the onnx backend (tests/conftest.py: its child boots without
+# torch): the supervision does not depend on the backend. The tests of what a child answers
+# run on both.
+BOTH_BACKENDS = pytest.mark.parametrize("backend", ["torch", "onnx"])
 
 
 def close_enough(a: Classification, b: Classification, tol: float = 1e-5) -> bool:
@@ -288,8 +286,9 @@ def test_empty_texts_raise_no_text_error_without_a_child(
     assert clf.pids() == []  # nothing was started for it
 
 
-def test_odd_inputs_are_classified(make_classifier: MakeClassifier) -> None:
-    clf = make_classifier()
+@BOTH_BACKENDS
+def test_odd_inputs_are_classified(make_classifier: MakeClassifier, backend: str) -> None:
+    clf = make_classifier(backend=backend)
     texts = [
         "🚀🚀🚀 $TSLA to the moon 📈",
         "Die Börse bricht ein",
@@ -304,8 +303,11 @@ def test_odd_inputs_are_classified(make_classifier: MakeClassifier) -> None:
     assert [r.truncated for r in results] == [False] * 5 + [True, False]
 
 
-def test_same_text_same_probabilities_whatever_the_batch(make_classifier: MakeClassifier) -> None:
-    clf = make_classifier(batch_size=4)
+@BOTH_BACKENDS
+def test_same_text_same_probabilities_whatever_the_batch(
+    make_classifier: MakeClassifier, backend: str
+) -> None:
+    clf = make_classifier(batch_size=4, backend=backend)
     target = "the fed cuts rates and stocks rally"
     alone = clf.classify(target)
     long_neighbours = ["tariffs " * 200, "oil", target, "jobs report " * 50, "a", "b b b"]
@@ -406,9 +408,10 @@ def test_calls_are_composed_by_the_models_own_token_counts_and_the_pass_budget(
     assert clf.stats()["calls"] - before == calls
 
 
-def test_int8_is_recorded_in_model_version(make_classifier: MakeClassifier) -> None:
-    fp32 = make_classifier().classify("stocks rally")
-    int8 = make_classifier(quantize="int8").classify("stocks rally")
+@BOTH_BACKENDS
+def test_int8_is_recorded_in_model_version(make_classifier: MakeClassifier, backend: str) -> None:
+    fp32 = make_classifier(backend=backend).classify("stocks rally")
+    int8 = make_classifier(backend=backend, quantize="int8").classify("stocks rally")
     assert int8.model_version.endswith("int8") and int8.model_version != fp32.model_version
     assert int8.model_version.split("+")[0] == fp32.model_version.split("+")[0]
     assert int8.sentiment in TINY_LABELS

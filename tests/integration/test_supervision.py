@@ -1,4 +1,4 @@
-"""The supervision tree, fault by fault, on real children with the tiny model (torch backend).
+"""The supervision tree, fault by fault, on real children with the tiny model (onnx backend).
 
 Each test is named after the fault it injects; the pool's guarantees are that every accepted
 request ends with an answer or a typed error in bounded time, and that only child faults
@@ -210,7 +210,7 @@ def test_device_cuda_without_cuda_is_a_config_error(
     make_classifier: MakeClassifier, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="volfefe")
-    clf = make_classifier(device="cuda", max_restarts=5)
+    clf = make_classifier(device="cuda", max_restarts=5, backend="torch")
     with pytest.raises(ConfigError, match="device 'cuda' is not available") as info:
         clf.start()
     assert info.value.exit_code == 2

@@ -68,3 +68,10 @@ def test_guard_settings_from_the_environment() -> None:
 def test_guarded_schemes_run_on_the_cpu_only(scheme: str) -> None:
     with pytest.raises(ConfigError, match=f"{scheme} runs on the CPU only"):
         Settings(quantize=scheme, device="cuda")
+
+
+@pytest.mark.parametrize("backend", ["onnx", "openvino"])
+def test_an_accelerator_with_a_cpu_only_backend_is_a_config_error(backend: str) -> None:
+    with pytest.raises(ConfigError, match=f"cuda needs the torch backend: {backend} runs on"):
+        Settings(backend=backend, device="cuda")
+    assert Settings(backend=backend, device="cpu").device == "cpu"
