@@ -16,6 +16,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import GenerationMode
+from schemathesis.checks import positive_data_acceptance
 
 from tests.conftest import ROOT
 from tests.fixtures_db import fresh_database
@@ -27,6 +28,11 @@ from volfefe.web.openapi import SPEC
 pytestmark = pytest.mark.db
 
 EXAMPLES = 20  # per operation and mode: about 350 requests, under 10 s each mode here
+# Operations with rules across parameters that OpenAPI cannot state (a time range: since
+# before until, range or since/until, a bounded number of buckets): valid-looking data may
+# get its 422, so only the acceptance of valid data goes unchecked for them; tests/web
+# checks those 422s by name.
+CROSS_PARAMETER_RULES = {"GET /api/v1/index"}
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +84,9 @@ def test_every_operation_answers_as_its_description_says(
             suppress_health_check=list(HealthCheck),
         )
         def answers(case: schemathesis.Case) -> None:
-            case.call_and_validate(base_url=server.base_url, headers=auth)
+            excluded = (
+                [positive_data_acceptance] if case.operation.label in CROSS_PARAMETER_RULES else []
+            )
+            case.call_and_validate(base_url=server.base_url, headers=auth, excluded_checks=excluded)
 
         answers()

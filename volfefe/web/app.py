@@ -5,6 +5,7 @@ lifespan: the Classifier (started, children ready, before the server listens; cl
           shutdown), psycopg pool, LISTEN hub
 /api/v1/classify  POST   api_classify      /api/v1/posts        GET, POST  api_posts
 /api/v1/posts/N   GET    api_posts         /api/v1/stats, /timeline    GET  api_stats
+/api/v1/index     GET    api_index (JSON, CSV)
 /api/v1/jobs      GET    api_jobs          /api/v1/jobs/N/retry|cancel POST api_jobs
 /api/v1/sinks     GET, POST  api_sinks     /api/v1/sinks/N  DELETE; /pause|resume|test POST
 /api/v1/stream    GET    stream (SSE)      /api/v1/openapi.json        GET  openapi
@@ -39,6 +40,7 @@ from volfefe.store.connect import make_pool
 from volfefe.supervisor.classifier import Classifier
 from volfefe.web import (
     api_classify,
+    api_index,
     api_jobs,
     api_posts,
     api_sinks,
@@ -77,6 +79,7 @@ def routes() -> list[BaseRoute]:
         Route("/api/v1/posts/{id:int}", api_posts.post_detail, methods=["GET"]),
         Route("/api/v1/stats", api_stats.stats, methods=["GET"]),
         Route("/api/v1/timeline", api_stats.timeline_route, methods=["GET"]),
+        Route("/api/v1/index", api_index.index_route, methods=["GET"]),
         Route("/api/v1/jobs", api_jobs.jobs_page, methods=["GET"]),
         Route("/api/v1/jobs/{id:int}/retry", api_jobs.retry_job, methods=["POST"]),
         Route("/api/v1/jobs/{id:int}/cancel", api_jobs.cancel_job, methods=["POST"]),

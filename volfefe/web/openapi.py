@@ -20,6 +20,7 @@ from volfefe.sinks.definition import (
 from volfefe.store.importer import MAX_KEY_BYTES
 from volfefe.store.posts import BIGINT_MAX
 from volfefe.web.encode import JSON
+from volfefe.web.timerange import BUCKET_PATTERN, PRESETS
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 KEY_LIMIT = f"at most {MAX_KEY_BYTES:,} bytes of UTF-8; a longer one rejects its row (FieldTooLong)"
@@ -61,6 +62,14 @@ def _ok(text: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
 
 # ISO 8601, a date or a time (no zone = UTC)
 TIME = {"type": "string", "anyOf": [{"format": "date-time"}, {"format": "date"}]}
+# volfefe.web.timerange: a preset or since/until (since before until, at most
+# timerange.MAX_BUCKETS buckets: rules a description cannot state, so 422 in either mode)
+RANGE = [
+    _query("range", {"enum": list(PRESETS)}, "a preset ending now; default 24h"),
+    _query("since", TIME, "published_at >= (instead of range)"),
+    _query("until", TIME, "published_at < (default now)"),
+    _query("bucket", {"type": "string", "pattern": BUCKET_PATTERN}, "30s, 15m, 1h, 1d..."),
+]
 JOB_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}
 SINK_ID = JOB_ID
 SINK_BODY: dict[str, Any] = {
@@ -244,6 +253,26 @@ SPEC: dict[str, Any] = {
                     _query("until", TIME, ""),
                 ],
                 "responses": {**_ok("{bucket, buckets}"), **_errors(422)},
+            }
+        },
+        "/api/v1/index": {
+            "get": {
+                "summary": "The sentiment index (confidence-weighted net sentiment) per bucket",
+                "parameters": [
+                    *RANGE,
+                    _query("source", {"type": "string"}, "only this source's posts"),
+                    _query("format", {"enum": ["json", "csv"]}, "default json"),
+                ],
+                "responses": {
+                    "200": {
+                        "description": "{since, until, bucket, bucket_seconds, source, buckets}",
+                        "content": {
+                            "application/json": {"schema": {"type": "object"}},
+                            "text/csv": {"schema": {"type": "string"}},
+                        },
+                    },
+                    **_errors(422),
+                },
             }
         },
         "/api/v1/jobs": {
