@@ -38,19 +38,22 @@ WITH ev AS (
 ),
 base AS (
     SELECT coalesce(sum(waiting), 0) AS waiting, coalesce(sum(running), 0) AS running
-    FROM ev WHERE at < %(since)s
+    FROM ev WHERE at < %(start)s
 ),
 per AS (
-    SELECT date_bin(%(step)s::interval, at, %(since)s::timestamptz) AS start,
+    SELECT date_bin(%(step)s::interval, at, %(start)s::timestamptz) AS start,
            sum(waiting) AS waiting, sum(running) AS running,
            count(*) FILTER (WHERE type = 'failed') AS failed,
            count(*) FILTER (WHERE type = 'deferred_for_retry') AS retries
-    FROM ev WHERE at >= %(since)s
+    FROM ev WHERE at >= %(start)s
     GROUP BY 1
 ),
 buckets AS (
-    SELECT generate_series(%(since)s::timestamptz, %(until)s::timestamptz - %(step)s::interval,
-                           %(step)s::interval) AS start
+    SELECT s AS start
+    FROM generate_series(
+        %(start)s::timestamptz, %(until)s::timestamptz, %(step)s::interval
+    ) AS s
+    WHERE s < %(until)s
 )
 SELECT b.start,
        (base.waiting + sum(coalesce(per.waiting, 0)) OVER w)::bigint AS waiting,
@@ -66,9 +69,10 @@ ORDER BY b.start
 
 
 def backlog_history(
-    conn: psycopg.Connection[Any], since: datetime, until: datetime, step: timedelta
+    conn: psycopg.Connection[Any], start: datetime, until: datetime, step: timedelta
 ) -> list[dict[str, Any]]:
-    """Each bucket of `step` from `since` to `until`, oldest first: its start, the jobs
-    waiting and running at its end, and the failures and retries in it."""
-    params = {"queue": QUEUE, "since": since, "until": until, "step": step}
+    """Each bucket of `step` from `start` to `until`, oldest first: its start, the jobs
+    waiting and running at its end (the last one: at `until`), and the failures and retries
+    in it."""
+    params = {"queue": QUEUE, "start": start, "until": until, "step": step}
     return [dict(row) for row in conn.execute(HISTORY, params)]

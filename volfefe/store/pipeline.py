@@ -6,8 +6,9 @@ quarantined in it.
 ```
 length   from meta.tokens, with the bounds the caller gives (supervisor/latency.py's:
          short <= 64 tokens, medium <= 256, long); `unknown` when no token count is stored
-range    [since, until), cut in buckets of `step` from `since`; a classification belongs to
-         the bucket of its classified time
+range    [since, until), cut in buckets of `step` from `start` (at or before `since`: the
+         first bucket may be cut by `since`); a classification belongs to the bucket of its
+         classified time
 ```
 A post classified again (reclassify, an edited text) counts once, at its latest result: the
 latency then runs from the post's first arrival.
@@ -20,7 +21,9 @@ from typing import Any
 
 import psycopg
 
-DONE = """
+# Both queries start with the same `done` rows: each classification of the range, its
+# latency and its length class.
+BY_LENGTH = """
 WITH done AS (
     SELECT k.updated_at AS at,
            extract(epoch FROM k.updated_at - c.inserted_at)::double precision AS latency,
@@ -32,10 +35,6 @@ WITH done AS (
     JOIN contents AS c ON c.id = k.content_id
     WHERE k.updated_at >= %(since)s AND k.updated_at < %(until)s
 )
-"""
-BY_LENGTH = (
-    DONE
-    + """
 SELECT coalesce(length, 'all') AS length, count(*) AS classified,
        percentile_cont(0.5) WITHIN GROUP (ORDER BY latency) AS p50_s,
        percentile_cont(0.99) WITHIN GROUP (ORDER BY latency) AS p99_s,
@@ -43,23 +42,33 @@ SELECT coalesce(length, 'all') AS length, count(*) AS classified,
 FROM done
 GROUP BY ROLLUP (length)
 """
+PER_BUCKET = """
+WITH done AS (
+    SELECT k.updated_at AS at,
+           extract(epoch FROM k.updated_at - c.inserted_at)::double precision AS latency,
+           CASE WHEN jsonb_typeof(k.meta -> 'tokens') IS DISTINCT FROM 'number' THEN 'unknown'
+                WHEN (k.meta ->> 'tokens')::numeric <= %(short)s THEN 'short'
+                WHEN (k.meta ->> 'tokens')::numeric <= %(medium)s THEN 'medium'
+                ELSE 'long' END AS length
+    FROM classifications AS k
+    JOIN contents AS c ON c.id = k.content_id
+    WHERE k.updated_at >= %(since)s AND k.updated_at < %(until)s
 )
-PER_BUCKET = (
-    DONE
-    + """
 , buckets AS (
-    SELECT generate_series(%(since)s::timestamptz, %(until)s::timestamptz - %(step)s::interval,
-                           %(step)s::interval) AS start
+    SELECT s AS start
+    FROM generate_series(
+        %(start)s::timestamptz, %(until)s::timestamptz, %(step)s::interval
+    ) AS s
+    WHERE s < %(until)s
 )
 SELECT b.start, count(d.at) AS classified,
        percentile_cont(0.5) WITHIN GROUP (ORDER BY d.latency) AS p50_s,
        percentile_cont(0.99) WITHIN GROUP (ORDER BY d.latency) AS p99_s
 FROM buckets AS b
-LEFT JOIN done AS d ON date_bin(%(step)s::interval, d.at, %(since)s::timestamptz) = b.start
+LEFT JOIN done AS d ON date_bin(%(step)s::interval, d.at, %(start)s::timestamptz) = b.start
 GROUP BY b.start
 ORDER BY b.start
 """
-)
 LENGTHS = ("short", "medium", "long", "unknown")
 
 
@@ -85,14 +94,23 @@ def per_bucket(
     conn: psycopg.Connection[Any],
     since: datetime,
     until: datetime,
+    start: datetime,
     step: timedelta,
     *,
     short: int,
     medium: int,
 ) -> list[dict[str, Any]]:
-    """Each bucket of `step` from `since` to `until`, oldest first, empty ones included:
-    its start, the classifications stored in it and the p50 and p99 of their latency."""
-    params = {"since": since, "until": until, "step": step, "short": short, "medium": medium}
+    """Each bucket of `step` from `start` to `until`, oldest first, empty ones included:
+    its start, the classifications stored in it (and in [since, until)) and the p50 and p99
+    of their latency."""
+    params = {
+        "since": since,
+        "until": until,
+        "start": start,
+        "step": step,
+        "short": short,
+        "medium": medium,
+    }
     return [dict(row) for row in conn.execute(PER_BUCKET, params)]
 
 

@@ -360,8 +360,10 @@ SPEC: dict[str, Any] = {
             "get": {
                 "summary": "Pipeline health: verdict, latency, throughput, backlog, sinks",
                 "parameters": [
-                    _query("range", {"enum": ["15m", "1h", "6h", "24h", "7d"]}, "default 1h"),
-                    _query("until", TIME, "end of the range (default now)"),
+                    _query("range", {"enum": list(PRESETS)}, "a preset ending now; default 1h"),
+                    _query("since", TIME, "classified at >= (instead of range)"),
+                    _query("until", TIME, "classified at < (default now)"),
+                    RANGE[-1],  # bucket
                 ],
                 "responses": {
                     **_ok(

@@ -13,15 +13,13 @@ children    restarts and pool rebuilds of this server's classifier since it star
 quarantine  posts in quarantine, and those quarantined in the range
 sinks       each sink's state, pending results and lag
 ```
-Range: `range` (15m, 1h, 6h, 24h, 7d; 1h by default) ending at `until` (ISO 8601; now by
-default, rounded up to a whole bucket). Every figure is computed at `computed_at`.
+The range is web/timerange's (`range=15m|1h|24h|7d`, 1h by default, or `since`/`until`, and
+`bucket`). Every figure is computed at `computed_at`.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -33,26 +31,16 @@ from volfefe.jobs.queue import QUEUE, status
 from volfefe.sinks.health import health as sink_health
 from volfefe.store.pipeline import latency_by_length, per_bucket, quarantined_between
 from volfefe.supervisor.latency import LENGTH_CLASSES
-from volfefe.web import children, params
+from volfefe.web import children, timerange
 from volfefe.web.encode import JSON
-from volfefe.web.errors import InvalidRequest
 from volfefe.web.pages import render
 from volfefe.web.state import AppState, app_state
+from volfefe.web.timerange import TimeRange
 
-# range name -> (length, bucket), in seconds
-RANGES = {
-    "15m": (900, 30),
-    "1h": (3600, 120),
-    "6h": (21600, 900),
-    "24h": (86400, 3600),
-    "7d": (604800, 21600),
-}
 DEFAULT_RANGE = "1h"
 MAX_OLDEST_WAITING_S = 60.0  # a waiting job older than this: the workers do not keep up
 MAX_P99_S = 30.0  # arrival -> signal p99 over the range above this: degraded
 QUARANTINED_SHOWN = 10
-EARLIEST = datetime(1970, 1, 8, tzinfo=UTC)  # `until` outside: a range PostgreSQL cannot cut
-LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 SHORT, MEDIUM = (int(most) for _, most in LENGTH_CLASSES if most is not None)
 
 
@@ -64,37 +52,15 @@ def routes() -> list[Route]:
     ]
 
 
-@dataclass(frozen=True, slots=True)
-class Span:
-    """A time range cut in buckets: [since, until) by `step`."""
-
-    name: str
-    since: datetime
-    until: datetime
-    step: timedelta
-
-
-def read_span(request: Request, now: datetime) -> Span:
-    """The range from `range` and `until` (InvalidRequest if bad)."""
-    query = request.query_params
-    name = params.choice(query, "range", tuple(RANGES)) or DEFAULT_RANGE
-    length, step = RANGES[name]
-    until = params.timestamp(query, "until")
-    if until is not None and not EARLIEST <= until <= LATEST:
-        raise InvalidRequest(f"until must be between {EARLIEST:%Y} and {LATEST:%Y}")
-    if until is None:  # now, rounded up to a whole bucket, so buckets stay put between loads
-        until = datetime.fromtimestamp(math.ceil(now.timestamp() / step) * step, UTC)
-    return Span(name, until - timedelta(seconds=length), until, timedelta(seconds=step))
-
-
-def collect(state: AppState, span: Span, now: datetime) -> dict[str, Any]:
+def collect(state: AppState, span: TimeRange, now: datetime) -> dict[str, Any]:
     """Every figure of the pipeline page, and the verdict."""
+    since, until, start, step = span.since, span.until, span.start, span.bucket
     with state.db.connection() as conn:
-        latency = latency_by_length(conn, span.since, span.until, short=SHORT, medium=MEDIUM)
-        buckets = per_bucket(conn, span.since, span.until, span.step, short=SHORT, medium=MEDIUM)
-        backlog = backlog_history(conn, span.since, span.until, span.step)
+        latency = latency_by_length(conn, since, until, short=SHORT, medium=MEDIUM)
+        buckets = per_bucket(conn, since, until, start, step, short=SHORT, medium=MEDIUM)
+        backlog = backlog_history(conn, start, until, step)
         queue = status(conn, failures=QUARANTINED_SHOWN)
-        quarantined_in_range = quarantined_between(conn, span.since, span.until)
+        quarantined_in_range = quarantined_between(conn, since, until)
         sinks = sink_health(conn, state.settings.sink_unhealthy_after)
     for bucket, jobs in zip(buckets, backlog, strict=True):
         bucket.update(
@@ -108,10 +74,11 @@ def collect(state: AppState, span: Span, now: datetime) -> dict[str, Any]:
     data: dict[str, Any] = {
         "computed_at": now,
         "range": {
-            "name": span.name,
-            "since": span.since,
-            "until": span.until,
-            "bucket_s": span.step.total_seconds(),
+            "preset": span.preset,
+            "since": since,
+            "until": until,
+            "bucket": span.bucket_text,
+            "bucket_s": step.total_seconds(),
         },
         "latency": latency,
         "buckets": buckets,
@@ -210,20 +177,21 @@ def checks(data: dict[str, Any]) -> list[dict[str, Any]]:
 def pipeline_api(request: Request) -> Response:
     """`GET /api/v1/pipeline`: the verdict and every figure, with `computed_at`."""
     now = datetime.now(UTC)
-    span = read_span(request, now)
+    span = timerange.parse(request.query_params, now=now, default=DEFAULT_RANGE)
     return JSON(collect(app_state(request), span, now))
 
 
 def pipeline_page(request: Request) -> Response:
     """The verdict on top, then each section with its figures and charts."""
     now = datetime.now(UTC)
-    span = read_span(request, now)
+    span = timerange.parse(request.query_params, now=now, default=DEFAULT_RANGE)
     data = collect(app_state(request), span, now)
     return render(
         request,
         "pipeline.html",
         data=data,
-        ranges=list(RANGES),
+        ranges=list(timerange.PRESETS),
+        range_query=span.query(),
         charts=charts(data["buckets"]),
         lengths=(*(name for name, _ in LENGTH_CLASSES), "unknown", "all"),
     )
