@@ -104,9 +104,10 @@ def collect(state: AppState, span: TimeRange, now: datetime) -> dict[str, Any]:
         },
         "sinks": sinks,
     }
-    data["checks"] = checks(data)
-    data["status"] = "ok" if all(c["ok"] for c in data["checks"]) else "degraded"
-    return data
+    # the failed checks first: the top of the page says why
+    found = sorted(checks(data), key=lambda check: check["ok"])
+    verdict = "ok" if all(c["ok"] for c in found) else "degraded"
+    return {"status": verdict, "checks": found, **data}
 
 
 def checks(data: dict[str, Any]) -> list[dict[str, Any]]:
@@ -121,7 +122,8 @@ def checks(data: dict[str, Any]) -> list[dict[str, Any]]:
         {
             "name": "classifier",
             "ok": ready,
-            "detail": f"{len(clf['children'])} children, {clf['health']}",
+            "detail": f"{len(clf['children'])} "
+            f"{'child' if len(clf['children']) == 1 else 'children'}, {clf['health']}",
             "anchor": "children",
         },
         {
@@ -204,7 +206,7 @@ def charts(buckets: list[dict[str, Any]]) -> dict[str, Any]:
     """Bar heights (SVG units) per bucket for throughput, backlog and latency p99."""
 
     def scaled(key: str) -> dict[str, Any]:
-        values = [float(b[key] or 0) for b in buckets]
+        values = [max(float(b[key] or 0), 0.0) for b in buckets]
         peak = max(values, default=0.0)
         width = CHART_W / max(len(values), 1)
         bars = [
