@@ -315,6 +315,17 @@ def test_tape_receives_signals_live_and_filters_them_without_reload(
     assert page.locator("#tape-rows tr:visible").count() == 4
     shoot(page, "tape.png", tmp_path)
 
+    phone = page.context.browser.new_context(
+        base_url=server.base_url, viewport={"width": 390, "height": 844}, is_mobile=True
+    )
+    small = phone.new_page()
+    for path in ("/tape", "/pipeline"):
+        small.goto(path)
+        width = small.evaluate("document.documentElement.scrollWidth")
+        assert width <= 391, f"{path} is {width} px wide on a 390 px phone"
+        small.screenshot(path=str(tmp_path / f"phone{path.replace('/', '-')}.png"), full_page=True)
+    phone.close()
+
 
 def test_tape_filters_work_without_javascript(
     browser: Any,  # noqa: F811
