@@ -121,7 +121,7 @@ def test_overview_shows_totals_chart_children_and_live_rows(
     eventually(lambda: classified(site) == 3, timeout=DEADLINE, interval=0.2)
     stats = httpx.get(site.base_url + "/api/v1/stats").json()
 
-    page.goto("/")
+    page.goto("/?since=2025-05-01&until=2025-05-04")  # the posts' days
     assert page.inner_text("h1") == "Overview"
     assert page.inner_text("#total-posts") == "3"
     assert page.inner_text("#total-classified") == "3"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import logging
 import urllib.parse
+from datetime import UTC, datetime
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -21,14 +22,16 @@ from volfefe.errors import ContentNotFound, VolfefeError
 from volfefe.jobs.listing import STATES, list_jobs
 from volfefe.jobs.queue import QUEUE, status
 from volfefe.result import SENTIMENTS
-from volfefe.store.browse import get_post, list_posts, recent_classifications, timeline
-from volfefe.web import overview, params
+from volfefe.store.browse import get_post, list_posts, recent_classifications
+from volfefe.store.sentiment_index import sentiment_index
+from volfefe.web import overview, params, timerange
 from volfefe.web.access import read_body, require_writer
 from volfefe.web.api_jobs import do_cancel, do_retry, missing_job
 from volfefe.web.api_posts import post_json, read_filter
-from volfefe.web.chart import timeline_chart
+from volfefe.web.chart import index_chart, timeline_chart
 from volfefe.web.errors import TooManyAttempts, Unauthorized
 from volfefe.web.login import COOKIE, new_session
+from volfefe.web.range_picker import picker
 from volfefe.web.state import app_state
 
 logger = logging.getLogger(__name__)
@@ -40,6 +43,7 @@ PAGE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
 }
+STATS_REFRESH = 10  # seconds between the overview's refreshes of its counts (overview.js)
 RECENT_FAILURES = 10  # failed or retried attempts listed above the jobs, newest first
 TEMPLATES = Environment(
     loader=PackageLoader("volfefe.web", "templates"),
@@ -77,21 +81,39 @@ def render(
 
 
 def overview_page(request: Request) -> Response:
-    """Totals, backlog, throughput, distribution, timeline chart, children, latest results."""
+    """Totals, distribution, the range picker, the index and timeline charts of that range,
+    children, latest results."""
     state = app_state(request)
-    bucket = params.choice(request.query_params, "bucket", ("hour", "day")) or "day"
+    span = timerange.parse(request.query_params)
+    source = params.text(request.query_params, "source")
+    keep = {"source": source} if source else {}
     data = overview.collect(state)
     with state.db.connection() as conn:
-        rows = timeline(conn, bucket, limit=60)
+        rows = sentiment_index(
+            conn,
+            start=span.start,
+            since=span.since,
+            until=span.until,
+            bucket=span.bucket,
+            source=source,
+        )
         recent = recent_classifications(conn, limit=15)
     classified = sum(data["distribution"].values()) or 1
+    data_query = urllib.parse.urlencode({**span.query(), **keep})
     return render(
         request,
         "overview.html",
         data=data,
         shares={s: data["distribution"][s] / classified for s in SENTIMENTS},
-        chart=timeline_chart(rows, bucket),
-        bucket=bucket,
+        span=span,
+        source=source,
+        picker=picker(span, "/", keep),
+        chart=timeline_chart(rows, span),
+        index=index_chart(rows, span),
+        json_url="/api/v1/index?" + data_query,
+        csv_url="/api/v1/index?" + data_query + "&format=csv",
+        computed_at=datetime.now(UTC),
+        refresh_s=STATS_REFRESH,
         recent=recent,
     )
 

@@ -34,6 +34,7 @@ from volfefe.supervisor.latency import LENGTH_CLASSES
 from volfefe.web import children, timerange
 from volfefe.web.encode import JSON
 from volfefe.web.pages import render
+from volfefe.web.range_picker import picker
 from volfefe.web.state import AppState, app_state
 from volfefe.web.timerange import TimeRange
 
@@ -192,7 +193,7 @@ def pipeline_page(request: Request) -> Response:
         request,
         "pipeline.html",
         data=data,
-        ranges=list(timerange.PRESETS),
+        picker=picker(span, "/pipeline", {}),
         range_query=span.query(),
         charts=charts(data["buckets"]),
         lengths=(*(name for name, _ in LENGTH_CLASSES), "unknown", "all"),
