@@ -1,7 +1,7 @@
 """The overview's time range, index chart, live counts and themes in a real browser (Debian's
 chromium driven by Playwright) against a real `volfefe serve`, with posts inserted by SQL.
 
-`VOLFEFE_UPDATE_SCREENSHOTS=1` also writes the light and dark overview to
+`UPDATE_SCREENSHOTS=1` also writes the light and dark overview to
 docs/images/dashboard-overview-{light,dark}.png, the pictures of docs/dashboard.md.
 """
 
@@ -29,6 +29,11 @@ from volfefe.store.connect import connect
 pytestmark = pytest.mark.db
 
 SENTIMENTS = ("positive", "negative", "neutral")
+TEXTS = {  # what the screenshots' latest classifications say
+    "positive": ("Stocks soar as the trade deal is signed", "Record jobs numbers, huge win"),
+    "negative": ("Tariffs on steel will hurt exporters", "Rates too high, the Fed is late"),
+    "neutral": ("The press briefing is at 1:00 PM", "Meeting with the governors Tuesday"),
+}
 NOW = datetime.now(UTC)
 # Published 20 min, 3 h and 3 days ago: in 1 h, 24 h and 7 d respectively, none in 15 min.
 AGES = (timedelta(minutes=20), timedelta(hours=3), timedelta(days=3))
@@ -58,7 +63,12 @@ def source(web_database_url: str) -> str:
 
 
 def insert(
-    conn: psycopg.Connection[Any], source: str, published_at: datetime, sentiment: str, p: float
+    conn: psycopg.Connection[Any],
+    source: str,
+    published_at: datetime,
+    sentiment: str,
+    p: float,
+    text: str = "a post",
 ) -> None:
     """A post and its classification, straight into the tables."""
     conn.execute("INSERT INTO sources (name) VALUES (%s) ON CONFLICT (name) DO NOTHING", (source,))
@@ -66,12 +76,12 @@ def insert(
         """
         WITH post AS (
             INSERT INTO contents (source_id, external_id, text, published_at, classified)
-            SELECT id, %s, 'a post', %s, true FROM sources WHERE name = %s RETURNING id
+            SELECT id, %s, %s, %s, true FROM sources WHERE name = %s RETURNING id
         )
         INSERT INTO classifications (content_id, sentiment, confidence, model_version)
         SELECT id, %s, %s, 'm@1' FROM post
         """,
-        (uuid.uuid4().hex, published_at, source, sentiment, p),
+        (uuid.uuid4().hex, text, published_at, source, sentiment, p),
     )
 
 
@@ -86,7 +96,8 @@ def week(conn: psycopg.Connection[Any]) -> None:
             roll = rng.random() + mood / 2
             sentiment = "positive" if roll > 0.65 else "negative" if roll < 0.35 else "neutral"
             when = NOW - timedelta(hours=hour, minutes=rng.randint(0, 59))
-            insert(conn, "sample", when, sentiment, round(rng.uniform(0.4, 1.0), 3))
+            p = round(rng.uniform(0.4, 1.0), 3)
+            insert(conn, "sample", when, sentiment, p, rng.choice(TEXTS[sentiment]))
 
 
 def context(browser: Any, site: Served, **options: Any) -> Any:  # noqa: F811
@@ -208,7 +219,7 @@ def test_the_overview_follows_the_system_theme(
     assert any(h.startswith("Sentiment index") for h in headings)
     shot = shots / f"dashboard-overview-{scheme}.png"
     page.screenshot(path=str(shot), full_page=True)
-    if os.environ.get("VOLFEFE_UPDATE_SCREENSHOTS") == "1":
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
         (ROOT / "docs" / "images").mkdir(exist_ok=True)
         shutil.copy(shot, ROOT / "docs" / "images" / shot.name)
     ctx.close()

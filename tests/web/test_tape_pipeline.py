@@ -4,7 +4,7 @@ here from rows written by plain SQL, and what a person sees in a real browser (c
 The server runs without a job worker: each signal is a classification row inserted by SQL,
 as another application would store it, and reaches the page through the real NOTIFY, hub and
 event stream. With VOLFEFE_DOCS_SHOTS=1 the browser tests also write the screenshots of
-docs/images/ (tape.png, pipeline.png).
+docs/images/ (tape.png, pipeline-degraded.png).
 """
 
 from __future__ import annotations
@@ -374,7 +374,7 @@ def test_pipeline_page_says_ok_then_why_it_is_degraded(
     assert page.locator('tr[data-length="short"] td').first.inner_text() != "0"
     assert page.inner_text("#restarts") == "0" and page.inner_text("#rebuilds") == "0"
     page.wait_for_function("document.getElementById('pipeline-age').textContent.includes('s ago')")
-    shoot(page, "pipeline.png", tmp_path)
+    page.screenshot(path=str(tmp_path / "pipeline.png"), full_page=True)
 
     [post] = conn.execute(
         "INSERT INTO contents (source_id, external_id, text) "

@@ -70,6 +70,33 @@ RANGE = [
     _query("until", TIME, "published_at < (default now)"),
     _query("bucket", {"type": "string", "pattern": BUCKET_PATTERN}, "30s, 15m, 1h, 1d..."),
 ]
+COUNT = {"type": "integer", "minimum": 0}
+INDEX = {
+    "type": "object",
+    "required": ["since", "until", "bucket", "bucket_seconds", "source", "buckets"],
+    "properties": {
+        "since": {"type": "string", "format": "date-time"},
+        "until": {"type": "string", "format": "date-time"},
+        "bucket": {"type": "string", "pattern": BUCKET_PATTERN},
+        "bucket_seconds": {"type": "integer", "minimum": 1},
+        "source": {"type": ["string", "null"]},
+        "buckets": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["start", "posts", "index", "positive", "negative", "neutral"],
+                "properties": {
+                    "start": {"type": "string", "format": "date-time"},
+                    "posts": COUNT,
+                    "index": {"type": ["number", "null"], "minimum": -1, "maximum": 1},
+                    "positive": COUNT,
+                    "negative": COUNT,
+                    "neutral": COUNT,
+                },
+            },
+        },
+    },
+}
 JOB_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}
 SINK_ID = JOB_ID
 SINK_BODY: dict[str, Any] = {
@@ -267,7 +294,7 @@ SPEC: dict[str, Any] = {
                     "200": {
                         "description": "{since, until, bucket, bucket_seconds, source, buckets}",
                         "content": {
-                            "application/json": {"schema": {"type": "object"}},
+                            "application/json": {"schema": INDEX},
                             "text/csv": {"schema": {"type": "string"}},
                         },
                     },
