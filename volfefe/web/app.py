@@ -10,6 +10,7 @@ lifespan: the Classifier (started, children ready, before the server listens; cl
 /api/v1/sinks     GET, POST  api_sinks     /api/v1/sinks/N  DELETE; /pause|resume|test POST
 /api/v1/stream    GET    stream (SSE)      /api/v1/openapi.json        GET  openapi
 /healthz /readyz /metrics  health          /, /posts, /posts/N, /jobs, /login  pages
+/tape, /api/v1/tape  GET  tape             /pipeline, /api/v1/pipeline  GET  pipeline
 /static/*          vendored CSS and JavaScript (no CDN)
 ```
 Every route gets the shared `AppState` through `request.app.state.volfefe`.
@@ -47,6 +48,8 @@ from volfefe.web import (
     health,
     openapi,
     pages,
+    pipeline,
+    tape,
 )
 from volfefe.web.errors import (
     on_database_error,
@@ -92,6 +95,8 @@ def routes() -> list[BaseRoute]:
         Route("/readyz", health.readyz, methods=["GET"]),
         Route("/metrics", health.metrics, methods=["GET"]),
         *pages.routes(),
+        *tape.routes(),  # /tape, /api/v1/tape
+        *pipeline.routes(),  # /pipeline, /api/v1/pipeline
         Mount("/static", app=static, name="static"),
     ]
 

@@ -358,6 +358,49 @@ SPEC: dict[str, Any] = {
         "/api/v1/sinks/{id}/pause": _sink_action("Send nothing to the sink until resumed"),
         "/api/v1/sinks/{id}/resume": _sink_action("Send again, first what the sink missed"),
         "/api/v1/sinks/{id}/test": _sink_action("Send a test message now", (401, 404, 502)),
+        # the signal tape and pipeline health (web/tape.py, web/pipeline.py)
+        "/api/v1/tape": {
+            "get": {
+                "summary": "The newest classifications with their post, newest first",
+                "parameters": [
+                    _query("sentiment", {"enum": ["positive", "negative", "neutral"]}, ""),
+                    _query("min_confidence", {"type": "number", "minimum": 0, "maximum": 1}, ""),
+                    _query("source", {"type": "string"}, "source name (exact)"),
+                    _query("author", {"type": "string"}, "author contains (case-insensitive)"),
+                    _query("q", {"type": "string"}, "text contains (case-insensitive)"),
+                    _query(
+                        "after",
+                        {"type": "integer", "minimum": 0, "maximum": BIGINT_MAX},
+                        "classification id: only newer ones",
+                    ),
+                    _query(
+                        "before",
+                        {"type": "integer", "minimum": 1, "maximum": BIGINT_MAX},
+                        "next_cursor of the previous page: only older ones",
+                    ),
+                    _query("limit", {"type": "integer", "minimum": 1, "maximum": 200}, "(50)"),
+                ],
+                "responses": {**_ok("{signals, next_cursor, computed_at}"), **_errors(422)},
+            }
+        },
+        "/api/v1/pipeline": {
+            "get": {
+                "summary": "Pipeline health: verdict, latency, throughput, backlog, sinks",
+                "parameters": [
+                    _query("range", {"enum": list(PRESETS)}, "a preset ending now; default 1h"),
+                    _query("since", TIME, "classified at >= (instead of range)"),
+                    _query("until", TIME, "classified at < (default now)"),
+                    RANGE[-1],  # bucket
+                ],
+                "responses": {
+                    **_ok(
+                        "{status, checks, latency, buckets, jobs, classifier, quarantine, "
+                        "sinks, computed_at}"
+                    ),
+                    **_errors(422),
+                },
+            }
+        },
         "/api/v1/stream": {
             "get": {
                 "summary": "Server-sent events, one per classification; resumable",

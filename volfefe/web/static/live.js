@@ -10,6 +10,8 @@
   source.onerror = function () { status.textContent = "reconnecting"; status.className = ""; };
   source.addEventListener("classified", function (message) {
     var event = JSON.parse(message.data);
+    // Other page scripts (tape.js) take the same events from this one stream.
+    document.dispatchEvent(new CustomEvent("volfefe:classified", { detail: event }));
     bump("total-classified", 1);
     bump("last-hour", 1);
     var count = document.querySelector('[data-count="' + event.sentiment + '"]');
