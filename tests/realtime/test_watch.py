@@ -124,3 +124,32 @@ async def test_awatch_catches_up_then_follows(
     [new] = await asyncio.to_thread(store_results, db_conn, 1)
     await asyncio.wait_for(task, 30)
     assert got == [old[1], new]
+
+
+@pytest.mark.parametrize("kind", ["watch", "awatch"])
+def test_results_committed_together_are_all_yielded(
+    database_url: str, db_conn: psycopg.Connection[Any], kind: str
+) -> None:
+    """One transaction storing 5 results sends their notifications in one packet; with a
+    timeout, each is yielded (a watch that left `notifies()` after the first lost the rest)."""
+    got: list[int] = []
+    done = threading.Event()
+
+    async def consume_async() -> None:
+        async for signal in awatch(database_url, since=None, timeout=10):
+            got.append(signal.id)
+
+    def consume() -> None:
+        if kind == "watch":
+            got.extend(signal.id for signal in watch(database_url, since=None, timeout=10))
+        else:
+            asyncio.run(consume_async())
+        done.set()
+
+    threading.Thread(target=consume, daemon=True).start()
+    wait_listening(db_conn)
+    with connect(database_url, autocommit=False) as writer:
+        stored = store_results(writer, 5)
+        writer.commit()
+    assert done.wait(60)
+    assert got == stored

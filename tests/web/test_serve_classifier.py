@@ -117,6 +117,7 @@ def test_readyz_and_classify_report_a_model_that_can_no_longer_load(
     site = serve(
         web_database_url,
         VOLFEFE_MODEL=str(model),
+        VOLFEFE_BACKEND="torch",  # a torch child reads the model folder at each boot
         VOLFEFE_WORKER_FAULT="crash@1",
         VOLFEFE_WORKER_FAULT_ONCE=str(tmp_path / "crashed-once"),
     )

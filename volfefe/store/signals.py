@@ -150,16 +150,14 @@ def watch(url: str, *, since: int | None = None, timeout: float | None = None) -
                         if cursor.fresh(signal, from_catch_up=True):
                             yield signal
                 got_one = False
-                with contextlib.closing(conn.notifies(timeout=timeout)) as notes:
+                with contextlib.closing(conn.notifies(**_wait(timeout))) as notes:
                     for note in notes:
+                        got_one = True
                         if note.channel != CHANNEL:
                             continue
                         signal = Signal.from_payload(note.payload)
                         if cursor.fresh(signal, from_catch_up=False):
                             yield signal
-                        got_one = True
-                        if timeout is not None:
-                            break  # a new notifies() so the timeout counts from this signal
                 if timeout is not None and not got_one:
                     return
             except psycopg.OperationalError as exc:
@@ -193,16 +191,14 @@ async def awatch(
                         if cursor.fresh(signal, from_catch_up=True):
                             yield signal
                 got_one = False
-                async with contextlib.aclosing(conn.notifies(timeout=timeout)) as anotes:
+                async with contextlib.aclosing(conn.notifies(**_wait(timeout))) as anotes:
                     async for note in anotes:
+                        got_one = True
                         if note.channel != CHANNEL:
                             continue
                         signal = Signal.from_payload(note.payload)
                         if cursor.fresh(signal, from_catch_up=False):
                             yield signal
-                        got_one = True
-                        if timeout is not None:
-                            break
                 if timeout is not None and not got_one:
                     return
             except psycopg.OperationalError as exc:
@@ -212,6 +208,15 @@ async def awatch(
                 listening = False
     finally:
         await conn.close()
+
+
+def _wait(timeout: float | None) -> dict[str, Any]:
+    """How long one `notifies()` listens: for ever, or, with a timeout, until the first
+    packet of notifications, so that the next `notifies()` counts the timeout from that
+    signal. Never `break` out of one instead: the rest of the packet would be lost (a
+    transaction that stored several results sends their notifications together).
+    """
+    return {"timeout": timeout} if timeout is None else {"timeout": timeout, "stop_after": 1}
 
 
 def _connect(url: str) -> psycopg.Connection[Any]:
