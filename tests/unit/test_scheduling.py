@@ -105,6 +105,18 @@ async def test_under_a_rule_a_call_holds_short_posts_or_long_ones_never_both() -
     assert await q.take() == [requests[2], requests[0]]  # closest to the first one's length
 
 
+async def test_a_short_batch_waits_for_short_company_only() -> None:
+    schedule = Schedule(shortest=True, aging=60.0)
+    q = RequestQueue(10_000, max_texts=2, max_wait=30.0, schedule=schedule, clock=Clock())
+    q.put(held := long())
+    q.put(first := short())
+    taker = asyncio.create_task(q.take())
+    assert await pending(taker)  # the long one cannot join: it waits (without spinning)
+    q.put(second := short())
+    assert await asyncio.wait_for(taker, 5) == [first, second]
+    assert q.drain() == [held]
+
+
 async def test_a_trials_requests_still_go_first() -> None:
     clock = Clock()
     q = queue(clock, shortest=True, reserve=1)

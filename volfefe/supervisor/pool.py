@@ -8,7 +8,8 @@ callers ──classify(texts)──> requests ──> RequestQueue ──batch�
 - The pool owns every request it accepted, queued or in flight (`_accepted`). Whatever ends
   the pool (a break, close after the grace, a slot dying of any exception) fails each of
   them at once with a typed error; each also fails with RequestTimeout at its deadline.
-- Each slot boots its child, then takes one batch at a time. A child that crashes, hangs or
+- Each slot boots its child, then takes one batch at a time (the queue's schedule,
+  scheduling.py, picks which request it is built around). A child that crashes, hangs or
   writes garbage fails only the call in flight; it is SIGKILLed and reaped in the background
   while the slot boots a replacement at once. A child that dies while idle is replaced
   before a batch reaches it; so is one that does not answer a ping after `idle_ping` idle
