@@ -273,9 +273,9 @@ class RequestQueue:
         return texts < self._max_texts and sum(j.tokens for j in batch) < self._budget
 
     def _fill(self, batch: list[Request]) -> bool:
-        """Add to `batch` (its first request chosen) the waiting requests that fit, those
-        whose texts are closest in length to the batch's first first. True when a waiting
-        request was left out for want of room.
+        """Add to `batch` (its first request already chosen) the waiting requests that fit,
+        those whose texts are closest in length to that first one before the others. True
+        when a waiting request was left out for want of room.
 
         Like lengths pack well: the child pads each forward pass to its longest text, so a
         call of short posts with one long one among them costs more. The schedule's choice
