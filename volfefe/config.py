@@ -42,6 +42,7 @@ ONNX_MODULES = ("onnxruntime", "onnx", "onnxscript")
 OPENVINO_MODULES = ("openvino", "nncf")
 RUNTIMES = {"onnx": "onnxruntime", "openvino": "openvino"}  # what a child of each backend imports
 SWITCH = ("on", "off")
+SCHEDULES = ("oldest", "shortest")  # VOLFEFE_SCHEDULE: which waiting request goes next
 
 
 def installed(modules: tuple[str, ...]) -> bool:
@@ -491,6 +492,52 @@ class Settings:
         section=BATCHING,
         check=at_least(64),
         doc="longer texts are cut (by characters) before they are sent to a child",
+    )
+    schedule: str = setting(
+        default="oldest",
+        env="VOLFEFE_SCHEDULE",
+        section=BATCHING,
+        check=one_of(SCHEDULES),
+        doc=(
+            "which waiting request a free child's next call is built around: `oldest` (first "
+            "come, first served), or `shortest` (the fewest tokens per text, so a short post "
+            "never waits for the long ones queued before it; a request that has waited "
+            "`VOLFEFE_SCHEDULE_AGING` goes first all the same, so none starves)"
+        ),
+    )
+    schedule_aging: float = setting(
+        default=0.1,
+        env="VOLFEFE_SCHEDULE_AGING",
+        section=BATCHING,
+        check=positive,
+        doc=(
+            "seconds after which a waiting request goes before shorter ones "
+            "(`VOLFEFE_SCHEDULE=shortest`) and may take the child kept for short posts "
+            "(`VOLFEFE_SHORT_RESERVE`): the most that either makes a long post wait"
+        ),
+    )
+    short_reserve: int = setting(
+        default=0,
+        env="VOLFEFE_SHORT_RESERVE",
+        section=BATCHING,
+        check=at_least(0, "0 = off"),
+        doc=(
+            "idle children kept for short posts (at most `VOLFEFE_WORKERS` - 1): a call of "
+            "longer texts goes to a child only while more than this many are idle, unless its "
+            "request has waited `VOLFEFE_SCHEDULE_AGING`, so a short post that arrives while "
+            "long ones run finds a free child"
+        ),
+    )
+    short_tokens: int = setting(
+        default=64,
+        env="VOLFEFE_SHORT_TOKENS",
+        section=BATCHING,
+        check=at_least(1),
+        doc=(
+            "tokens per text, at most, of a short post for `VOLFEFE_SHORT_RESERVE` and for "
+            "`VOLFEFE_SCHEDULE=shortest` (a call built around short posts takes only short "
+            "ones); the short length class of /metrics is 64"
+        ),
     )
     worker_cmd: tuple[str, ...] = field(
         default_factory=default_worker_cmd

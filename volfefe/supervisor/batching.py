@@ -8,14 +8,15 @@ pass of the child. Tokens are counted with the model's tokenizer when the pool h
 (token_count.py), else estimated from characters (not a bound).
 
 Callers' requests wait here. A free child takes a *batch*: the oldest waiting request (whatever
-its size), then the waiting requests whose texts are closest to its length, as many as fit
-the queue's `token_budget` (`batch_tokens`, smaller than a pass by default: it is the
-latency knob, since a post that arrives while a call runs waits for the whole call; here the
-budget is the sum of the requests' tokens: the child sorts a call by length and cuts it into
-passes, so a call of unlike requests costs about their sum) and a text cap, and, when the
-batch is still short and nothing was left out for want of room, whatever arrives within
-`max_wait` seconds. So concurrent callers (job workers, threads, CLI batches) share forward
-passes, and a lone request waits at most `max_wait`.
+its size; or the schedule's choice, scheduling.py, when a rule is on), then the waiting
+requests whose texts are closest to its length, as many as fit the queue's `token_budget`
+(`batch_tokens`, smaller than a pass by default: it is the latency knob, since a post that
+arrives while a call runs waits for the whole call; here the budget is the sum of the requests'
+tokens: the child sorts a call by length and cuts it into passes, so a call of unlike requests
+costs about their sum) and a text cap, and, when the batch is still short and nothing was left
+out for want of room, whatever arrives within `max_wait` seconds. So concurrent callers (job
+workers, threads, CLI batches) share forward passes, and a lone request waits at most
+`max_wait`.
 When the last batch was a lone request that waited for company in vain, the next lone one
 goes at once (one post at a time, the real-time case, pays no wait); company in a batch
 turns the wait back on.
@@ -26,12 +27,15 @@ The child then sorts each batch by length and cuts it into forward passes of pad
 from __future__ import annotations
 
 import asyncio
+import math
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from volfefe.errors import ClassifierError
 from volfefe.protocol import ItemError, ItemResult
+from volfefe.supervisor.scheduling import Schedule
 from volfefe.supervisor.trial import PendingCharge, Stage
 
 Item = ItemResult | ItemError | ClassifierError
@@ -119,6 +123,7 @@ class Request:
     # Each text's tokens, counted by the pool (token_count.py), else estimated here.
     costs: list[int] | None = None
     tokens: int = field(init=False)  # of all the texts, which never change
+    queued_at: float = field(default=0.0, init=False)  # on the queue's clock (scheduling.py)
     # A trial's: the failures this text is a suspect of, and whether it was found poison.
     charges: list[PendingCharge] = field(default_factory=list)
     convicted: bool = False
@@ -142,12 +147,27 @@ class Request:
 
 
 class RequestQueue:
-    """Retries first, then new requests gathered into batches; `None` from `take` means stop."""
+    """Retries first, then new requests gathered into batches; `None` from `take` means stop.
 
-    def __init__(self, token_budget: int, max_texts: int, max_wait: float) -> None:
+    Each free child awaits `take`; `schedule` (scheduling.py) picks the request a batch is
+    built around, first come first served unless a rule is on; `clock` (seconds) dates the
+    requests for its aging bound.
+    """
+
+    def __init__(
+        self,
+        token_budget: int,
+        max_texts: int,
+        max_wait: float,
+        schedule: Schedule | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._budget = token_budget
         self._max_texts = max_texts
         self._max_wait = max_wait
+        self._schedule = schedule or Schedule()
+        self._clock = clock
+        self._idle = 0  # takers still looking for a batch: the children free now
         self._retries: deque[Request] = deque()
         self._waiting: deque[Request] = deque()
         self._arrived = asyncio.Event()  # set on every put/stop; waiters re-check and clear
@@ -157,6 +177,7 @@ class RequestQueue:
 
     def put(self, request: Request) -> None:
         """Queue a request (a trial's goes ahead of new work)."""
+        request.queued_at = self._clock()
         (self._waiting if request.stage is Stage.CALL else self._retries).append(request)
         self.texts += len(request.texts)
         self._arrived.set()
@@ -183,16 +204,13 @@ class RequestQueue:
 
     async def take(self) -> list[Request] | None:
         """The next batch to send to a child, or None when stopped and empty."""
-        while not (self._retries or self._waiting or self._stopped):
-            self._arrived.clear()
-            await self._arrived.wait()
-        if self._retries:
-            retry = self._retries.popleft()
-            self.texts -= len(retry.texts)
-            return [retry]
-        if not self._waiting:
-            return None
-        batch: list[Request] = []
+        self._idle += 1
+        try:
+            batch = await self._first()
+        finally:
+            self._idle -= 1
+        if batch is None or batch[0].stage is not Stage.CALL:
+            return batch
         full = self._fill(batch)  # a waiting request did not fit: no point waiting for more
         if len(batch) > 1:
             self._alone = False
@@ -206,41 +224,77 @@ class RequestQueue:
             if remaining <= 0:
                 waited_in_vain = True
                 break
-            if not self._waiting:
-                self._arrived.clear()
-                try:
-                    async with asyncio.timeout(remaining):
-                        await self._arrived.wait()
-                except TimeoutError:
-                    waited_in_vain = True
-                    break
+            # Whatever waits now cannot join (another kind, under a scheduling rule): wait
+            # for an arrival.
+            self._arrived.clear()
+            try:
+                async with asyncio.timeout(remaining):
+                    await self._arrived.wait()
+            except TimeoutError:
+                waited_in_vain = True
+                break
             full = self._fill(batch)
         self._alone = waited_in_vain and len(batch) == 1
         return batch
+
+    async def _first(self) -> list[Request] | None:
+        """A trial's request, alone, or the request the next batch is built around (the
+        schedule's choice); None when stopped and empty. Waits for an arrival, or until a
+        request the schedule holds back for short posts may go."""
+        while True:
+            if self._retries:
+                retry = self._retries.popleft()
+                self.texts -= len(retry.texts)
+                return [retry]
+            wake = math.inf
+            if self._waiting:
+                anchor, wake = self._choose()
+                if anchor is not None:
+                    batch: list[Request] = []
+                    self._move(batch, [anchor])
+                    return batch
+            elif self._stopped:
+                return None
+            self._arrived.clear()
+            try:
+                async with asyncio.timeout(None if wake == math.inf else wake):
+                    await self._arrived.wait()
+            except TimeoutError:
+                pass  # a request held back has aged: it may take this child now
+
+    def _choose(self) -> tuple[Request | None, float]:
+        if not self._schedule.by_length:
+            return self._waiting[0], math.inf  # the oldest, whatever its size
+        idle = math.inf if self._stopped else self._idle  # draining: no child is kept
+        return self._schedule.choose(self._waiting, self._clock(), idle)
 
     def _has_room(self, batch: list[Request]) -> bool:
         texts = sum(len(j.texts) for j in batch)
         return texts < self._max_texts and sum(j.tokens for j in batch) < self._budget
 
     def _fill(self, batch: list[Request]) -> bool:
-        """Add waiting requests that fit: the oldest first when the batch is empty, then
-        those whose texts are closest in length to the batch's first. True when a waiting
-        request was left out for want of room.
+        """Add to `batch` (its first request already chosen) the waiting requests that fit,
+        those whose texts are closest in length to that first one before the others. True
+        when a waiting request was left out for want of room.
 
         Like lengths pack well: the child pads each forward pass to its longest text, so a
-        call of short posts with one long one among them costs more. The oldest request always
-        goes in the next batch, so none waits for ever behind texts of other lengths.
+        call of short posts with one long one among them costs more. The schedule's choice
+        goes in the next batch (by default the oldest, so none waits for ever behind texts of
+        other lengths); under a scheduling rule a batch holds short requests only or long
+        ones only, so no short post waits for a long pass in its own call.
         """
         if not self._waiting:
             return False
-        if not batch:
-            self._move(batch, [self._waiting[0]])
         texts = sum(len(j.texts) for j in batch)
         tokens = sum(j.tokens for j in batch)
         anchor = batch[0].tokens / len(batch[0].texts)
+        schedule = self._schedule
+        kind = schedule.is_short(batch[0])
         chosen: list[Request] = []
         left_out = False
         for request in sorted(self._waiting, key=lambda r: abs(r.tokens / len(r.texts) - anchor)):
+            if schedule.by_length and schedule.is_short(request) != kind:
+                continue  # another kind of request: not left out for room
             if not fits(
                 texts + len(request.texts), tokens + request.tokens, self._max_texts, self._budget
             ):

@@ -8,7 +8,8 @@ callers ──classify(texts)──> requests ──> RequestQueue ──batch�
 - The pool owns every request it accepted, queued or in flight (`_accepted`). Whatever ends
   the pool (a break, close after the grace, a slot dying of any exception) fails each of
   them at once with a typed error; each also fails with RequestTimeout at its deadline.
-- Each slot boots its child, then takes one batch at a time. A child that crashes, hangs or
+- Each slot boots its child, then takes one batch at a time (the queue's schedule,
+  scheduling.py, picks which request it is built around). A child that crashes, hangs or
   writes garbage fails only the call in flight; it is SIGKILLed and reaped in the background
   while the slot boots a replacement at once. A child that dies while idle is replaced
   before a batch reaches it; so is one that does not answer a ping after `idle_ping` idle
@@ -55,6 +56,7 @@ from volfefe.supervisor.latency import LatencyByClass
 from volfefe.supervisor.policy import RestartBudget, boot_backoff, is_impossible_boot, poison_from
 from volfefe.supervisor.port import KILL_WAIT, Port
 from volfefe.supervisor.provision import backend_args
+from volfefe.supervisor.scheduling import Schedule
 from volfefe.supervisor.token_count import TokenCounter
 from volfefe.supervisor.trial import CONTROL_TEXT, PendingCharge, Stage
 
@@ -85,7 +87,12 @@ class Pool:
     ) -> None:
         self._settings = settings
         self._on_broken = on_broken
-        self._queue = RequestQueue(settings.batch_tokens, settings.batch_size, settings.batch_wait)
+        self._queue = RequestQueue(
+            settings.batch_tokens,
+            settings.batch_size,
+            settings.batch_wait,
+            Schedule.from_settings(settings),
+        )
         self._slots = [_Slot(i) for i in range(settings.workers)]
         self._budget = RestartBudget(settings.max_restarts, settings.restart_window)
         self._runners: list[asyncio.Task[None]] = []
@@ -130,6 +137,11 @@ class Pool:
         """How this pool counts a text's tokens (the model's tokenizer once the children's
         backend is known, else an estimate)."""
         return self._counter
+
+    @property
+    def queued(self) -> int:
+        """Texts waiting for a child now (calls in flight not included)."""
+        return self._queue.texts
 
     def pids(self) -> list[int]:
         """Process ids of the children that are up now."""
