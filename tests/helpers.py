@@ -12,8 +12,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+
+from click.testing import CliRunner
+
+from volfefe.cli.main import main
 
 T = TypeVar("T")
 
@@ -97,6 +102,29 @@ def run_cli(
     )
     assert_no_unretrieved(proc.stderr)
     return proc
+
+
+@dataclass(frozen=True)
+class Invoked:
+    """What `invoke_cli` saw: the exit status and both streams."""
+
+    code: int
+    stdout: str
+    stderr: str
+
+
+def invoke_cli(*args: str, env: Mapping[str, str] | None = None) -> Invoked:
+    """`volfefe ARGS` in this process, through click's CliRunner isolation (streams and
+    environment), with the CLI's own error handling (`volfefe.cli.main.main`): for usage and
+    configuration errors, which need no real process; `run_cli` is the real process."""
+    code: int | str | None = 0
+    with CliRunner().isolation(env=dict(env or {})) as (out, err, _):
+        try:
+            main(list(args))
+        except SystemExit as exc:
+            code = exc.code
+    assert isinstance(code, int), code
+    return Invoked(code, out.getvalue().decode(), err.getvalue().decode())
 
 
 def write_jsonl(path: Path, records: list[Any]) -> Path:

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.acceptance.test_cli_classify import ROWS, SAMPLE, Volfefe, texts
-from tests.helpers import eventually
+from tests.helpers import eventually, invoke_cli
 from tests.store.helpers import incompressible, post, write_jsonl
 
 DEADLINE = 120.0
@@ -176,21 +176,29 @@ def test_exit_1_unknown_ids_are_named_errors(volfefe: Volfefe, tmp_path: Path) -
     ],
 )
 def test_exit_2_usage_and_config_errors_name_what_is_wrong(
-    volfefe: Volfefe, tmp_path: Path, args: tuple[str, ...], env: dict[str, str], error: str
+    tmp_path: Path, args: tuple[str, ...], env: dict[str, str], error: str
 ) -> None:
+    # In this process (each fails before a database or a model is needed); the real process
+    # gives the same status and line (test_exit_2_in_a_real_process).
     labelled = tmp_path / "l.csv"
     labelled.write_text("text,label\nstocks,positive\n", encoding="utf-8")
     argv = [str(labelled) if a == "{csv}" else a for a in args]
+    invoked = invoke_cli(*argv, env={"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none", **env})
+    assert invoked.code == 2, invoked.stderr
+    assert last_error(invoked.stderr).startswith(error), invoked.stderr
+    assert "Traceback" not in invoked.stderr
+
+
+def test_exit_2_in_a_real_process(volfefe: Volfefe) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "volfefe", *argv],
-        env={**volfefe.env(), **env},
+        [sys.executable, "-m", "volfefe", "--call-timeout", "-1", "stats"],
+        env=volfefe.env(),
         capture_output=True,
         text=True,
         timeout=DEADLINE,
     )
     assert proc.returncode == 2, proc.stderr
-    assert last_error(proc.stderr).startswith(error), proc.stderr
-    assert "Traceback" not in proc.stderr
+    assert proc.stderr == "ConfigError: --call-timeout: call_timeout must be > 0, got -1.0\n"
 
 
 def test_exit_4_database_unavailable_or_behind(volfefe: Volfefe, empty_database_url: str) -> None:
@@ -446,4 +454,3 @@ def test_db_status_and_stop_manage_the_embedded_server(embedded_data_dir: Path) 
     again = run("db", "status")
     assert again.returncode == 1 and "not running" in again.stdout
     assert run("stats", "--json").returncode == 0  # the next command starts it again
-
