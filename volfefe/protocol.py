@@ -71,6 +71,10 @@ int8 (weights and activations), and, on OpenVINO, bf16 arithmetic for the float 
 GUARDED_SCHEMES = ("int8-static", "bf16", "int8-static-bf16")
 """Schemes only OpenVINO runs, whose export must pass the accuracy guard against fp32."""
 
+PREEMPT_MODES = ("off", "layers")
+"""How a child schedules the requests it holds (`VOLFEFE_PREEMPT`): one whole pass at a time,
+or layer by layer with shorter requests answered between two layers of a long one."""
+
 STATIC_SCHEMES = ("int8-static", "int8-static-bf16")
 """Schemes calibrated on texts (NNCF's static int8)."""
 
