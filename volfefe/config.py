@@ -31,6 +31,7 @@ from volfefe.protocol import (
     DEFAULT_MAX_CHARS,
     DEFAULT_MODEL,
     GUARDED_SCHEMES,
+    PREEMPT_MODES,
     QUANTIZE_SCHEMES,
     default_export_cache,
 )
@@ -485,6 +486,20 @@ class Settings:
             "`VOLFEFE_CALL_TIMEOUT` on your CPU"
         ),
     )
+    preempt: str = setting(
+        default="off",
+        env="VOLFEFE_PREEMPT",
+        section=BATCHING,
+        check=one_of(PREEMPT_MODES),
+        doc=(
+            "`off`, or `layers`: the child runs a layered ONNX export (one graph for the "
+            "embeddings, one per encoder layer, one for the head: the same scores) and, "
+            "between two layers of a long request, answers every shorter request waiting on "
+            "its pipe. Needs the onnx backend (`auto` picks it) and `VOLFEFE_QUANTIZE` none "
+            "or int8. The supervisor still sends one call at a time per child, so for now "
+            "this only costs the per-stage overhead (issue 26)"
+        ),
+    )
     max_chars: int = setting(
         default=DEFAULT_MAX_CHARS,
         env="VOLFEFE_MAX_CHARS",
@@ -809,6 +824,14 @@ class Settings:
                 f"{self.quantize} needs the openvino backend, not {self.backend} "
                 "(set VOLFEFE_BACKEND=openvino or auto)",
             )
+        if self.preempt == "layers" and (
+            self.backend not in ("auto", "onnx") or self.quantize not in ("none", "int8")
+        ):
+            raise _invalid(
+                "preempt",
+                f"layers needs the onnx backend and quantize none or int8, not backend "
+                f"{self.backend} with quantize {self.quantize} (or set VOLFEFE_PREEMPT=off)",
+            )
         if not self.worker_cmd:
             raise _invalid("worker_cmd", "must not be empty")
 
@@ -834,6 +857,8 @@ class Settings:
             return self.backend
         if self.device not in ("auto", "cpu"):
             return "torch"
+        if self.preempt == "layers":  # only the onnx backend runs a layered export
+            return "onnx" if installed(ONNX_MODULES) else "torch"
         order = {"none": ("openvino", "onnx"), "int8": ("onnx", "openvino")}.get(
             self.quantize, ("openvino",)
         )

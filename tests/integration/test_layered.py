@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from volfefe import Classifier, Settings
 from volfefe.child.backends import layered_backend, onnx_backend
 from volfefe.child.engine import Engine
 from volfefe.child.export import cache_folder, ensure_export, is_complete
@@ -125,3 +127,27 @@ def test_a_record_naming_odd_stage_files_is_not_complete(
     meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
     (folder / META_FILE).write_text(json.dumps({**meta, "stages": stages}), encoding="utf-8")
     assert not is_complete(folder, "onnx-layered")
+
+
+def test_a_classifier_that_preempts_gives_the_same_answers(
+    make_settings: Callable[..., Settings],
+) -> None:
+    with (
+        Classifier(make_settings(backend="onnx")) as plain,
+        Classifier(make_settings(backend="auto", preempt="layers")) as layered,
+    ):
+        expected = plain.classify_many(TEXTS)
+        got = layered.classify_many(TEXTS)
+        cache = layered.settings.export_cache
+        argv = Path(f"/proc/{layered.pids()[0]}/cmdline").read_bytes().split(b"\0")
+    assert argv[argv.index(b"--preempt") + 1] == b"layers"
+    assert [r.sentiment for r in got] == [r.sentiment for r in expected]
+    assert [(r.tokens, r.truncated) for r in got] == [(r.tokens, r.truncated) for r in expected]
+    worst = max(
+        abs(a.raw_scores[k] - b.raw_scores[k])
+        for a, b in zip(got, expected, strict=True)
+        for k in a.raw_scores
+    )
+    assert worst <= 1e-5
+    assert got[0].model_version == expected[0].model_version
+    assert any(p.name.startswith("onnx-layered-") for p in cache.iterdir())
