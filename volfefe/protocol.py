@@ -16,8 +16,10 @@ not json ──>
 EOF on stdin ──>                               exits 0
 ```
 
-Replies come in request order, one line per request, each carrying the request's id. This
-module is stdlib + orjson only: the child imports it before torch.
+Replies come in request order, one line per request, each carrying the request's id; a child
+started with `--preempt layers` (VOLFEFE_PREEMPT) may answer a shorter request before a longer
+one sent earlier, so a reader that sends more than one request at a time matches replies by
+id. This module is stdlib + orjson only: the child imports it before torch.
 """
 
 from __future__ import annotations
