@@ -10,6 +10,8 @@ from typing import Any
 import orjson
 import pytest
 
+from volfefe.child.export import ensure_export
+
 LONG = "fed " * 300  # 302 tokens: a long pass (two of them still fit one pipe write)
 SHORT = "stocks rally"
 
@@ -64,6 +66,28 @@ def test_pings_and_bad_lines_overtake_too_and_order_holds_among_equals(tiny_mode
     assert [r["id"] for r in replies] == [3, 4, 5, 1, 2]
     assert replies[1]["error"]["type"] == "BadRequest"
     assert replies[0]["results"] == []
+
+
+def test_the_preempting_child_never_imports_torch(tiny_model: Path, tmp_path: Path) -> None:
+    folder = ensure_export(tmp_path, str(tiny_model), None, "none", "onnx-layered")
+    proc = subprocess.run(
+        [
+            *(sys.executable, "-X", "importtime", "-m", "volfefe.child", "--serve"),
+            *("--backend", "onnx", "--export-dir", str(folder), "--preempt", "layers"),
+        ],
+        input=b'{"id": 1, "texts": ["stocks rally"]}\n',
+        capture_output=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert [orjson.loads(line)["type"] for line in proc.stdout.splitlines()] == ["ready", "result"]
+    imported = {
+        line.rsplit("|", 1)[-1].strip()
+        for line in proc.stderr.decode().splitlines()
+        if line.startswith("import time:")
+    }
+    assert {"onnxruntime", "volfefe.child.preempt"} <= imported
+    assert not {m for m in imported if m == "torch" or m.startswith(("torch.", "transformers"))}
 
 
 def test_preempting_needs_the_onnx_backend(tiny_model: Path, tmp_path: Path) -> None:

@@ -122,14 +122,16 @@ class Scheduler:
 
     def _read(self) -> None:
         """The reader thread: split stdin into lines; every line of one read in one chunk."""
-        fd = self._in.fileno()
         rest = b""
-        while chunk := os.read(fd, READ_CHUNK):
-            *lines, rest = (rest + chunk).split(b"\n")
-            if lines:
-                self._chunks.put([self._pending_of(line) for line in lines])
-        last = [self._pending_of(rest)] if rest.strip() else []
-        self._chunks.put([*last, _EOF])
+        try:
+            fd = self._in.fileno()
+            while chunk := os.read(fd, READ_CHUNK):
+                *lines, rest = (rest + chunk).split(b"\n")
+                if lines:
+                    self._chunks.put([self._pending_of(line) for line in lines])
+        finally:  # a failed read ends the child like EOF, never leaves it waiting
+            last = [self._pending_of(rest)] if rest.strip() else []
+            self._chunks.put([*last, _EOF])
 
     def _pending_of(self, line: bytes) -> Pending:
         read = read_line(line)
