@@ -207,6 +207,16 @@ def decode_request(line: bytes) -> Request:
     return Request(req_id, texts)
 
 
+def reply_id(line: bytes) -> object:
+    """The id a reply line carries, before it is checked (a reader of several requests in
+    flight matches the reply to its request by it).
+
+    >>> reply_id(b'{"type":"result","id":7,"results":[]}')
+    7
+    """
+    return _load(line).get("id")
+
+
 def decode_reply(line: bytes, expect_id: int, expect_items: int) -> Reply:
     """Parse a reply line and check it answers request `expect_id` with `expect_items` items."""
     data = _load(line)
