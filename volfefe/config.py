@@ -496,8 +496,19 @@ class Settings:
             "embeddings, one per encoder layer, one for the head: the same scores) and, "
             "between two layers of a long request, answers every shorter request waiting on "
             "its pipe. Needs the onnx backend (`auto` picks it) and `VOLFEFE_QUANTIZE` none "
-            "or int8. The supervisor still sends one call at a time per child, so for now "
-            "this only costs the per-stage overhead (issue 26)"
+            "or int8. While a child runs a long call, the pool may send it one express call "
+            "of short requests (`VOLFEFE_PREEMPT_TOKENS`), answered between two layers"
+        ),
+    )
+    preempt_tokens: int = setting(
+        default=64,
+        env="VOLFEFE_PREEMPT_TOKENS",
+        section=BATCHING,
+        check=at_least(1),
+        doc=(
+            "with `VOLFEFE_PREEMPT=layers`: a text of at most this many tokens is short, and "
+            "may go to a child busy with a call holding a longer text, in an express call "
+            "answered between two of that call's layers"
         ),
     )
     max_chars: int = setting(

@@ -218,6 +218,34 @@ class RequestQueue:
         self._alone = waited_in_vain and len(batch) == 1
         return batch
 
+    def take_short(self, max_tokens: int, budget: int) -> list[Request]:
+        """Waiting requests whose every text has at most `max_tokens` tokens, oldest first,
+        as many as fit `budget` tokens and the text cap; at once, maybe none (an express call
+        to a child busy with a longer one, VOLFEFE_PREEMPT=layers). A trial's request is
+        never taken: it runs alone."""
+        chosen: list[Request] = []
+        texts = tokens = 0
+        for request in self._waiting:
+            if longest_tokens(request) > max_tokens:
+                continue
+            if not fits(
+                texts + len(request.texts), tokens + request.tokens, self._max_texts, budget
+            ):
+                break
+            chosen.append(request)
+            texts += len(request.texts)
+            tokens += request.tokens
+        batch: list[Request] = []
+        self._move(batch, chosen)
+        return batch
+
+    async def arrival(self) -> bool:
+        """Wait for the next request to arrive; False, at once, when the queue is stopped."""
+        if not self._stopped:
+            self._arrived.clear()
+            await self._arrived.wait()
+        return not self._stopped
+
     def _has_room(self, batch: list[Request]) -> bool:
         texts = sum(len(j.texts) for j in batch)
         return texts < self._max_texts and sum(j.tokens for j in batch) < self._budget
@@ -260,3 +288,8 @@ class RequestQueue:
         self._waiting = deque(r for r in self._waiting if r not in taken)
         self.texts -= sum(len(r.texts) for r in chosen)
         batch.extend(chosen)
+
+
+def longest_tokens(request: Request) -> int:
+    """The tokens of a request's longest text."""
+    return max(request.costs) if request.costs else request.tokens
