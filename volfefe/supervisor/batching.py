@@ -173,6 +173,34 @@ class RequestQueue:
         self._stopped = True
         self._arrived.set()
 
+    def take_short(self, max_tokens: int, budget: int) -> list[Request]:
+        """Waiting requests whose every text has at most `max_tokens` tokens, oldest first,
+        as many as fit `budget` tokens and the text cap; at once, maybe none (an express call
+        to a child busy with a longer one, VOLFEFE_PREEMPT=layers). A trial's request is
+        never taken: it runs alone."""
+        chosen: list[Request] = []
+        texts = tokens = 0
+        for request in self._waiting:
+            if longest_tokens(request) > max_tokens:
+                continue
+            if not fits(
+                texts + len(request.texts), tokens + request.tokens, self._max_texts, budget
+            ):
+                break
+            chosen.append(request)
+            texts += len(request.texts)
+            tokens += request.tokens
+        batch: list[Request] = []
+        self._move(batch, chosen)
+        return batch
+
+    async def arrival(self) -> bool:
+        """Wait for the next request to arrive; False, at once, when the queue is stopped."""
+        if not self._stopped:
+            self._arrived.clear()
+            await self._arrived.wait()
+        return not self._stopped
+
     def drain(self) -> list[Request]:
         """Remove and return every waiting request."""
         requests = [*self._retries, *self._waiting]
@@ -217,34 +245,6 @@ class RequestQueue:
             full = self._fill(batch)
         self._alone = waited_in_vain and len(batch) == 1
         return batch
-
-    def take_short(self, max_tokens: int, budget: int) -> list[Request]:
-        """Waiting requests whose every text has at most `max_tokens` tokens, oldest first,
-        as many as fit `budget` tokens and the text cap; at once, maybe none (an express call
-        to a child busy with a longer one, VOLFEFE_PREEMPT=layers). A trial's request is
-        never taken: it runs alone."""
-        chosen: list[Request] = []
-        texts = tokens = 0
-        for request in self._waiting:
-            if longest_tokens(request) > max_tokens:
-                continue
-            if not fits(
-                texts + len(request.texts), tokens + request.tokens, self._max_texts, budget
-            ):
-                break
-            chosen.append(request)
-            texts += len(request.texts)
-            tokens += request.tokens
-        batch: list[Request] = []
-        self._move(batch, chosen)
-        return batch
-
-    async def arrival(self) -> bool:
-        """Wait for the next request to arrive; False, at once, when the queue is stopped."""
-        if not self._stopped:
-            self._arrived.clear()
-            await self._arrived.wait()
-        return not self._stopped
 
     def _has_room(self, batch: list[Request]) -> bool:
         texts = sum(len(j.texts) for j in batch)
