@@ -14,6 +14,7 @@ from collections.abc import Callable
 import pytest
 
 from tests.conftest import TINY_LABELS
+from tests.helpers import aeventually
 from volfefe import Classification, Classifier
 
 MakeClassifier = Callable[..., Classifier]
@@ -38,8 +39,7 @@ async def long_then_short(clf: Classifier) -> tuple[list[str], Classification, C
     order: list[str] = []
     long = asyncio.create_task(clf.aclassify(LONG))
     long.add_done_callback(lambda _: order.append("long"))
-    while clf.stats()["calls"] < 1:  # the long call is in flight (its child sleeps first)
-        await asyncio.sleep(0.01)
+    await aeventually(lambda: clf.stats()["calls"] >= 1)  # in flight: its child sleeps first
     short = asyncio.create_task(clf.aclassify(SHORT))
     short.add_done_callback(lambda _: order.append("short"))
     await asyncio.wait([long, short])
@@ -88,3 +88,25 @@ def test_a_faulty_batch_is_retried_alone_with_preemption_on(
     results = clf.classify_many(["rates cut", "stocks rally"])
     assert all(r.sentiment in TINY_LABELS for r in results)
     assert clf.stats()["restarts"] == 1
+
+
+async def test_a_long_call_given_up_burns_its_child_and_the_express_call_goes_again(
+    make_classifier: MakeClassifier,
+) -> None:
+    # The long call's caller gives up while the short text is in flight beside it: the child
+    # is burnt (not its fault: no restart is charged), the short text is sent again.
+    clf = preempting(make_classifier, DELAY)
+    await asyncio.to_thread(clf.start)
+    pid = clf.pids()[0]
+    long = asyncio.create_task(clf.aclassify(LONG))
+    await aeventually(lambda: clf.stats()["calls"] >= 1)
+    short = asyncio.create_task(clf.aclassify(SHORT))
+    await aeventually(lambda: clf.stats()["express"] >= 1)
+    long.cancel()
+    assert (await short).sentiment in TINY_LABELS
+    with pytest.raises(asyncio.CancelledError):
+        await long
+    assert pid not in clf.pids()
+    assert clf.stats()["restarts"] == 0
+    assert clf.stats()["calls"] == 3  # the long call, the express call, the short text again
+    await clf.aclose()
