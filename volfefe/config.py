@@ -31,6 +31,7 @@ from volfefe.protocol import (
     DEFAULT_MAX_CHARS,
     DEFAULT_MODEL,
     GUARDED_SCHEMES,
+    PREEMPT_MODES,
     QUANTIZE_SCHEMES,
     default_export_cache,
 )
@@ -486,6 +487,31 @@ class Settings:
             "`VOLFEFE_CALL_TIMEOUT` on your CPU"
         ),
     )
+    preempt: str = setting(
+        default="off",
+        env="VOLFEFE_PREEMPT",
+        section=BATCHING,
+        check=one_of(PREEMPT_MODES),
+        doc=(
+            "`off`, or `layers`: the child runs a layered ONNX export (one graph for the "
+            "embeddings, one per encoder layer, one for the head: the same scores) and, "
+            "between two layers of a long request, answers every shorter request waiting on "
+            "its pipe. Needs the onnx backend (`auto` picks it) and `VOLFEFE_QUANTIZE` none "
+            "or int8. While a child runs a long call, the pool may send it one express call "
+            "of short requests (`VOLFEFE_PREEMPT_TOKENS`), answered between two layers"
+        ),
+    )
+    preempt_tokens: int = setting(
+        default=64,
+        env="VOLFEFE_PREEMPT_TOKENS",
+        section=BATCHING,
+        check=at_least(1),
+        doc=(
+            "with `VOLFEFE_PREEMPT=layers`: a text of at most this many tokens is short, and "
+            "may go to a child busy with a call holding a longer text, in an express call "
+            "answered between two of that call's layers"
+        ),
+    )
     max_chars: int = setting(
         default=DEFAULT_MAX_CHARS,
         env="VOLFEFE_MAX_CHARS",
@@ -873,6 +899,14 @@ class Settings:
                 f"{self.quantize} needs the openvino backend, not {self.backend} "
                 "(set VOLFEFE_BACKEND=openvino or auto)",
             )
+        if self.preempt == "layers" and (
+            self.backend not in ("auto", "onnx") or self.quantize not in ("none", "int8")
+        ):
+            raise _invalid(
+                "preempt",
+                f"layers needs the onnx backend and quantize none or int8, not backend "
+                f"{self.backend} with quantize {self.quantize} (or set VOLFEFE_PREEMPT=off)",
+            )
         if not self.worker_cmd:
             raise _invalid("worker_cmd", "must not be empty")
 
@@ -898,6 +932,8 @@ class Settings:
             return self.backend
         if self.device not in ("auto", "cpu"):
             return "torch"
+        if self.preempt == "layers":  # only the onnx backend runs a layered export
+            return "onnx" if installed(ONNX_MODULES) else "torch"
         order = {"none": ("openvino", "onnx"), "int8": ("onnx", "openvino")}.get(
             self.quantize, ("openvino",)
         )

@@ -16,8 +16,10 @@ not json ──>
 EOF on stdin ──>                               exits 0
 ```
 
-Replies come in request order, one line per request, each carrying the request's id. This
-module is stdlib + orjson only: the child imports it before torch.
+Replies come in request order, one line per request, each carrying the request's id; a child
+started with `--preempt layers` (VOLFEFE_PREEMPT) may answer a shorter request before a longer
+one sent earlier, so a reader that sends more than one request at a time matches replies by
+id. This module is stdlib + orjson only: the child imports it before torch.
 """
 
 from __future__ import annotations
@@ -70,6 +72,10 @@ int8 (weights and activations), and, on OpenVINO, bf16 arithmetic for the float 
 
 GUARDED_SCHEMES = ("int8-static", "bf16", "int8-static-bf16")
 """Schemes only OpenVINO runs, whose export must pass the accuracy guard against fp32."""
+
+PREEMPT_MODES = ("off", "layers")
+"""How a child schedules the requests it holds (`VOLFEFE_PREEMPT`): one whole pass at a time,
+or layer by layer with shorter requests answered between two layers of a long one."""
 
 STATIC_SCHEMES = ("int8-static", "int8-static-bf16")
 """Schemes calibrated on texts (NNCF's static int8)."""
@@ -199,6 +205,16 @@ def decode_request(line: bytes) -> Request:
     if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
         raise DecodeError("request needs 'texts', a list of strings")
     return Request(req_id, texts)
+
+
+def reply_id(line: bytes) -> object:
+    """The id a reply line carries, before it is checked (a reader of several requests in
+    flight matches the reply to its request by it).
+
+    >>> reply_id(b'{"type":"result","id":7,"results":[]}')
+    7
+    """
+    return _load(line).get("id")
 
 
 def decode_reply(line: bytes, expect_id: int, expect_items: int) -> Reply:

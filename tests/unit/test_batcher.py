@@ -149,3 +149,31 @@ def test_a_callers_texts_are_split_by_the_text_cap_and_the_token_budget() -> Non
     assert split_texts([long, long], 64, 1024) == [[long, long]]  # an exact fit
     assert split_texts([long], 64, 100) == [[long]]  # over the budget alone: still sent
     assert split_texts([], 64, 100) == []
+
+
+async def test_take_short_gives_the_short_requests_waiting_now_oldest_first() -> None:
+    # An express call (VOLFEFE_PREEMPT=layers): short requests only, within a budget, no wait.
+    queue = RequestQueue(token_budget=10_000, max_texts=3, max_wait=0.0)
+    old_short = Request(["a", "b"], costs=[5, 8])
+    mixed = Request(["c", "d"], costs=[5, 90])  # one long text: not short
+    new_short = Request(["e"], costs=[9])
+    last = Request(["f"], costs=[3])  # over the text cap with the others
+    trial = Request(["g"], costs=[2], stage=Stage.ALONE)  # a trial's request runs alone
+    for request in (old_short, mixed, new_short, last, trial):
+        queue.put(request)
+    assert queue.take_short(max_tokens=10, budget=100) == [old_short, new_short]
+    assert queue.take_short(max_tokens=10, budget=2) == []  # "f" costs 3
+    assert queue.texts == 4
+    assert await queue.take() == [trial]
+    assert await queue.take() == [mixed, last]
+
+
+async def test_arrival_wakes_on_a_put_and_says_when_the_queue_stopped() -> None:
+    queue = RequestQueue(token_budget=10_000, max_texts=64, max_wait=0.0)
+    waiter = asyncio.create_task(queue.arrival())
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    queue.put(Request(["up"]))
+    assert await waiter is True
+    queue.stop()
+    assert await queue.arrival() is False

@@ -186,3 +186,20 @@ def test_the_global_options_come_from_the_declarations() -> None:
         assert (f"--{name.replace('_', '-')} " in text) == spec.option, name
         if spec.option:
             assert spec.env in text, name
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{"backend": "torch"}, {"backend": "openvino"}, {"backend": "auto", "quantize": "bf16"}],
+)
+def test_preempting_between_layers_needs_onnx(overrides: dict[str, str]) -> None:
+    with pytest.raises(ConfigError, match=r"^preempt layers needs the onnx backend") as caught:
+        Settings(preempt="layers", **overrides)
+    assert caught.value.setting == "preempt"
+
+
+def test_preempting_between_layers_makes_auto_pick_onnx() -> None:
+    assert Settings.from_env({"VOLFEFE_PREEMPT": "layers"}).resolved_backend == "onnx"
+    assert Settings(preempt="layers", quantize="int8").resolved_backend == "onnx"
+    with pytest.raises(ConfigError, match="must be one of off, layers"):
+        Settings.from_env({"VOLFEFE_PREEMPT": "heads"})

@@ -5,6 +5,8 @@ cache root (VOLFEFE_EXPORT_CACHE, default next to the Hugging Face cache)
   <name>-<scheme>-<key>/   key = hash of backend, model id or folder content, revision, scheme
     model.onnx             onnx: torch export -> onnxruntime BERT fusion -> (int8: dynamic)
     model.xml, model.bin   openvino: see volfefe.child.export_openvino (int8-static, bf16: guarded)
+    embeddings.onnx, layer-NN.onnx, head.onnx
+                           onnx-layered: one graph per stage, see volfefe.child.export_layered
     tokenizer.json         the fast tokenizer, so the child needs no transformers
     volfefe-*.json         labels, max length, pad id, model_version, fingerprints (, guard)
   .<folder>.refused.json   a guarded export (int8-static, bf16) the accuracy guard refused
@@ -38,10 +40,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from volfefe.child import export_layered
 from volfefe.child.backends import onnx_backend, openvino_backend
 from volfefe.child.digest import UnsafeFolder, checked_folder, file_digest
 from volfefe.child.engine import ModelLoadError, model_version_of, resolve_labels
 from volfefe.child.export_openvino import Calibration, GuardRefused, NoBf16
+from volfefe.child.onnx_int8 import OPSET, quantize_dynamic_int8
 from volfefe.protocol import (
     EXIT_BOOT_FAILED,
     EXIT_GUARD_REFUSED,
@@ -51,17 +55,18 @@ from volfefe.protocol import (
 )
 
 EXPORT_FORMAT = 2  # bump when the export recipe changes, so caches are rebuilt
-OPSET = 17
 DIGESTS = ".digests"
-# backend -> (record file, model files whose digests the record keeps)
-LAYOUT = {
+# backend -> (record file, model files whose digests the record keeps; None: the graph
+# files its record lists under "stages", one per layer)
+LAYOUT: dict[str, tuple[str, tuple[str, ...] | None]] = {
     "onnx": (onnx_backend.META_FILE, (onnx_backend.MODEL_FILE,)),
+    "onnx-layered": (export_layered.META_FILE, None),
     "openvino": (
         openvino_backend.META_FILE,
         (openvino_backend.MODEL_FILE, openvino_backend.WEIGHTS_FILE),
     ),
 }
-SCHEMES = {"onnx": ("none", "int8"), "openvino": QUANTIZE_SCHEMES}
+SCHEMES = {"onnx": ("none", "int8"), "onnx-layered": ("none", "int8"), "openvino": QUANTIZE_SCHEMES}
 
 
 def cache_folder(
@@ -85,18 +90,36 @@ def fingerprint(path: Path, cache: Path | None = None) -> str:
 
 def is_complete(folder: Path, backend: str = "onnx") -> bool:
     """True when the folder holds an export whose model files match their record."""
-    meta_file, model_files = LAYOUT[backend]
+    meta_file = LAYOUT[backend][0]
     digests = folder.parent / DIGESTS
     try:
         meta = json.loads((folder / meta_file).read_text(encoding="utf-8"))
         recorded = meta.get("fingerprints", {})
+        model_files = model_files_of(backend, meta)
         return bool(
             meta.get("format") == EXPORT_FORMAT
+            and model_files
             and (folder / onnx_backend.TOKENIZER_FILE).is_file()
             and all(fingerprint(folder / f, digests) == recorded.get(f) for f in model_files)
         )
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, TypeError):
         return False
+
+
+def model_files_of(backend: str, meta: dict[str, Any]) -> tuple[str, ...]:
+    """The model files of an export of `backend` whose record is `meta`: fixed names, or
+    the stage graphs the record lists (a name that is not a plain file name is refused).
+
+    >>> model_files_of("onnx-layered", {"stages": ["embeddings.onnx", "head.onnx"]})
+    ('embeddings.onnx', 'head.onnx')
+    """
+    fixed = LAYOUT[backend][1]
+    if fixed is not None:
+        return fixed
+    stages = tuple(str(name) for name in meta.get("stages", ()))
+    if any(Path(name).name != name or name.startswith(".") for name in stages):
+        raise ValueError(f"a stage file name is not a plain file name: {stages}")
+    return stages
 
 
 def ensure_export(
@@ -134,9 +157,9 @@ def ensure_export(
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=root))  # 0700, O_EXCL
         try:
             meta = _export(model, revision, quantize, backend, tmp, calibration, root / DIGESTS)
-            meta_file, model_files = LAYOUT[backend]
+            meta_file = LAYOUT[backend][0]
             meta["format"] = EXPORT_FORMAT
-            meta["fingerprints"] = {f: fingerprint(tmp / f) for f in model_files}
+            meta["fingerprints"] = {f: fingerprint(tmp / f) for f in model_files_of(backend, meta)}
             (tmp / meta_file).write_text(json.dumps(meta, indent=2), encoding="utf-8")
             if folder.exists():
                 shutil.rmtree(folder)
@@ -167,6 +190,8 @@ def _export(
         return export_openvino(
             model, revision, quantize, out, calibration=calibration, digest_cache=digests
         )
+    if backend == "onnx-layered":
+        return export_layered.export_layered(model, revision, quantize, out, digests)
     return export(model, revision, quantize, out, digests)
 
 
@@ -262,7 +287,7 @@ def export(
     fused.save_model_to_file(str(out / onnx_backend.MODEL_FILE))
     raw.unlink()
     if quantize == "int8":
-        _quantize(out / onnx_backend.MODEL_FILE)
+        quantize_dynamic_int8(out / onnx_backend.MODEL_FILE)
     tokenizer.backend_tokenizer.save(str(out / onnx_backend.TOKENIZER_FILE))
     base = model_version_of(model, revision, getattr(config, "_commit_hash", None), digests)
     return {
@@ -274,23 +299,6 @@ def export(
         "quantize": quantize,
         "fused": {k: v for k, v in fused.get_fused_operator_statistics().items() if v},
     }
-
-
-def _quantize(path: Path) -> None:
-    """Dynamic per-tensor int8 quantisation of the fused graph's weights, in place."""
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    quantized = path.with_suffix(".int8.onnx")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        quantize_dynamic(
-            str(path),
-            str(quantized),
-            weight_type=QuantType.QInt8,
-            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-        )
-    quantized.replace(path)
 
 
 @contextlib.contextmanager

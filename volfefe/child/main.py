@@ -32,21 +32,23 @@ from typing import IO, Any
 
 import orjson
 
+from volfefe.child.answer import answer, read_line
+from volfefe.child.backends.layered_backend import StagedPredict
+from volfefe.child.backends.layered_backend import load_engine as load_staged_engine
 from volfefe.child.engine import Engine, ModelLoadError
 from volfefe.child.faults import Fault, fault_from_env
 from volfefe.child.hub import HUB_TIMEOUT, ModelUnavailable
+from volfefe.child.preempt import Scheduler
 from volfefe.protocol import (
     DEFAULT_FORWARD_TOKENS,
     DEFAULT_MAX_CHARS,
     DEFAULT_MODEL,
     EXIT_BOOT_FAILED,
     GUARDED_SCHEMES,
+    PREEMPT_MODES,
     QUANTIZE_SCHEMES,
-    DecodeError,
     ItemError,
     Reply,
-    clean_text,
-    decode_request,
     default_export_cache,
     encode,
     is_blank,
@@ -93,33 +95,37 @@ def load_engine(args: argparse.Namespace) -> Engine:
     )
 
 
+def load_layered(args: argparse.Namespace) -> tuple[Engine, StagedPredict]:
+    """Load the layered ONNX export (--preempt layers) and its staged predict
+    (ModelLoadError when it cannot be used)."""
+    if args.backend != "onnx":
+        raise ModelLoadError(
+            f"--preempt layers needs the onnx backend, not {args.backend} "
+            "(set VOLFEFE_BACKEND=onnx, or VOLFEFE_PREEMPT=off)"
+        )
+    folder = args.export_dir
+    if folder is None:  # by hand: export (or reuse) like the orchestrator does
+        from volfefe.child.export import ensure_export
+
+        folder = ensure_export(
+            args.export_cache, args.model, args.revision, args.quantize, "onnx-layered"
+        )
+    return load_staged_engine(
+        folder, threads=args.threads, max_chars=args.max_chars, forward_tokens=args.forward_tokens
+    )
+
+
 def serve(engine: Engine, proto_in: IO[bytes], proto_out: IO[bytes], fault: Fault | None) -> None:
     """Answer request lines until EOF, one reply line each, flushed at once."""
     proto_out.write(encode(engine.ready))
     proto_out.flush()
     for line in proto_in:
-        try:
-            request = decode_request(line)
-        except DecodeError as exc:
-            reply = Reply(_guess_id(line), error=ItemError("BadRequest", str(exc)))
-        else:
-            if fault is not None and request.texts:
-                fault.on_request(request.texts, proto_out)
-            elif fault is not None:  # a ping: not a counted request, but a garbled child shows
-                fault.on_ping(proto_out)
-            reply = Reply(request.id, engine.classify([clean_text(t) for t in request.texts]))
+        read = read_line(line)
+        reply = read if isinstance(read, Reply) else answer(engine, read, proto_out, fault)
         proto_out.write(encode(reply))
         proto_out.flush()
     if fault is not None:
         fault.on_eof()
-
-
-def _guess_id(line: bytes) -> int | None:
-    try:
-        value = orjson.loads(line).get("id")
-    except (orjson.JSONDecodeError, AttributeError):
-        return None
-    return value if isinstance(value, int) else None
 
 
 def one_shot(engine_factory: Callable[[], Engine], data: bytes, out: IO[bytes]) -> int:
@@ -216,6 +222,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "int8-static-bf16: the float parts in bf16 (openvino); the last three are guarded",
     )
     parser.add_argument(
+        "--preempt",
+        default=os.environ.get("VOLFEFE_PREEMPT") or "off",
+        choices=PREEMPT_MODES,
+        help="layers: run the model layer by layer (onnx backend, layered export) and answer "
+        "shorter waiting requests between two layers of a long one; replies may then leave "
+        "out of order",
+    )
+    parser.add_argument(
         "--forward-tokens",
         type=int,
         default=DEFAULT_FORWARD_TOKENS,
@@ -239,7 +253,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not args.serve:
             return one_shot(lambda: load_engine(args), sys.stdin.buffer.read(), proto_out)
-        engine = load_engine(args)
+        staged = None
+        if args.preempt == "layers":
+            engine, staged = load_layered(args)
+        else:
+            engine = load_engine(args)
         engine.warm_up()  # before the fault switch: a warm-up pass is not a request
         if fault is not None:
             engine.predict = fault.wrap_predict(engine.predict)
@@ -251,5 +269,8 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_BOOT_FAILED
         sys.stderr.flush()
         os._exit(EXIT_BOOT_FAILED)  # at once: unloading torch can take seconds, and says nothing
-    serve(engine, sys.stdin.buffer, proto_out, fault)
+    if staged is not None:
+        Scheduler(engine, staged, sys.stdin.buffer, proto_out, fault).serve()
+    else:
+        serve(engine, sys.stdin.buffer, proto_out, fault)
     return 0

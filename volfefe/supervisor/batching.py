@@ -22,6 +22,8 @@ goes at once (one post at a time, the real-time case, pays no wait); company in 
 turns the wait back on.
 A trial's requests (trial.py: one text of a failed call, or the control) go first, alone.
 The child then sorts each batch by length and cuts it into forward passes of padded tokens.
+With VOLFEFE_PREEMPT=layers a slot whose child runs a long call also takes short requests
+at once (`take_short`) for an express call, and waits for `arrival` when none waits.
 """
 
 from __future__ import annotations
@@ -194,6 +196,34 @@ class RequestQueue:
         self._stopped = True
         self._arrived.set()
 
+    def take_short(self, max_tokens: int, budget: int) -> list[Request]:
+        """Waiting requests whose every text has at most `max_tokens` tokens, oldest first,
+        as many as fit `budget` tokens and the text cap; at once, maybe none (an express call
+        to a child busy with a longer one, VOLFEFE_PREEMPT=layers). A trial's request is
+        never taken: it runs alone."""
+        chosen: list[Request] = []
+        texts = tokens = 0
+        for request in self._waiting:
+            if longest_tokens(request) > max_tokens:
+                continue
+            if not fits(
+                texts + len(request.texts), tokens + request.tokens, self._max_texts, budget
+            ):
+                break
+            chosen.append(request)
+            texts += len(request.texts)
+            tokens += request.tokens
+        batch: list[Request] = []
+        self._move(batch, chosen)
+        return batch
+
+    async def arrival(self) -> bool:
+        """Wait for the next request to arrive; False, at once, when the queue is stopped."""
+        if not self._stopped:
+            self._arrived.clear()
+            await self._arrived.wait()
+        return not self._stopped
+
     def drain(self) -> list[Request]:
         """Remove and return every waiting request."""
         requests = [*self._retries, *self._waiting]
@@ -314,3 +344,8 @@ class RequestQueue:
         self._waiting = deque(r for r in self._waiting if r not in taken)
         self.texts -= sum(len(r.texts) for r in chosen)
         batch.extend(chosen)
+
+
+def longest_tokens(request: Request) -> int:
+    """The tokens of a request's longest text."""
+    return max(request.costs) if request.costs else request.tokens

@@ -121,9 +121,10 @@ class Classifier:
     def stats(self) -> dict[str, int]:
         """Counters since the classifier started, over every pool it had (rebuilt ones
         included, so they never go back): calls sent to children, texts in them, children
-        replaced and recycled; and how many times the pool was rebuilt."""
+        replaced and recycled, express calls (`VOLFEFE_PREEMPT=layers`: short texts sent to a
+        child busy with a long call); and how many times the pool was rebuilt."""
         owner = self._owner
-        stats = {"calls": 0, "texts": 0, "restarts": 0, "recycled": 0, "rebuilds": 0}
+        stats = {"calls": 0, "texts": 0, "restarts": 0, "recycled": 0, "express": 0, "rebuilds": 0}
         if owner is None:
             return stats
         pool = owner.current

@@ -16,6 +16,11 @@ callers ──classify(texts)──> requests ──> RequestQueue ──batch�
   seconds (frozen by SIGSTOP, stuck in a lock), instead of costing the next call its
   call_timeout. With `max_child_calls` / `max_child_rss_mb` a child is retired
   (closed gracefully) and replaced after a call, off by default.
+- With `VOLFEFE_PREEMPT=layers`, while a slot's call holding a text over `preempt_tokens`
+  runs, the slot sends its child one express call at a time of short requests (when no child
+  is idle to take them): the child answers it between two layers of the long call. A trial's
+  call never gets one. When the child dies, the call and its express call fail together:
+  their texts go on trial, and the restart budget is charged once.
 - When a call fails with a WorkerError, each text of it goes on trial (trial.py): alone, then
   alone as the first call of a fresh child, then the known-good control on a fresh child.
   Only a text that fails both lone calls while the control passes is answered with
@@ -51,7 +56,7 @@ from volfefe.errors import (
     WorkerError,
 )
 from volfefe.protocol import ItemError, ItemResult, Ready
-from volfefe.supervisor.batching import Item, Request, RequestQueue, split_texts
+from volfefe.supervisor.batching import Item, Request, RequestQueue, longest_tokens, split_texts
 from volfefe.supervisor.latency import LatencyByClass
 from volfefe.supervisor.policy import RestartBudget, boot_backoff, is_impossible_boot, poison_from
 from volfefe.supervisor.port import KILL_WAIT, Port
@@ -71,6 +76,11 @@ class _Slot:
         self.port: Port | None = None
         self.failures = 0
         self.booting = False  # no child up yet: a close with no call waiting stops it at once
+        self.idle = False  # waiting for a batch: short work is left to it, not sent express
+
+
+Express = tuple[list[Request], asyncio.Task[list[ItemResult | ItemError]]]
+"""An express call in flight: its requests and the port's call."""
 
 
 class Pool:
@@ -102,7 +112,7 @@ class Pool:
         self._ready: asyncio.Future[Ready] = asyncio.get_running_loop().create_future()
         self.broken: PoolBroken | None = None
         self._closing = False
-        self.stats = {"calls": 0, "texts": 0, "restarts": 0, "recycled": 0}
+        self.stats = {"calls": 0, "texts": 0, "restarts": 0, "recycled": 0, "express": 0}
         self._backend_args: list[str] | None = None
         self._counter = TokenCounter()  # the model's tokenizer once the children's are known
         self._preparing = asyncio.Lock()
@@ -261,11 +271,15 @@ class Pool:
             while (port := await self._boot(slot)) is not None:
                 if take is None:
                     take = asyncio.create_task(self._queue.take())
-                await asyncio.wait(
-                    [take, port.exited],
-                    timeout=self._settings.idle_ping or None,
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
+                slot.idle = True
+                try:
+                    await asyncio.wait(
+                        [take, port.exited],
+                        timeout=self._settings.idle_ping or None,
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                finally:
+                    slot.idle = False
                 if port.exited.done():  # died while idle: replace it before a batch reaches it
                     await self._child_died_idle(slot, port)
                     if take.done() and (batch := take.result()):
@@ -353,20 +367,29 @@ class Pool:
         self.stats["calls"] += 1
         self.stats["texts"] += len(texts)
         call = asyncio.create_task(port.call(texts))
+        failed: list[tuple[list[Request], WorkerError]] = []  # express calls that failed
         try:
-            answered = await self._await_call(call, batch)
+            answered = await self._await_call(call, batch, port, failed)
         except asyncio.CancelledError:  # the pool is closing past its grace
             call.cancel()
             raise
         if not answered:  # every caller gave up: the child may still compute, so burn it
             self._forget(slot)  # not the child's fault: the budget is not charged
+            for short, _ in failed:  # nor the express call's: its requests go again
+                self._queue.put_back(short)
             return
         try:
             items: list[Item] = list(call.result())
         except WorkerError as exc:
             logger.warning("child %s failed: %s", port.pid, exc)
-            self._call_failed(slot, port, batch, exc)
+            self._call_failed(slot, port, [batch, *(short for short, _ in failed)], exc)
             return
+        self._answer(batch, items)
+        if failed:  # the child died in an express call after answering the long one
+            self._call_failed(slot, port, [short for short, _ in failed], failed[0][1])
+
+    def _answer(self, batch: list[Request], items: list[Item]) -> None:
+        """Give each request of an answered call its items."""
         start = 0
         for request in batch:
             request.resolve(items[start : start + len(request.texts)])
@@ -376,20 +399,93 @@ class Pool:
             start += len(request.texts)
 
     async def _await_call(
-        self, call: asyncio.Task[list[ItemResult | ItemError]], batch: list[Request]
+        self,
+        call: asyncio.Task[list[ItemResult | ItemError]],
+        batch: list[Request],
+        port: Port,
+        failed: list[tuple[list[Request], WorkerError]],
     ) -> bool:
-        """Wait for the call while a caller still waits for it; False when none does."""
+        """Wait for the call while a caller still waits for it; False when none does. With
+        preemption, send the child express calls meanwhile (failed ones land in `failed`)."""
         futures = [request.future for request in batch]
-        while not call.done():
-            waiting = [f for f in futures if not f.done()]
-            if not waiting:
-                call.cancel()
-                with contextlib.suppress(asyncio.CancelledError, WorkerError):
-                    await call
-                return False
-            waiters: list[asyncio.Future[object]] = [call, *waiting]  # type: ignore[list-item]
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        return True
+        express: Express | None = None
+        arrival: asyncio.Task[bool] | None = None
+        may_express = self._may_express(batch)
+        try:
+            while not call.done():
+                waiting = [f for f in futures if not f.done()]
+                if not waiting:
+                    call.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, WorkerError):
+                        await call
+                    return False
+                waiters: list[asyncio.Future[object]] = [call, *waiting]  # type: ignore[list-item]
+                if may_express and express is None:
+                    express = self._send_express(port, batch)
+                    if express is None:  # wait for short work to arrive
+                        arrival = arrival or asyncio.create_task(self._queue.arrival())
+                        waiters.append(arrival)  # type: ignore[arg-type]
+                if express is not None:
+                    waiters.append(express[1])  # type: ignore[arg-type]
+                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+                if arrival is not None and arrival.done():
+                    may_express = arrival.result()  # False: the queue stopped
+                    arrival = None
+                if express is not None and express[1].done():
+                    self._express_done(express, port, failed)
+                    express = None
+            return True
+        except asyncio.CancelledError:
+            if express is not None:
+                express[1].cancel()  # the port burns the child
+                express = None
+            raise
+        finally:
+            if arrival is not None:
+                arrival.cancel()
+            if express is not None:
+                # The long call ended first: the short reply follows at once, or the child
+                # died and the express call fails with it (within its own call_timeout).
+                await asyncio.wait([express[1]])
+                self._express_done(express, port, failed)
+
+    def _may_express(self, batch: list[Request]) -> bool:
+        """May express calls go beside this call? Only with preemption, never beside a trial's
+        call, and only when the call holds a text longer than a short one."""
+        threshold = self._settings.preempt_tokens
+        return (
+            self._settings.preempt == "layers"
+            and batch[0].stage is Stage.CALL
+            and max(longest_tokens(request) for request in batch) > threshold
+        )
+
+    def _send_express(self, port: Port, running: list[Request]) -> Express | None:
+        """An express call of the short requests waiting now, or None (no child idle to take
+        them, and shorter in all than the running call, so the child runs it at a pause)."""
+        if port.dead or any(slot.idle for slot in self._slots):
+            return None
+        budget = min(self._settings.batch_tokens, sum(r.tokens for r in running) - 1)
+        short = self._queue.take_short(self._settings.preempt_tokens, budget)
+        short = [request for request in short if not request.future.done()]
+        if not short:
+            return None
+        texts = [text for request in short for text in request.texts]
+        self.stats["calls"] += 1
+        self.stats["texts"] += len(texts)
+        self.stats["express"] += 1
+        return short, asyncio.create_task(port.call(texts))
+
+    def _express_done(
+        self, express: Express, port: Port, failed: list[tuple[list[Request], WorkerError]]
+    ) -> None:
+        short, call = express
+        try:
+            items: list[Item] = list(call.result())
+        except WorkerError as exc:
+            logger.warning("child %s failed in an express call: %s", port.pid, exc)
+            failed.append((short, exc))
+            return
+        self._answer(short, items)
 
     def _maybe_recycle(self, slot: _Slot, port: Port) -> None:
         if port.dead or slot.port is not port:
@@ -448,18 +544,26 @@ class Pool:
             self._break(cause)
 
     def _call_failed(
-        self, slot: _Slot, port: Port, batch: list[Request], exc: WorkerError
+        self, slot: _Slot, port: Port, calls: list[list[Request]], exc: WorkerError
     ) -> None:
-        """Each text of a failed call takes the next step of its trial (trial.py)."""
-        texts = sum(len(request.texts) for request in batch)
+        """Each text of the failed calls (a call and its express call fail together: one
+        child) takes the next step of its trial (trial.py)."""
         pending: PendingCharge | None = None
         if port.dead:
             self._forget(slot)
             self.stats["restarts"] += 1
-            if batch[0].stage is Stage.CONTROL:  # children fail whatever they are given
+            if calls[0][0].stage is Stage.CONTROL:  # children fail whatever they are given
                 self._charge(exc)
-            else:  # charged unless a poison text of the call explains it
-                pending = PendingCharge(texts, lambda: self._charge(exc))
+            else:  # charged once, unless a poison text of the calls explains it
+                suspects = sum(len(request.texts) for batch in calls for request in batch)
+                pending = PendingCharge(suspects, lambda: self._charge(exc))
+        for batch in calls:
+            self._put_on_trial(batch, exc, pending)
+
+    def _put_on_trial(
+        self, batch: list[Request], exc: WorkerError, pending: PendingCharge | None
+    ) -> None:
+        texts = sum(len(request.texts) for request in batch)
         for request in batch:
             if request.stage is Stage.CONTROL:
                 request.resolve([exc])

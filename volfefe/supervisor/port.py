@@ -8,21 +8,37 @@ spawn ──> booting ──ready line──> idle <──> busy (one call or pi
 
 A port is disposable: after any failure it is killed and the pool makes a new one, so a late
 reply can never be read as the answer to the next request.
+
+With `VOLFEFE_PREEMPT=layers` a port may have several calls in flight (the pool sends at most
+one express call of short texts beside a long one; the child answers it between two layers,
+so replies may come out of order). Calls write their lines under a lock; one reader task
+matches each reply line to its call by id. Any failure (EOF, a bad line, a reply to no call
+in flight, a call's timeout, a cancelled call) kills the child and fails every call in flight
+with the same error; a reply that comes back while another call is in flight pushes that
+call's deadline back by the time it took, since the child ran it inside the other.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 import os
 import signal
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from volfefe.config import Settings
-from volfefe.errors import CallTimeout, ProtocolError, WorkerBootError, WorkerCrashed
+from volfefe.errors import (
+    CallTimeout,
+    ProtocolError,
+    WorkerBootError,
+    WorkerCrashed,
+    WorkerError,
+)
 from volfefe.protocol import (
     EXIT_BOOT_FAILED,
     DecodeError,
@@ -34,6 +50,7 @@ from volfefe.protocol import (
     decode_ready,
     decode_reply,
     encode,
+    reply_id,
 )
 from volfefe.supervisor.child_env import child_environment
 
@@ -93,6 +110,12 @@ class Port:
         self.ready: Ready | None = None
         self.dead = False
         self.calls = 0
+        # Several calls in flight (VOLFEFE_PREEMPT=layers): see the module docstring.
+        self.multiplexed = settings.preempt == "layers"
+        self._in_flight: dict[int, _InFlight] = {}
+        self._writing = asyncio.Lock()
+        self._reader: asyncio.Task[None] | None = None
+        self._ended: Callable[[], WorkerError] | None = None  # the error of every later call
 
     @property
     def pid(self) -> int | None:
@@ -173,6 +196,10 @@ class Port:
                 pid=self.pid,
                 stderr=self.stderr_tail(),
             ) from None
+        if self.multiplexed:
+            self._reader = asyncio.create_task(
+                self._read_replies(), name=f"volfefe-read-{self.pid}"
+            )
         return self.ready
 
     async def call(self, texts: Sequence[str]) -> list[ItemResult | ItemError]:
@@ -185,7 +212,14 @@ class Port:
         frozen or garbling idle child fails it like a call and dies. Not counted in `calls`."""
         await self._exchange([], min(PING_TIMEOUT, self._settings.call_timeout))
 
+    @property
+    def in_flight(self) -> int:
+        """Calls (and pings) sent and not answered yet."""
+        return len(self._in_flight)
+
     async def _exchange(self, texts: Sequence[str], timeout: float) -> list[ItemResult | ItemError]:
+        if self.multiplexed:
+            return await self._exchange_among_others(texts, timeout)
         req = Request(next(self._ids), list(texts))
         proc = self._running()
         try:
@@ -219,6 +253,102 @@ class Port:
                 str(exc), raw=line, pid=self.pid, stderr=self.stderr_tail()
             ) from None
         return _items_of(reply)
+
+    async def _exchange_among_others(
+        self, texts: Sequence[str], timeout: float
+    ) -> list[ItemResult | ItemError]:
+        """One call while others may be in flight: its reply is matched by the reader."""
+        if self._ended is not None:
+            raise self._ended()
+        if self.dead:  # killed, or its stdout just closed: it takes no call now
+            raise WorkerCrashed(pid=self.pid, returncode=None, stderr=self.stderr_tail())
+        proc = self._running()
+        req = Request(next(self._ids), list(texts))
+        loop = asyncio.get_running_loop()
+        call = _InFlight(loop.create_future(), len(req.texts), loop.time())
+        self._in_flight[req.id] = call
+        try:
+            async with asyncio.timeout(timeout) as call.deadline:
+                async with self._writing:
+                    assert proc.stdin is not None
+                    proc.stdin.write(encode(req))
+                    await proc.stdin.drain()
+                reply = await asyncio.shield(call.reply)
+        except TimeoutError:
+            self._end(lambda: CallTimeout(timeout, pid=self.pid, stderr=self.stderr_tail()))
+            raise self._ended_error() from None
+        except (BrokenPipeError, ConnectionResetError):  # dead: the reader fails the call
+            reply = await call.reply
+        except BaseException:  # cancelled by the caller: the reply would come late, burn it
+            self._in_flight.pop(req.id, None)
+            self.kill()
+            raise
+        return _items_of(reply)
+
+    async def _read_replies(self) -> None:
+        """The reader of a multiplexed port: each reply line to its call, until a failure."""
+        stdout = self._stdout()
+        while True:
+            try:
+                line = await stdout.readline()
+            except ValueError:  # asyncio's LimitOverrunError: a reply line over LINE_LIMIT
+                over = f"the child wrote a line over {LINE_LIMIT} bytes"
+                self._end(functools.partial(ProtocolError, over, pid=self.pid))
+                return
+            if line:
+                if self._route(line):
+                    continue
+                return
+            self.dead = True  # no call may start now; the ones in flight learn why
+            crashed = functools.partial(WorkerCrashed, pid=self.pid, returncode=None)
+            if not self._in_flight:  # closed, or died idle (the pool sees it exit)
+                self._ended = self._ended or functools.partial(crashed, stderr=self.stderr_tail())
+                return
+            code = await self._wait_exit()
+            tail = self.stderr_tail()
+            self._end(functools.partial(WorkerCrashed, pid=self.pid, returncode=code, stderr=tail))
+            return
+
+    def _route(self, line: bytes) -> bool:
+        """Hand a reply line to its call; False (the child is ended) when it answers none."""
+        try:
+            rid = reply_id(line)
+            call = self._in_flight.get(rid) if isinstance(rid, int) else None
+            if call is None or not isinstance(rid, int):
+                raise DecodeError(f"reply id {rid!r} answers no request in flight")
+            reply = decode_reply(line, expect_id=rid, expect_items=call.items)
+        except DecodeError as exc:
+            tail = self.stderr_tail()
+            self._end(
+                functools.partial(ProtocolError, str(exc), raw=line, pid=self.pid, stderr=tail)
+            )
+            return False
+        del self._in_flight[rid]
+        call.reply.set_result(reply)
+        took = asyncio.get_running_loop().time() - call.sent
+        for other in self._in_flight.values():  # the child ran this call inside older ones
+            if other.sent > call.sent or other.deadline is None:
+                continue
+            if (when := other.deadline.when()) is not None:
+                other.deadline.reschedule(when + took)
+        return True
+
+    def _end(self, error: Callable[[], WorkerError]) -> None:
+        """The child failed: kill it and fail every call in flight (and later) with `error`."""
+        if self._ended is None:
+            self._ended = error
+        self.kill()
+        calls, self._in_flight = list(self._in_flight.values()), {}
+        for call in calls:
+            if not call.reply.done():
+                call.reply.set_exception(self._ended())
+                call.reply.exception()  # its caller may be gone: the error is read here too
+        if self._reader is not None and self._reader is not asyncio.current_task():
+            self._reader.cancel()
+
+    def _ended_error(self) -> WorkerError:
+        assert self._ended is not None
+        return self._ended()
 
     async def close(self, grace: float) -> None:
         """Close stdin so the child exits by itself; SIGTERM after `grace`, SIGKILL 2 s later.
@@ -344,6 +474,16 @@ class StderrLines:
         self._buf.clear()
         self._dropped = 0
         return text
+
+
+@dataclass(slots=True)
+class _InFlight:
+    """A call of a multiplexed port waiting for its reply."""
+
+    reply: asyncio.Future[Reply]
+    items: int  # texts sent: the reply must hold as many results
+    sent: float  # on the loop's clock
+    deadline: asyncio.Timeout | None = None
 
 
 def _items_of(reply: Reply) -> list[ItemResult | ItemError]:

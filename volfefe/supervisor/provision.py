@@ -101,6 +101,7 @@ def _torch_args(settings: Settings) -> list[str]:
 
 
 async def _export_args(settings: Settings, backend: str, request: ExportRequest) -> list[str]:
+    layered = backend == "onnx" and settings.preempt == "layers"
     argv = [
         sys.executable,
         "-m",
@@ -108,7 +109,7 @@ async def _export_args(settings: Settings, backend: str, request: ExportRequest)
         "--model",
         settings.model,
         "--backend",
-        backend,
+        "onnx-layered" if layered else backend,
         "--quantize",
         settings.quantize,
         "--cache-root",
@@ -183,4 +184,5 @@ async def _export_args(settings: Settings, backend: str, request: ExportRequest)
             returncode=EXIT_BOOT_FAILED,
             stderr=tail,
         )
-    return ["--backend", backend, "--export-dir", lines[-1]]
+    preempt = ["--preempt", "layers"] if layered else []
+    return ["--backend", backend, "--export-dir", lines[-1], *preempt]

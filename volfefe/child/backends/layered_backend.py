@@ -1,0 +1,97 @@
+"""The layered ONNX Runtime backend: one session per stage, with a pause point between stages.
+
+The folder (made by volfefe.child.export_layered) holds the stage graphs, `tokenizer.json`
+and `volfefe-onnx-layered.json`. A forward pass runs embeddings, each encoder layer, then the
+head, and calls `StagedPredict.between` after every stage but the last: the child's
+scheduler (volfefe.child.preempt) answers shorter requests there, whole, with the same
+sessions, before the paused pass resumes from its hidden state. Imports onnxruntime,
+tokenizers and numpy; never torch.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from volfefe.child.engine import Engine, ModelLoadError, export_engine, missing_runtime
+from volfefe.child.export_layered import META_FILE, TOKENIZER_FILE
+
+
+def _nothing() -> None:
+    """The pause point of a pass nobody preempts."""
+
+
+class StagedPredict:
+    """`predict(input_ids, attention_mask) -> logits` through the stage sessions in order,
+    calling `between()` after each stage but the last (reentrant: `between` may run whole
+    passes of its own)."""
+
+    def __init__(self, sessions: list[Any]) -> None:
+        if len(sessions) < 2:
+            raise ValueError("a layered model has at least an embeddings and a head stage")
+        self.sessions = sessions
+        self.between: Callable[[], None] = _nothing
+
+    @property
+    def stages(self) -> int:
+        """How many graphs one pass runs."""
+        return len(self.sessions)
+
+    def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        """The logits of one padded batch (every intermediate is this call's own)."""
+        first, *layers, head = self.sessions
+        hidden = first.run(
+            None, {"input_ids": input_ids, "token_type_ids": np.zeros_like(input_ids)}
+        )[0]
+        for layer in layers:
+            self.between()
+            hidden = layer.run(None, {"hidden": hidden, "attention_mask": attention_mask})[0]
+        self.between()
+        logits: np.ndarray = head.run(None, {"hidden": hidden})[0]
+        return logits
+
+
+def load_staged(folder: Path, *, threads: int) -> tuple[dict[str, Any], StagedPredict, Any]:
+    """The record, the staged predict and the tokenizer of a layered export (ModelLoadError
+    when unusable)."""
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        raise missing_runtime("onnx", exc) from exc
+    from tokenizers import Tokenizer
+
+    try:
+        meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        sessions = [
+            ort.InferenceSession(str(folder / name), options, providers=["CPUExecutionProvider"])
+            for name in meta["stages"]
+        ]
+        predict = StagedPredict(sessions)
+        tokenizer = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
+    except Exception as exc:  # onnxruntime raises its own exception types
+        raise ModelLoadError(f"cannot load the layered ONNX export in {folder}: {exc}") from exc
+    return meta, predict, tokenizer
+
+
+def load_engine(
+    folder: Path, *, threads: int, max_chars: int, forward_tokens: int
+) -> tuple[Engine, StagedPredict]:
+    """The engine of a layered export and its staged predict (whose `between` the scheduler
+    sets); ModelLoadError when unusable."""
+    meta, predict, tokenizer = load_staged(folder, threads=threads)
+    engine = export_engine(
+        meta,
+        predict,
+        tokenizer,
+        threads=threads,
+        max_chars=max_chars,
+        forward_tokens=forward_tokens,
+    )
+    return engine, predict
