@@ -498,18 +498,7 @@ class Settings:
             "between two layers of a long request, answers every shorter request waiting on "
             "its pipe. Needs the onnx backend (`auto` picks it) and `VOLFEFE_QUANTIZE` none "
             "or int8. While a child runs a long call, the pool may send it one express call "
-            "of short requests (`VOLFEFE_PREEMPT_TOKENS`), answered between two layers"
-        ),
-    )
-    preempt_tokens: int = setting(
-        default=64,
-        env="VOLFEFE_PREEMPT_TOKENS",
-        section=BATCHING,
-        check=at_least(1),
-        doc=(
-            "with `VOLFEFE_PREEMPT=layers`: a text of at most this many tokens is short, and "
-            "may go to a child busy with a call holding a longer text, in an express call "
-            "answered between two of that call's layers"
+            "of short requests (`VOLFEFE_SHORT_TOKENS`), answered between two layers"
         ),
     )
     max_chars: int = setting(
@@ -560,9 +549,11 @@ class Settings:
         section=BATCHING,
         check=at_least(1),
         doc=(
-            "tokens per text, at most, of a short post for `VOLFEFE_SHORT_RESERVE` and for "
+            "tokens per text, at most, of a short post for `VOLFEFE_SHORT_RESERVE`, for "
             "`VOLFEFE_SCHEDULE=shortest` (a call built around short posts takes only short "
-            "ones); the short length class of /metrics is 64"
+            "ones) and for `VOLFEFE_PREEMPT=layers` (only short posts go in an express call, "
+            "and only to a child running a call that holds a longer text); the short length "
+            "class of /metrics is 64"
         ),
     )
     worker_cmd: tuple[str, ...] = field(

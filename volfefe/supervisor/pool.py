@@ -16,7 +16,7 @@ callers ──classify(texts)──> requests ──> RequestQueue ──batch�
   seconds (frozen by SIGSTOP, stuck in a lock), instead of costing the next call its
   call_timeout. With `max_child_calls` / `max_child_rss_mb` a child is retired
   (closed gracefully) and replaced after a call, off by default.
-- With `VOLFEFE_PREEMPT=layers`, while a slot's call holding a text over `preempt_tokens`
+- With `VOLFEFE_PREEMPT=layers`, while a slot's call holding a text over `short_tokens`
   runs, the slot sends its child one express call at a time of short requests (when no child
   is idle to take them): the child answers it between two layers of the long call. A trial's
   call never gets one. When the child dies, the call and its express call fail together:
@@ -452,7 +452,7 @@ class Pool:
     def _may_express(self, batch: list[Request]) -> bool:
         """May express calls go beside this call? Only with preemption, never beside a trial's
         call, and only when the call holds a text longer than a short one."""
-        threshold = self._settings.preempt_tokens
+        threshold = self._settings.short_tokens
         return (
             self._settings.preempt == "layers"
             and batch[0].stage is Stage.CALL
@@ -465,7 +465,7 @@ class Pool:
         if port.dead or any(slot.idle for slot in self._slots):
             return None
         budget = min(self._settings.batch_tokens, sum(r.tokens for r in running) - 1)
-        short = self._queue.take_short(self._settings.preempt_tokens, budget)
+        short = self._queue.take_short(self._settings.short_tokens, budget)
         short = [request for request in short if not request.future.done()]
         if not short:
             return None
