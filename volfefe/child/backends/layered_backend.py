@@ -69,6 +69,9 @@ def load_staged(folder: Path, *, threads: int) -> tuple[dict[str, Any], StagedPr
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+        # One session per stage, each with its own intra-op threads: left to spin after
+        # their stage (onnxruntime's default), they take the cores from the next stage's.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         sessions = [
             ort.InferenceSession(str(folder / name), options, providers=["CPUExecutionProvider"])
             for name in meta["stages"]
