@@ -23,7 +23,7 @@ import psycopg
 
 # Both queries start with the same `done` rows: each classification of the range, its
 # latency and its length class.
-BY_LENGTH = """
+DONE = """
 WITH done AS (
     SELECT k.updated_at AS at,
            extract(epoch FROM k.updated_at - c.inserted_at)::double precision AS latency,
@@ -35,26 +35,15 @@ WITH done AS (
     JOIN contents AS c ON c.id = k.content_id
     WHERE k.updated_at >= %(since)s AND k.updated_at < %(until)s
 )
-SELECT coalesce(length, 'all') AS length, count(*) AS classified,
+"""
+BY_LENGTH = DONE + """SELECT coalesce(length, 'all') AS length, count(*) AS classified,
        percentile_cont(0.5) WITHIN GROUP (ORDER BY latency) AS p50_s,
        percentile_cont(0.99) WITHIN GROUP (ORDER BY latency) AS p99_s,
        max(latency) AS max_s
 FROM done
 GROUP BY ROLLUP (length)
 """
-PER_BUCKET = """
-WITH done AS (
-    SELECT k.updated_at AS at,
-           extract(epoch FROM k.updated_at - c.inserted_at)::double precision AS latency,
-           CASE WHEN jsonb_typeof(k.meta -> 'tokens') IS DISTINCT FROM 'number' THEN 'unknown'
-                WHEN (k.meta ->> 'tokens')::numeric <= %(short)s THEN 'short'
-                WHEN (k.meta ->> 'tokens')::numeric <= %(medium)s THEN 'medium'
-                ELSE 'long' END AS length
-    FROM classifications AS k
-    JOIN contents AS c ON c.id = k.content_id
-    WHERE k.updated_at >= %(since)s AND k.updated_at < %(until)s
-)
-, buckets AS (
+PER_BUCKET = DONE + """, buckets AS (
     SELECT s AS start
     FROM generate_series(
         %(start)s::timestamptz, %(until)s::timestamptz, %(step)s::interval
