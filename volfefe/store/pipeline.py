@@ -20,10 +20,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 # Both queries start with the same `done` rows: each classification of the range, its
 # latency and its length class.
-DONE = """
+DONE = sql.SQL("""
 WITH done AS (
     SELECT k.updated_at AS at,
            extract(epoch FROM k.updated_at - c.inserted_at)::double precision AS latency,
@@ -35,15 +36,18 @@ WITH done AS (
     JOIN contents AS c ON c.id = k.content_id
     WHERE k.updated_at >= %(since)s AND k.updated_at < %(until)s
 )
-"""
-BY_LENGTH = DONE + """SELECT coalesce(length, 'all') AS length, count(*) AS classified,
+""")
+BY_LENGTH = DONE + sql.SQL(
+    """SELECT coalesce(length, 'all') AS length, count(*) AS classified,
        percentile_cont(0.5) WITHIN GROUP (ORDER BY latency) AS p50_s,
        percentile_cont(0.99) WITHIN GROUP (ORDER BY latency) AS p99_s,
        max(latency) AS max_s
 FROM done
 GROUP BY ROLLUP (length)
 """
-PER_BUCKET = DONE + """, buckets AS (
+)
+PER_BUCKET = DONE + sql.SQL(
+    """, buckets AS (
     SELECT s AS start
     FROM generate_series(
         %(start)s::timestamptz, %(until)s::timestamptz, %(step)s::interval
@@ -58,6 +62,7 @@ LEFT JOIN done AS d ON date_bin(%(step)s::interval, d.at, %(start)s::timestamptz
 GROUP BY b.start
 ORDER BY b.start
 """
+)
 LENGTHS = ("short", "medium", "long", "unknown")
 
 
