@@ -30,6 +30,7 @@ def wait_listening(conn: psycopg.Connection[Any], count: int = 1) -> None:
     def ready() -> bool:
         row = conn.execute(
             "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'volfefe watch'"
+            " AND datname = current_database()"  # other tests' watchers share the server
             " AND state = 'idle' AND query LIKE %(q)s",
             {"q": "%FROM classifications%WHERE id >%"},
         ).fetchone()
