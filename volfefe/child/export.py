@@ -45,7 +45,7 @@ from volfefe.child.backends import onnx_backend, openvino_backend
 from volfefe.child.digest import UnsafeFolder, checked_folder, file_digest
 from volfefe.child.engine import ModelLoadError, model_version_of, resolve_labels
 from volfefe.child.export_openvino import Calibration, GuardRefused, NoBf16
-from volfefe.child.onnx_int8 import OPSET, quantize_dynamic_int8
+from volfefe.child.onnx_export import OPSET, exporter_modules, quantize_dynamic_int8
 from volfefe.protocol import (
     EXIT_BOOT_FAILED,
     EXIT_GUARD_REFUSED,
@@ -244,15 +244,7 @@ def export(
     model: str, revision: str | None, quantize: str, out: Path, digests: Path | None = None
 ) -> dict[str, Any]:
     """Export `model` to ONNX in `out` and return its record; ModelLoadError when impossible."""
-    try:
-        import onnx  # noqa: F401 - the exporter needs it; say so clearly when missing
-        import torch
-        from onnxruntime.transformers import optimizer
-    except ImportError as exc:
-        raise ModelLoadError(
-            f"exporting to ONNX needs the onnx extra ({exc.name} is missing): "
-            "pip install 'volfefe[onnx]', or set VOLFEFE_BACKEND=torch"
-        ) from exc
+    torch, optimizer = exporter_modules()
     from volfefe.child.backends.torch_backend import load_hf, max_length_of
 
     tokenizer, hf_model = load_hf(model, revision, attn_implementation="eager")

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from volfefe.child.engine import ModelLoadError, model_version_of, resolve_labels
-from volfefe.child.onnx_int8 import OPSET, quantize_dynamic_int8
+from volfefe.child.onnx_export import OPSET, exporter_modules, quantize_dynamic_int8
 
 META_FILE = "volfefe-onnx-layered.json"
 TOKENIZER_FILE = "tokenizer.json"
@@ -58,15 +58,7 @@ def export_layered(
 ) -> dict[str, Any]:
     """Export `model` as stage graphs in `out` and return its record (ModelLoadError when
     impossible: not a BERT classifier, or the onnx extra is missing)."""
-    try:
-        import onnx  # noqa: F401 - the exporter needs it; say so clearly when missing
-        import torch  # noqa: F401
-        from onnxruntime.transformers import optimizer  # noqa: F401
-    except ImportError as exc:
-        raise ModelLoadError(
-            f"exporting to ONNX needs the onnx extra ({exc.name} is missing): "
-            "pip install 'volfefe[onnx]', or set VOLFEFE_BACKEND=torch"
-        ) from exc
+    exporter_modules()
     from volfefe.child.backends.torch_backend import load_hf, max_length_of
 
     tokenizer, hf_model = load_hf(model, revision, attn_implementation="eager")

@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from volfefe.child.engine import Engine, ModelLoadError, export_engine, missing_runtime
+from volfefe.child.backends.onnx_backend import open_sessions
+from volfefe.child.engine import Engine, ModelLoadError, export_engine
 from volfefe.child.export_layered import META_FILE, TOKENIZER_FILE
 
 
@@ -58,26 +59,15 @@ class StagedPredict:
 def load_staged(folder: Path, *, threads: int) -> tuple[dict[str, Any], StagedPredict, Any]:
     """The record, the staged predict and the tokenizer of a layered export (ModelLoadError
     when unusable)."""
-    try:
-        import onnxruntime as ort
-    except ImportError as exc:
-        raise missing_runtime("onnx", exc) from exc
     from tokenizers import Tokenizer
 
     try:
         meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        # One session per stage, each with its own intra-op threads: left to spin after
-        # their stage (onnxruntime's default), they take the cores from the next stage's.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        sessions = [
-            ort.InferenceSession(str(folder / name), options, providers=["CPUExecutionProvider"])
-            for name in meta["stages"]
-        ]
+        sessions = open_sessions([folder / name for name in meta["stages"]], threads=threads)
         predict = StagedPredict(sessions)
         tokenizer = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
+    except ModelLoadError:
+        raise  # the runtime is missing: say that, not "cannot load"
     except Exception as exc:  # onnxruntime raises its own exception types
         raise ModelLoadError(f"cannot load the layered ONNX export in {folder}: {exc}") from exc
     return meta, predict, tokenizer

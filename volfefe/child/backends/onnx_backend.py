@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -18,23 +19,39 @@ MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 
 
-def load_engine(folder: Path, *, threads: int, max_chars: int, forward_tokens: int) -> Engine:
-    """Open an exported model with ONNX Runtime on the CPU (ModelLoadError when unusable)."""
+def open_sessions(paths: list[Path], *, threads: int) -> list[Any]:
+    """ONNX Runtime sessions of `paths` on the CPU, `threads` intra-op threads each (the
+    runtime's ImportError as ModelLoadError; its own errors pass through).
+
+    With several sessions (the layered export: one per stage) their threads do not spin
+    once a run ends: left spinning (onnxruntime's default), a stage's threads take the cores
+    from the next stage's.
+    """
     try:
         import onnxruntime as ort
     except ImportError as exc:
         raise missing_runtime("onnx", exc) from exc
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    if len(paths) > 1:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return [
+        ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        for path in paths
+    ]
+
+
+def load_engine(folder: Path, *, threads: int, max_chars: int, forward_tokens: int) -> Engine:
+    """Open an exported model with ONNX Runtime on the CPU (ModelLoadError when unusable)."""
     from tokenizers import Tokenizer
 
     try:
         meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        session = ort.InferenceSession(
-            str(folder / MODEL_FILE), options, providers=["CPUExecutionProvider"]
-        )
+        [session] = open_sessions([folder / MODEL_FILE], threads=threads)
         tokenizer = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
+    except ModelLoadError:
+        raise  # the runtime is missing: say that, not "cannot load"
     except Exception as exc:  # onnxruntime raises its own exception types
         raise ModelLoadError(f"cannot load the ONNX export in {folder}: {exc}") from exc
     inputs = {i.name for i in session.get_inputs()}
