@@ -39,12 +39,13 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
+from tests.helpers import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN = ("console", "python")
@@ -237,17 +238,18 @@ class Reader:
             self._wait_ready(proc, log, where)
 
     def _wait_ready(self, proc: subprocess.Popen[bytes], log: Path, where: str) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT
-        while time.monotonic() < deadline:
+        def ready() -> bool:
             if proc.poll() is not None:
                 raise AssertionError(f"{where}: serve exited {proc.returncode}:\n{log.read_text()}")
             try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/readyz", timeout=5).status_code == 200:
-                    return
+                return httpx.get(f"http://127.0.0.1:{self.port}/readyz", timeout=5).is_success
             except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"{where}: serve not ready in {READY_TIMEOUT} s:\n{log.read_text()}")
+                return False
+
+        try:
+            eventually(ready, timeout=READY_TIMEOUT, interval=0.2)
+        except AssertionError as exc:
+            raise AssertionError(f"{where}: {exc}:\n{log.read_text()}") from None
 
     def close(self) -> list[str]:
         """Stop the background commands (SIGTERM, then SIGKILL); their logs."""
