@@ -47,6 +47,7 @@ def backends_in_use() -> tuple[str, ...]:
     """Where database tests run: the $DATABASE_URL server when it is set, else embedded."""
     return ("server",) if os.environ.get("DATABASE_URL") else ("embedded",)
 
+
 DB_FIXTURES = frozenset({"database_url", "empty_database_url", "embedded_server_url", "server_url"})
 # Durability is pointless for a throw-away test server, and fsync dominates CREATE DATABASE.
 _FAST_SETTINGS = (("fsync", "off"), ("synchronous_commit", "off"), ("full_page_writes", "off"))

@@ -144,9 +144,7 @@ def test_a_pool_being_rebuilt_costs_no_job_an_attempt(
     classified in their first attempt (a rebuild is the worker's state, not the post's)."""
     ids = insert_posts(db_conn, [f"Post {n}: markets move" for n in range(12)])
     job_ids = enqueue_posts(db_conn, ids)
-    worker = start_worker(
-        database_url, concurrency=4, fault="crash@2", VOLFEFE_MAX_RESTARTS="0"
-    )
+    worker = start_worker(database_url, concurrency=4, fault="crash@2", VOLFEFE_MAX_RESTARTS="0")
 
     eventually(
         lambda: all(status_of(db_conn, j) in ("succeeded", "failed") for j in job_ids),

@@ -62,7 +62,6 @@ def settings_options(command: F) -> F:
     return command
 
 
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="volfefe", prog_name="volfefe")
 @settings_options

@@ -92,9 +92,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def start_worker(
-    ctx: click.Context, url: str, *, deliver: bool = True
-) -> subprocess.Popen[bytes]:
+def start_worker(ctx: click.Context, url: str, *, deliver: bool = True) -> subprocess.Popen[bytes]:
     """`python -m volfefe [the same global options] jobs worker [--no-deliver]` on the same
     database, with this process's environment less the web's secrets (`WEB_ONLY_ENV`)."""
     options: list[str] = []
