@@ -30,6 +30,7 @@ from volfefe.protocol import (
     DEFAULT_HUB_TIMEOUT,
     DEFAULT_MAX_CHARS,
     DEFAULT_MODEL,
+    DEFAULT_SHORT_TOKENS,
     GUARDED_SCHEMES,
     PREEMPT_MODES,
     QUANTIZE_SCHEMES,
@@ -544,7 +545,7 @@ class Settings:
         ),
     )
     short_tokens: int = setting(
-        default=64,
+        default=DEFAULT_SHORT_TOKENS,
         env="VOLFEFE_SHORT_TOKENS",
         section=BATCHING,
         check=at_least(1),
@@ -552,8 +553,9 @@ class Settings:
             "tokens per text, at most, of a short post for `VOLFEFE_SHORT_RESERVE`, for "
             "`VOLFEFE_SCHEDULE=shortest` (a call built around short posts takes only short "
             "ones) and for `VOLFEFE_PREEMPT=layers` (only short posts go in an express call, "
-            "and only to a child running a call that holds a longer text); the short length "
-            "class of /metrics is 64"
+            "and only to a child running a call that holds a longer text; the child runs a "
+            "pass of texts this short in one graph, never paused); the short length class of "
+            "/metrics is 64"
         ),
     )
     worker_cmd: tuple[str, ...] = field(

@@ -57,6 +57,8 @@ DEFAULT_MAX_CHARS = 20_000
 """Characters of a text sent to a child, at most (VOLFEFE_MAX_CHARS)."""
 DEFAULT_FORWARD_TOKENS = 1024
 """Padded tokens per forward pass (VOLFEFE_FORWARD_TOKENS)."""
+DEFAULT_SHORT_TOKENS = 64
+"""Tokens per text, at most, of a short post (VOLFEFE_SHORT_TOKENS)."""
 DEFAULT_HUB_TIMEOUT = 10.0
 """Seconds the model hub may take to answer (VOLFEFE_HUB_TIMEOUT)."""
 

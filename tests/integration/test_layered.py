@@ -30,12 +30,13 @@ OPTIONS = {"threads": 1, "max_chars": 10_000, "forward_tokens": 4096}
 
 
 def _engines(model: Path, root: Path, quantize: str) -> tuple[Engine, Engine]:
+    """The one-graph engine and a layered one whose every pass runs the stages (a pause
+    point that does nothing is still a pause point: the one-graph model is never used)."""
     one = ensure_export(root, str(model), None, quantize)
-    layered = ensure_export(root, str(model), None, quantize, "onnx-layered")
-    return (
-        onnx_backend.load_engine(one, **OPTIONS),
-        layered_backend.load_engine(layered, **OPTIONS)[0],
-    )
+    folder = ensure_export(root, str(model), None, quantize, "onnx-layered")
+    layered, staged = layered_backend.load_engine(folder, **OPTIONS, short_tokens=0)
+    staged.between = lambda: None
+    return onnx_backend.load_engine(one, **OPTIONS), layered
 
 
 def _batch(engine: Engine) -> tuple[np.ndarray, np.ndarray]:
@@ -51,7 +52,11 @@ def _batch(engine: Engine) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _scores(engine: Engine) -> list[list[float]]:
-    results = engine.classify(TEXTS)
+    return _scores_of(engine, TEXTS)
+
+
+def _scores_of(engine: Engine, texts: list[str]) -> list[list[float]]:
+    results = engine.classify(texts)
     assert all(isinstance(r, ItemResult) for r in results)
     return [list(r.raw_scores.values()) for r in results if isinstance(r, ItemResult)]
 
@@ -76,7 +81,7 @@ def test_int8_stages_stay_within_the_accuracy_guard(tiny_model: Path, tmp_path: 
 
 def test_the_pause_point_comes_between_every_two_stages(tiny_model: Path, tmp_path: Path) -> None:
     folder = ensure_export(tmp_path, str(tiny_model), None, "none", "onnx-layered")
-    engine, staged = layered_backend.load_engine(folder, **OPTIONS)
+    engine, staged = layered_backend.load_engine(folder, **OPTIONS, short_tokens=0)
     pauses: list[int] = []
     staged.between = lambda: pauses.append(1)
     engine.classify(["stocks rally"])
@@ -84,11 +89,33 @@ def test_the_pause_point_comes_between_every_two_stages(tiny_model: Path, tmp_pa
     assert len(pauses) == staged.stages - 1
 
 
+def test_a_short_pass_or_one_nobody_pauses_runs_the_one_graph_model(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    folder = ensure_export(tmp_path, str(tiny_model), None, "none", "onnx-layered")
+    engine, staged = layered_backend.load_engine(folder, **OPTIONS, short_tokens=8)
+    pauses: list[str] = []
+    staged.between = lambda: pauses.append("paused")
+    short = _scores_of(engine, ["stocks rally"])  # 4 tokens: never paused
+    assert pauses == []
+    engine.classify(["fed " * 20])  # 22 tokens: paused between every two stages
+    assert len(pauses) == staged.stages - 1
+    pauses.clear()
+    staged.between = layered_backend.no_pause
+    engine.classify(["fed " * 20])
+    assert pauses == []
+    one = onnx_backend.load_engine(
+        ensure_export(tmp_path, str(tiny_model), None, "none"), **OPTIONS
+    )
+    assert short == _scores_of(one, ["stocks rally"])  # the same graph: the same scores
+
+
 def test_a_pass_run_at_the_pause_point_leaves_the_paused_one_intact(
     tiny_model: Path, tmp_path: Path
 ) -> None:
     folder = ensure_export(tmp_path, str(tiny_model), None, "none", "onnx-layered")
-    engine, staged = layered_backend.load_engine(folder, **OPTIONS)
+    engine, staged = layered_backend.load_engine(folder, **OPTIONS, short_tokens=0)
+    staged.between = lambda: None  # the stages, like the paused pass below
     alone = _scores(engine)
     nested: list[list[float]] = []
 
@@ -107,7 +134,8 @@ def test_the_layered_export_is_cached_and_checked(tiny_model: Path, tmp_path: Pa
     assert folder != cache_folder(tmp_path, str(tiny_model), None, "none")
     meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
     assert meta["stages"] == stage_files(2)
-    assert sorted(meta["fingerprints"]) == sorted(stage_files(2))
+    assert meta["whole"] == onnx_backend.MODEL_FILE  # the one-graph model beside the stages
+    assert sorted(meta["fingerprints"]) == sorted([*stage_files(2), onnx_backend.MODEL_FILE])
     assert is_complete(folder, "onnx-layered")
     before = (folder / "layer-01.onnx").stat().st_mtime_ns
     assert ensure_export(tmp_path, str(tiny_model), None, "none", "onnx-layered") == folder

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,18 +12,23 @@ import orjson
 import pytest
 
 from volfefe.child.export import ensure_export
+from volfefe.child.faults import FAULT_VAR
+from volfefe.child.preempt import PAUSE_LIMIT
 
 LONG = "fed " * 300  # 302 tokens: a long pass (two of them still fit one pipe write)
 SHORT = "stocks rally"
 
 
-def serve(model: Path, preempt: str, lines: list[dict[str, Any]]) -> list[Any]:
+def serve(
+    model: Path, preempt: str, lines: list[dict[str, Any]], fault: str | None = None
+) -> list[Any]:
     """Start a child, write `lines` in one write, and return its replies in arrival order
-    (exports go to the session's VOLFEFE_EXPORT_CACHE)."""
+    (exports go to the session's VOLFEFE_EXPORT_CACHE; `fault`: VOLFEFE_WORKER_FAULT)."""
     argv = [sys.executable, "-m", "volfefe.child", "--serve", "--model", str(model)]
     argv += ["--backend", "onnx", "--threads", "1", "--preempt", preempt]
+    env = {**os.environ, FAULT_VAR: fault} if fault else None
     with subprocess.Popen(
-        argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+        argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env
     ) as proc:
         assert proc.stdin is not None and proc.stdout is not None
         try:
@@ -66,6 +72,15 @@ def test_pings_and_bad_lines_overtake_too_and_order_holds_among_equals(tiny_mode
     assert [r["id"] for r in replies] == [3, 4, 5, 1, 2]
     assert replies[1]["error"]["type"] == "BadRequest"
     assert replies[0]["results"] == []
+
+
+def test_a_long_request_moves_on_once_a_pause_has_lasted_its_limit(tiny_model: Path) -> None:
+    # The tiny model's pass has 3 pauses (embeddings, 2 layers, head). Each request sleeps
+    # longer than a pause may last before its pass, so each pause runs one short request and
+    # the long one moves on: it is answered after the third short one, before the fourth.
+    lines = [{"id": 1, "texts": [LONG]}, *({"id": n, "texts": [SHORT]} for n in range(2, 7))]
+    replies = serve(tiny_model, "layers", lines, fault=f"delay={PAUSE_LIMIT * 2}")
+    assert [r["id"] for r in replies] == [2, 3, 4, 1, 5, 6]
 
 
 def test_the_preempting_child_never_imports_torch(tiny_model: Path, tmp_path: Path) -> None:

@@ -90,6 +90,26 @@ def test_a_faulty_batch_is_retried_alone_with_preemption_on(
     assert clf.stats()["restarts"] == 1
 
 
+async def test_short_texts_go_to_the_busy_child_as_they_arrive(
+    make_classifier: MakeClassifier,
+) -> None:
+    # A second short text does not wait for the first one's express call to end: both are in
+    # flight beside the long call (each sleeps DELAY in the child before its pass).
+    clf = preempting(make_classifier, DELAY)
+    await asyncio.to_thread(clf.start)
+    long = asyncio.create_task(clf.aclassify(LONG))
+    await aeventually(lambda: clf.stats()["calls"] >= 1)
+    first = asyncio.create_task(clf.aclassify(SHORT))
+    await aeventually(lambda: clf.stats()["express"] >= 1)
+    second = asyncio.create_task(clf.aclassify("rates cut"))
+    await aeventually(lambda: clf.stats()["express"] >= 2)
+    assert not first.done()
+    done, _ = await asyncio.wait([long, first, second])
+    assert all(task.result().sentiment in TINY_LABELS for task in done)
+    assert clf.stats()["restarts"] == 0
+    await clf.aclose()
+
+
 async def test_a_long_call_given_up_burns_its_child_and_the_express_call_goes_again(
     make_classifier: MakeClassifier,
 ) -> None:

@@ -54,7 +54,9 @@ from volfefe.protocol import (
     QUANTIZE_SCHEMES,
 )
 
-EXPORT_FORMAT = 2  # bump when the export recipe changes, so caches are rebuilt
+# Each backend's export recipe; bump one when its recipe changes, so its caches are rebuilt
+# (onnx-layered 3: the one-graph model beside the stages).
+EXPORT_FORMATS = {"onnx": 2, "onnx-layered": 3, "openvino": 2}
 DIGESTS = ".digests"
 # backend -> (record file, model files whose digests the record keeps; None: the graph
 # files its record lists under "stages", one per layer)
@@ -76,7 +78,7 @@ def cache_folder(
     local = Path(model).is_dir()
     identity = model_version_of(model, revision, None, root / DIGESTS) if local else model
     key = hashlib.sha256(
-        json.dumps([EXPORT_FORMAT, backend, identity, revision or "", quantize]).encode()
+        json.dumps([EXPORT_FORMATS[backend], backend, identity, revision or "", quantize]).encode()
     ).hexdigest()[:16]
     name = Path(model).name if local else model.replace("/", "--")
     prefix = "" if backend == "onnx" else f"{backend}-"
@@ -97,7 +99,7 @@ def is_complete(folder: Path, backend: str = "onnx") -> bool:
         recorded = meta.get("fingerprints", {})
         model_files = model_files_of(backend, meta)
         return bool(
-            meta.get("format") == EXPORT_FORMAT
+            meta.get("format") == EXPORT_FORMATS[backend]
             and model_files
             and (folder / onnx_backend.TOKENIZER_FILE).is_file()
             and all(fingerprint(folder / f, digests) == recorded.get(f) for f in model_files)
@@ -108,18 +110,24 @@ def is_complete(folder: Path, backend: str = "onnx") -> bool:
 
 def model_files_of(backend: str, meta: dict[str, Any]) -> tuple[str, ...]:
     """The model files of an export of `backend` whose record is `meta`: fixed names, or
-    the stage graphs the record lists (a name that is not a plain file name is refused).
+    the stage graphs and the one-graph model the record lists (ValueError when it lists no
+    stage, or a name that is not a plain file name).
 
     >>> model_files_of("onnx-layered", {"stages": ["embeddings.onnx", "head.onnx"]})
     ('embeddings.onnx', 'head.onnx')
+    >>> model_files_of("onnx-layered", {"stages": ["head.onnx"], "whole": "model.onnx"})
+    ('head.onnx', 'model.onnx')
     """
     fixed = LAYOUT[backend][1]
     if fixed is not None:
         return fixed
     stages = tuple(str(name) for name in meta.get("stages", ()))
-    if any(Path(name).name != name or name.startswith(".") for name in stages):
-        raise ValueError(f"a stage file name is not a plain file name: {stages}")
-    return stages
+    if not stages:
+        raise ValueError("the record lists no stage files")
+    files = stages + ((str(meta["whole"]),) if "whole" in meta else ())
+    if any(Path(name).name != name or name.startswith(".") for name in files):
+        raise ValueError(f"a model file name is not a plain file name: {files}")
+    return files
 
 
 def ensure_export(
@@ -158,7 +166,7 @@ def ensure_export(
         try:
             meta = _export(model, revision, quantize, backend, tmp, calibration, root / DIGESTS)
             meta_file = LAYOUT[backend][0]
-            meta["format"] = EXPORT_FORMAT
+            meta["format"] = EXPORT_FORMATS[backend]
             meta["fingerprints"] = {f: fingerprint(tmp / f) for f in model_files_of(backend, meta)}
             (tmp / meta_file).write_text(json.dumps(meta, indent=2), encoding="utf-8")
             if folder.exists():
@@ -191,7 +199,14 @@ def _export(
             model, revision, quantize, out, calibration=calibration, digest_cache=digests
         )
     if backend == "onnx-layered":
-        return export_layered.export_layered(model, revision, quantize, out, digests)
+        # The one-graph export beside the stages: a pass nobody preempts runs it whole.
+        whole = export(model, revision, quantize, out, digests)
+        layered = export_layered.export_layered(model, revision, quantize, out, digests)
+        return {
+            **layered,
+            "whole": onnx_backend.MODEL_FILE,
+            "model_version": whole["model_version"],
+        }
     return export(model, revision, quantize, out, digests)
 
 

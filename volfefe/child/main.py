@@ -43,6 +43,7 @@ from volfefe.protocol import (
     DEFAULT_FORWARD_TOKENS,
     DEFAULT_MAX_CHARS,
     DEFAULT_MODEL,
+    DEFAULT_SHORT_TOKENS,
     EXIT_BOOT_FAILED,
     GUARDED_SCHEMES,
     PREEMPT_MODES,
@@ -111,7 +112,11 @@ def load_layered(args: argparse.Namespace) -> tuple[Engine, StagedPredict]:
             args.export_cache, args.model, args.revision, args.quantize, "onnx-layered"
         )
     return load_staged_engine(
-        folder, threads=args.threads, max_chars=args.max_chars, forward_tokens=args.forward_tokens
+        folder,
+        threads=args.threads,
+        max_chars=args.max_chars,
+        forward_tokens=args.forward_tokens,
+        short_tokens=args.short_tokens,
     )
 
 
@@ -228,6 +233,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="layers: run the model layer by layer (onnx backend, layered export) and answer "
         "shorter waiting requests between two layers of a long one; replies may then leave "
         "out of order",
+    )
+    parser.add_argument(
+        "--short-tokens",
+        type=int,
+        default=DEFAULT_SHORT_TOKENS,
+        help="with --preempt layers: a pass of texts of at most this many tokens runs the "
+        "one-graph model, never paused",
     )
     parser.add_argument(
         "--forward-tokens",

@@ -5,17 +5,19 @@ behind a long one is answered between two stages of the long one's forward pass.
 stdin ──reader thread──> queue of line chunks ──> pending (FIFO) ──> compute loop
                                                                         │ runs the oldest
         stages of its pass: embeddings │ layer 0 │ layer 1 │ ... │ head
-                                       ▲ between two stages: every pending request
-                                         shorter than it, whole, reply written at once
+                                       ▲ between two stages (a pause): every pending
+                                         request shorter than it, whole, reply written at
+                                         once, then those that came meanwhile, and so on
 ```
 
 A reply carries its request's id, so replies may leave in another order than requests came;
 a request run between stages is not itself preempted (no nesting). "Shorter" is measured in
 characters (each text cut to max_chars), which the tokenizer turns into tokens roughly in
-proportion; a ping (no texts) and a line that is not a request are shortest of all. Only
-what is waiting at a pause is run there, so a long request moves on after each pause even
-under a stream of short ones. The reader thread queues every complete line of one read
-together: lines written in one write are seen together.
+proportion; a ping (no texts) and a line that is not a request are shortest of all. A pause
+ends when no shorter request waits or once it has lasted `PAUSE_LIMIT`, so a long request
+moves on by at least one stage per `PAUSE_LIMIT` even under a flood of short ones. The
+reader thread queues every complete line of one read together: lines written in one write
+are seen together.
 """
 
 from __future__ import annotations
@@ -23,17 +25,19 @@ from __future__ import annotations
 import os
 import queue
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 from typing import IO
 
 from volfefe.child.answer import answer, read_line
-from volfefe.child.backends.layered_backend import StagedPredict
+from volfefe.child.backends.layered_backend import StagedPredict, no_pause
 from volfefe.child.engine import Engine
 from volfefe.child.faults import Fault
 from volfefe.protocol import Reply, Request, encode
 
 READ_CHUNK = 1 << 16
+PAUSE_LIMIT = 0.05  # seconds one pause may run shorter requests (checked between requests)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +83,7 @@ class Scheduler:
                 self._run(item)
             finally:
                 self._running = None
-                self._staged.between = _nothing
+                self._staged.between = no_pause
         if self._fault is not None:
             self._fault.on_eof()
 
@@ -91,19 +95,23 @@ class Scheduler:
         self._out.flush()
 
     def _between(self) -> None:
-        """The pause point: run every waiting request shorter than the paused one."""
+        """The pause point: run the waiting requests shorter than the paused one, and those
+        that arrive meanwhile, until none waits or the pause has lasted PAUSE_LIMIT."""
         running = self._running
         if running is None:
             return
-        self._collect()
-        shorter = [p for p in self._pending if p is not _EOF and p.size < running.size]
-        if not shorter:
-            return
-        self._staged.between = _nothing  # what runs here is not preempted in turn
+        ends = time.monotonic() + PAUSE_LIMIT
+        self._staged.between = no_pause  # what runs here is not preempted in turn
         try:
-            for item in shorter:
-                self._pending.remove(item)
-                self._run(item)
+            while time.monotonic() < ends:
+                self._collect()
+                shorter = next(
+                    (p for p in self._pending if p is not _EOF and p.size < running.size), None
+                )
+                if shorter is None:
+                    return
+                self._pending.remove(shorter)
+                self._run(shorter)
         finally:
             self._staged.between = self._between
 
@@ -138,7 +146,3 @@ class Scheduler:
         if isinstance(read, Reply):
             return Pending(read, 0)
         return Pending(read, sum(min(len(t), self._engine.max_chars) for t in read.texts))
-
-
-def _nothing() -> None:
-    """The pause point when nothing may run there."""

@@ -17,10 +17,11 @@ callers ──classify(texts)──> requests ──> RequestQueue ──batch�
   call_timeout. With `max_child_calls` / `max_child_rss_mb` a child is retired
   (closed gracefully) and replaced after a call, off by default.
 - With `VOLFEFE_PREEMPT=layers`, while a slot's call holding a text over `short_tokens`
-  runs, the slot sends its child one express call at a time of short requests (when no child
-  is idle to take them): the child answers it between two layers of the long call. A trial's
-  call never gets one. When the child dies, the call and its express call fail together:
-  their texts go on trial, and the restart budget is charged once.
+  runs, the slot sends its child the short requests as they arrive (when no child is idle to
+  take them), each batch of them an express call, several in flight if need be: the child
+  answers them between two layers of the long call. A trial's call never gets one. When the
+  child dies, the call and its express calls fail together: their texts go on trial, and
+  the restart budget is charged once.
 - When a call fails with a WorkerError, each text of it goes on trial (trial.py): alone, then
   alone as the first call of a fresh child, then the known-good control on a fresh child.
   Only a text that fails both lone calls while the control passes is answered with
@@ -406,9 +407,10 @@ class Pool:
         failed: list[tuple[list[Request], WorkerError]],
     ) -> bool:
         """Wait for the call while a caller still waits for it; False when none does. With
-        preemption, send the child express calls meanwhile (failed ones land in `failed`)."""
+        preemption, send the child express calls meanwhile, one as soon as short requests
+        wait, however many are in flight (failed ones land in `failed`)."""
         futures = [request.future for request in batch]
-        express: Express | None = None
+        expresses: list[Express] = []
         arrival: asyncio.Task[bool] | None = None
         may_express = self._may_express(batch)
         try:
@@ -420,34 +422,36 @@ class Pool:
                         await call
                     return False
                 waiters: list[asyncio.Future[object]] = [call, *waiting]  # type: ignore[list-item]
-                if may_express and express is None:
+                if may_express:
                     express = self._send_express(port, batch)
-                    if express is None:  # wait for short work to arrive
-                        arrival = arrival or asyncio.create_task(self._queue.arrival())
-                        waiters.append(arrival)  # type: ignore[arg-type]
-                if express is not None:
-                    waiters.append(express[1])  # type: ignore[arg-type]
+                    if express is not None:
+                        expresses.append(express)
+                        continue  # more may wait than one call's budget
+                    arrival = arrival or asyncio.create_task(self._queue.arrival())
+                    waiters.append(arrival)  # type: ignore[arg-type]
+                waiters.extend(e[1] for e in expresses)  # type: ignore[misc]
                 await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
                 if arrival is not None and arrival.done():
                     may_express = arrival.result()  # False: the queue stopped
                     arrival = None
-                if express is not None and express[1].done():
+                for express in [e for e in expresses if e[1].done()]:
+                    expresses.remove(express)
                     self._express_done(express, port, failed)
-                    express = None
             return True
         except asyncio.CancelledError:
-            if express is not None:
+            for express in expresses:
                 express[1].cancel()  # the port burns the child
-                express = None
+            expresses.clear()
             raise
         finally:
             if arrival is not None:
                 arrival.cancel()
-            if express is not None:
-                # The long call ended first: the short reply follows at once, or the child
-                # died and the express call fails with it (within its own call_timeout).
-                await asyncio.wait([express[1]])
-                self._express_done(express, port, failed)
+            if expresses:
+                # The long call ended first: the short replies follow at once, or the child
+                # died and the express calls fail with it (within their own call_timeout).
+                await asyncio.wait([e[1] for e in expresses])
+                for express in expresses:
+                    self._express_done(express, port, failed)
 
     def _may_express(self, batch: list[Request]) -> bool:
         """May express calls go beside this call? Only with preemption, never beside a trial's

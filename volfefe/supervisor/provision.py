@@ -184,5 +184,7 @@ async def _export_args(settings: Settings, backend: str, request: ExportRequest)
             returncode=EXIT_BOOT_FAILED,
             stderr=tail,
         )
-    preempt = ["--preempt", "layers"] if layered else []
+    preempt = (
+        ["--preempt", "layers", "--short-tokens", str(settings.short_tokens)] if layered else []
+    )
     return ["--backend", backend, "--export-dir", lines[-1], *preempt]

@@ -19,9 +19,11 @@ VOLFEFE_SCHEDULE_AGING     under either rule, a request that has waited this lon
 ```
 
 Tokens per text is the order that minimises the texts' mean wait when a call costs about
-its tokens (Smith's rule: cost over the texts answered). Under either rule a call holds
-one kind of request, short or not, so a short post never waits for a long one's pass in its
-own call. Retries of a trial (trial.py) are not scheduled here: they go first, alone.
+its tokens (Smith's rule: cost over the texts answered). Under either rule, and with
+preemption between layers (VOLFEFE_PREEMPT=layers, whose express calls take short requests
+only), a call holds one kind of request, short or not, so a short post never waits for a
+long one's pass in its own call. Retries of a trial (trial.py) are not scheduled here: they
+go first, alone.
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ def per_text(request: Waiting) -> float:
 class Schedule:
     """The rules in force (the module's docstring); the default is first come, first served.
 
-    >>> Schedule().by_length, Schedule(shortest=True).by_length, Schedule(reserve=1).by_length
+    >>> Schedule().by_length, Schedule(shortest=True).by_length, Schedule(preempt=True).by_length
     (False, True, True)
     """
 
@@ -68,6 +70,7 @@ class Schedule:
     aging: float = 0.1
     reserve: int = 0
     short_tokens: int = 64
+    preempt: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Schedule:
@@ -82,12 +85,14 @@ class Schedule:
             aging=settings.schedule_aging,
             reserve=min(settings.short_reserve, settings.workers - 1),
             short_tokens=settings.short_tokens,
+            preempt=settings.preempt == "layers",
         )
 
     @property
     def by_length(self) -> bool:
-        """True when a rule is on: the queue then asks `choose`, and a call holds one kind."""
-        return self.shortest or self.reserve > 0
+        """True when a rule or preemption is on: the queue then asks `choose`, and a call
+        holds one kind."""
+        return self.shortest or self.reserve > 0 or self.preempt
 
     def is_short(self, request: Waiting) -> bool:
         """True for a request of short posts."""
