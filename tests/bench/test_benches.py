@@ -25,7 +25,7 @@ from benches.harness import corpus, render, results
 from benches.harness.settings import parse_setting
 from benches.harness.stats import nearest_rank, percentile
 from benches.harness.tables import markdown_table
-from benches.suites import SUITES
+from benches.suites import SUITES, realtime
 
 pytestmark = pytest.mark.bench
 
@@ -168,6 +168,10 @@ def check_realtime(report: Report, rows: list[Report], stdout: str) -> None:
         assert row["poll_interval_s"] > 0
         assert row["load_capacity_per_s"] == 12  # not the drain rate it measured
         assert (row["load_50"]["rate_per_s"], row["load_90"]["rate_per_s"]) == (6.0, 10.8)
+    # The goals, each with its verdict; ratios against the same run's idle p99.
+    goals = {f"onnx_int8_{goal[0]}" for goal in realtime.GOALS} | {"onnx_int8_jobs_vs_classify"}
+    assert set(report["targets"]) == goals
+    assert all(isinstance(t["met"], bool) or t["value"] is None for t in report["targets"].values())
 
 
 RUNTIMES_CHILD_ROWS = {"onnx_fp32", "onnx_int8", "openvino_fp32", "openvino_int8_static"}

@@ -35,6 +35,8 @@ import orjson
 from volfefe.child.answer import answer, read_line
 from volfefe.child.backends.layered_backend import StagedPredict
 from volfefe.child.backends.layered_backend import load_engine as load_staged_engine
+from volfefe.child.backends.layered_backend import warm_up as warm_up_stages
+from volfefe.child.backends.onnx_backend import share_one_thread_pool
 from volfefe.child.engine import Engine, ModelLoadError
 from volfefe.child.faults import Fault, fault_from_env
 from volfefe.child.hub import HUB_TIMEOUT, ModelUnavailable
@@ -111,6 +113,7 @@ def load_layered(args: argparse.Namespace) -> tuple[Engine, StagedPredict]:
         folder = ensure_export(
             args.export_cache, args.model, args.revision, args.quantize, "onnx-layered"
         )
+    share_one_thread_pool(args.threads)  # the export is done: no other onnxruntime from here
     return load_staged_engine(
         folder,
         threads=args.threads,
@@ -270,7 +273,11 @@ def main(argv: list[str] | None = None) -> int:
             engine, staged = load_layered(args)
         else:
             engine = load_engine(args)
-        engine.warm_up()  # before the fault switch: a warm-up pass is not a request
+        # Before the fault switch: a warm-up pass is not a request.
+        if staged is not None:
+            warm_up_stages(engine, staged)
+        else:
+            engine.warm_up()
         if fault is not None:
             engine.predict = fault.wrap_predict(engine.predict)
     except ModelLoadError as exc:

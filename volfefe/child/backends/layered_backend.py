@@ -105,3 +105,18 @@ def load_engine(
         forward_tokens=forward_tokens,
     )
     return engine, predict
+
+
+def warm_up(engine: Engine, staged: StagedPredict) -> None:
+    """The engine's warm-up through the stage graphs (with a pause point that runs nothing),
+    then through the one-graph model (ModelLoadError when a pass fails)."""
+    staged.between = _pause_nothing
+    try:
+        engine.warm_up()
+    finally:
+        staged.between = no_pause
+    engine.warm_up()
+
+
+def _pause_nothing() -> None:
+    """A pause point at which nothing runs (the stage graphs run, unlike with no_pause)."""

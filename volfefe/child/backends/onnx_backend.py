@@ -19,11 +19,34 @@ MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 
 
+_shared_pool = False  # share_one_thread_pool() was called: every session uses its pool
+
+
+def share_one_thread_pool(threads: int) -> None:
+    """From now on, every session of this process runs on one pool of `threads` threads.
+
+    For a process that runs several sessions one after the other (the preempting child: one
+    session per stage of the layered export) and nothing else of onnxruntime: a stage starts
+    on threads still spinning from the previous one, where per-session pools would each spin
+    and take the cores from the next stage's (or, not spinning, pay a wake-up per operator).
+    Call it before the process's first session; onnxruntime then refuses any session that
+    asks for threads of its own, which is why only the child's `main` calls it.
+    """
+    global _shared_pool
+    try:
+        from onnxruntime.capi import _pybind_state
+    except ImportError as exc:
+        raise missing_runtime("onnx", exc) from exc
+    _pybind_state.set_global_thread_pool_sizes(threads, 1)
+    _shared_pool = True
+
+
 def open_sessions(paths: list[Path], *, threads: int) -> list[Any]:
-    """ONNX Runtime sessions of `paths` on the CPU, `threads` intra-op threads each (the
+    """ONNX Runtime sessions of `paths` on the CPU, `threads` intra-op threads (the
     runtime's ImportError as ModelLoadError; its own errors pass through).
 
-    With several sessions (the layered export: one per stage) their threads do not spin
+    On the process's one pool after `share_one_thread_pool`. Else each session has its own
+    threads, and with several sessions (the layered export, one per stage) they do not spin
     once a run ends: left spinning (onnxruntime's default), a stage's threads take the cores
     from the next stage's.
     """
@@ -32,10 +55,14 @@ def open_sessions(paths: list[Path], *, threads: int) -> list[Any]:
     except ImportError as exc:
         raise missing_runtime("onnx", exc) from exc
     options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    if len(paths) > 1:
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if _shared_pool:
+        options.use_per_session_threads = False
+        options.log_severity_level = 3  # not the warning that the pool's sizes are its own
+    else:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        if len(paths) > 1:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return [
         ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         for path in paths
