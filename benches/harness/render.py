@@ -2,6 +2,8 @@
 
     benches/results/<cpu-slug>/*.json  ──render──>  docs/benchmarks.md             (the index)
                                                     docs/benchmarks/<cpu-slug>.md  (one per CPU)
+    benches/results/<cpu-slug>/comparisons/*.json  ──>  the comparison tables of README.md
+                                                        and docs/*.md (comparison.py)
 
 A figure in these pages is a figure of a committed result: nothing is typed by hand. The
 index holds the method, how to run, and each CPU's latest result per suite; a CPU's page holds
@@ -16,6 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from . import comparison
 from .process import ROOT
 from .results import RESULTS
 from .tables import markdown_table
@@ -144,6 +147,10 @@ def pages(
     out = {docs / INDEX: index_page(by_cpu, suites)}
     for slug, results in by_cpu.items():
         out[docs / PAGES / f"{slug}.md"] = cpu_page(slug, results)
+    for page in [docs.parent / "README.md", *sorted(docs.glob("*.md"))]:
+        text = page.read_text(encoding="utf-8") if page.is_file() else ""
+        if page not in out and comparison.BLOCK.search(text):
+            out[page] = comparison.rewrite(text, results_dir)
     return out
 
 

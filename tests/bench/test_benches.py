@@ -459,3 +459,49 @@ def test_render_shows_each_cpus_latest_result_and_flags_stale_pages(tmp_path: Pa
     assert render.stale(wanted, docs) == [leftover]
     render.write(wanted, docs)
     assert not leftover.exists()
+
+
+def a_realtime_result(date: str, short_p99: float, drain: float) -> dict[str, Any]:
+    """A realtime result JSON with made-up figures: short posts' p99 idle 20 ms, at 50 % load
+    `short_p99`; long posts only idle."""
+
+    def phase(p99: float) -> dict[str, Any]:
+        return {"by_class": {"short": {"posts": 9, "p50_ms": 10.0, "p99_ms": p99}}}
+
+    idle = {"by_class": {**phase(20.0)["by_class"], "long": {"p50_ms": 120.0, "p99_ms": 150.0}}}
+    report = {"idle": idle, "load_50": phase(short_p99), "load_90": phase(2 * short_p99)}
+    return {
+        **a_result("realtime", date, 0.0),
+        "report": {"backends": {"onnx_int8": {**report, "jobs_posts_per_s": drain}}},
+    }
+
+
+def test_a_comparison_block_is_rendered_from_its_runs(tmp_path: Path) -> None:
+    docs, found = tmp_path / "docs", tmp_path / "results"
+    (found / "cpu" / "comparisons").mkdir(parents=True)
+    arms = []
+    for label, figures in (("default", [(400.0, 70.0), (600.0, 72.0)]), ("fast", [(50.0, 63.0)])):
+        files = []
+        for n, (p99, drain) in enumerate(figures):
+            name = f"realtime-{label}-{n}.json"
+            date = f"2026-12-06T0{n}:00:00+00:00"
+            (found / "cpu" / name).write_text(json.dumps(a_realtime_result(date, p99, drain)))
+            files.append(name)
+        arms.append({"label": label, "results": files})
+    manifest = {"command": "python -m benches run realtime", "arms": arms}
+    (found / "cpu" / "comparisons" / "ab.json").write_text(json.dumps(manifest))
+    docs.mkdir()
+    page = docs / "sizing.md"
+    page.write_text(
+        "Before.\n<!-- comparison: cpu/comparisons/ab.json -->\nold\n<!-- end comparison -->\n"
+    )
+
+    text = render.pages(DESCRIPTIONS, found, docs)[page]
+    assert text.startswith("Before.\n<!-- comparison: cpu/comparisons/ab.json -->\n")
+    assert "old" not in text and text.endswith("<!-- end comparison -->\n")
+    # Medians over each arm's runs; ratios against each run's idle p99 and the first arm.
+    assert "| short (≤ 64 tokens) | default | 2 | 10.0 / 20.0 | 10.0 / 500.0 (25.0x) |" in text
+    fast = "| fast | 1 | 10.0 / 20.0 | 10.0 / 50.0 (2.5x) | 10.0 / 100.0 (5.0x) | 63.0 (0.9x) |"
+    assert f"| short {fast}" in text
+    assert "| long | fast | 1 | 120.0 / 150.0 | n/a / n/a (n/a) |" in text
+    assert render.pages(DESCRIPTIONS, found, docs)[page] == text  # rendering is stable
