@@ -86,13 +86,13 @@ def ms(value: float | None) -> str:
     return f"{value:.1f}" if value < 1000 else f"{value:.0f}"
 
 
-def times(value: float | None) -> str:
+def times(value: float | None, digits: int = 1) -> str:
     """A ratio: `3.2x`.
 
-    >>> times(3.2149), times(None)
-    ('3.2x', 'n/a')
+    >>> times(3.2149), times(0.905, digits=2), times(None)
+    ('3.2x', '0.91x', 'n/a')
     """
-    return "n/a" if value is None else f"{value:.1f}x"
+    return "n/a" if value is None else f"{value:.{digits}f}x"
 
 
 def table(arms: Sequence[tuple[str, Sequence[Mapping[str, Any]]]]) -> list[str]:
@@ -115,7 +115,7 @@ def table(arms: Sequence[tuple[str, Sequence[Mapping[str, Any]]]]) -> list[str]:
                     cell += f" ({times(median_of(reports, over_idle(phase, length)))})"
                 cells.append(cell)
             ratio = None if drain is None or not base else drain / base
-            cells.append(f"{drain:.1f} ({times(ratio)})" if drain is not None else "n/a")
+            cells.append(f"{drain:.1f} ({times(ratio, 2)})" if drain is not None else "n/a")
             rows.append(cells)
     return markdown_table(header, "lllrrrr", rows)
 

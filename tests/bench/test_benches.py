@@ -501,7 +501,7 @@ def test_a_comparison_block_is_rendered_from_its_runs(tmp_path: Path) -> None:
     assert "old" not in text and text.endswith("<!-- end comparison -->\n")
     # Medians over each arm's runs; ratios against each run's idle p99 and the first arm.
     assert "| short (≤ 64 tokens) | default | 2 | 10.0 / 20.0 | 10.0 / 500.0 (25.0x) |" in text
-    fast = "| fast | 1 | 10.0 / 20.0 | 10.0 / 50.0 (2.5x) | 10.0 / 100.0 (5.0x) | 63.0 (0.9x) |"
+    fast = "| fast | 1 | 10.0 / 20.0 | 10.0 / 50.0 (2.5x) | 10.0 / 100.0 (5.0x) | 63.0 (0.89x) |"
     assert f"| short {fast}" in text
     assert "| long | fast | 1 | 120.0 / 150.0 | n/a / n/a (n/a) |" in text
     assert render.pages(DESCRIPTIONS, found, docs)[page] == text  # rendering is stable
