@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -75,12 +77,38 @@ def test_pings_and_bad_lines_overtake_too_and_order_holds_among_equals(tiny_mode
 
 
 def test_a_long_request_moves_on_once_a_pause_has_lasted_its_limit(tiny_model: Path) -> None:
-    # The tiny model's pass has 3 pauses (embeddings, 2 layers, head). Each request sleeps
-    # longer than a pause may last before its pass, so each pause runs one short request and
-    # the long one moves on: it is answered after the third short one, before the fourth.
-    lines = [{"id": 1, "texts": [LONG]}, *({"id": n, "texts": [SHORT]} for n in range(2, 7))]
-    replies = serve(tiny_model, "layers", lines, fault=f"delay={PAUSE_LIMIT * 2}")
-    assert [r["id"] for r in replies] == [2, 3, 4, 1, 5, 6]
+    # Short requests stream in faster than the child answers them (each sleeps a little
+    # longer, by the fault switch, than the gap between two): a pause would never end by
+    # itself, since it also runs what arrives meanwhile. It ends at PAUSE_LIMIT, so the long
+    # request (3 pauses in the tiny model) is answered while the short ones still come.
+    shorts = 80
+    argv = [sys.executable, "-m", "volfefe.child", "--serve", "--model", str(tiny_model)]
+    argv += ["--backend", "onnx", "--threads", "1", "--preempt", "layers"]
+    env = {**os.environ, FAULT_VAR: f"delay={PAUSE_LIMIT * 0.6}"}
+    with subprocess.Popen(
+        argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env
+    ) as proc:
+        assert proc.stdin is not None and proc.stdout is not None
+        stdin = proc.stdin
+
+        def stream() -> None:
+            for n in range(shorts + 1):
+                stdin.write(orjson.dumps({"id": n, "texts": [LONG if n == 0 else SHORT]}) + b"\n")
+                stdin.flush()
+                time.sleep(PAUSE_LIMIT / 2)  # the arrivals' pace is what the test is about
+
+        try:
+            assert "model_version" in orjson.loads(proc.stdout.readline())  # the ready line
+            writer = threading.Thread(target=stream)
+            writer.start()
+            order = [orjson.loads(proc.stdout.readline())["id"] for _ in range(shorts + 1)]
+            writer.join()
+            stdin.close()
+            assert proc.wait(timeout=60) == 0
+        finally:
+            proc.kill()
+    assert sorted(order) == list(range(shorts + 1))
+    assert order.index(0) < shorts // 2, order
 
 
 def test_the_preempting_child_never_imports_torch(tiny_model: Path, tmp_path: Path) -> None:

@@ -31,11 +31,25 @@ def read_line(line: bytes) -> Request | Reply:
 
 def answer(engine: Engine, request: Request, proto_out: IO[bytes], fault: Fault | None) -> Reply:
     """Classify the request's texts (a ping, with none, gets an empty reply)."""
-    if fault is not None and request.texts:
-        fault.on_request(request.texts, proto_out)
-    elif fault is not None:  # a ping: not a counted request, but a garbled child shows
-        fault.on_ping(proto_out)
-    return Reply(request.id, engine.classify([clean_text(t) for t in request.texts]))
+    return answer_together(engine, [request], proto_out, fault)[0]
+
+
+def answer_together(
+    engine: Engine, requests: list[Request], proto_out: IO[bytes], fault: Fault | None
+) -> list[Reply]:
+    """Each request's reply, as `answer` gives it, with the texts of all classified in one
+    engine call (so short requests waiting together share forward passes)."""
+    for request in requests:
+        if fault is not None and request.texts:
+            fault.on_request(request.texts, proto_out)
+        elif fault is not None:  # a ping: not a counted request, but a garbled child shows
+            fault.on_ping(proto_out)
+    results = engine.classify([clean_text(t) for r in requests for t in r.texts])
+    replies, start = [], 0
+    for request in requests:
+        replies.append(Reply(request.id, results[start : start + len(request.texts)]))
+        start += len(request.texts)
+    return replies
 
 
 def _guess_id(line: bytes) -> int | None:

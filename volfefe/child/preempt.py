@@ -6,8 +6,9 @@ stdin ──reader thread──> queue of line chunks ──> pending (FIFO) ─
                                                                         │ runs the oldest
         stages of its pass: embeddings │ layer 0 │ layer 1 │ ... │ head
                                        ▲ between two stages (a pause): every pending
-                                         request shorter than it, whole, reply written at
-                                         once, then those that came meanwhile, and so on
+                                         request shorter than it, whole and together (one
+                                         engine call), replies written at once, then
+                                         those that came meanwhile, and so on
 ```
 
 A reply carries its request's id, so replies may leave in another order than requests came;
@@ -30,7 +31,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import IO
 
-from volfefe.child.answer import answer, read_line
+from volfefe.child.answer import answer, answer_together, read_line
 from volfefe.child.backends.layered_backend import StagedPredict, no_pause
 from volfefe.child.engine import Engine
 from volfefe.child.faults import Fault
@@ -105,15 +106,23 @@ class Scheduler:
         try:
             while time.monotonic() < ends:
                 self._collect()
-                shorter = next(
-                    (p for p in self._pending if p is not _EOF and p.size < running.size), None
-                )
-                if shorter is None:
+                shorter = [p for p in self._pending if p is not _EOF and p.size < running.size]
+                if not shorter:
                     return
-                self._pending.remove(shorter)
-                self._run(shorter)
+                for item in shorter:
+                    self._pending.remove(item)
+                self._run_together(shorter)
         finally:
             self._staged.between = self._between
+
+    def _run_together(self, items: list[Pending]) -> None:
+        """Answer `items` with one engine call; the replies leave in the items' order."""
+        requests = [item.read for item in items if isinstance(item.read, Request)]
+        answered = iter(answer_together(self._engine, requests, self._out, self._fault))
+        for item in items:
+            reply = next(answered) if isinstance(item.read, Request) else item.read
+            self._out.write(encode(reply))
+        self._out.flush()
 
     def _next(self) -> Pending:
         if not self._pending:
