@@ -199,14 +199,11 @@ def _export(
             model, revision, quantize, out, calibration=calibration, digest_cache=digests
         )
     if backend == "onnx-layered":
-        # The one-graph export beside the stages: a pass nobody preempts runs it whole.
-        whole = export(model, revision, quantize, out, digests)
-        layered = export_layered.export_layered(model, revision, quantize, out, digests)
-        return {
-            **layered,
-            "whole": onnx_backend.MODEL_FILE,
-            "model_version": whole["model_version"],
-        }
+        # The one-graph export beside the stages: its record (the scores are the same to
+        # rounding), and the model a pass nobody preempts runs.
+        record = export(model, revision, quantize, out, digests)
+        stages = export_layered.export_layered(model, revision, quantize, out)
+        return {**record, "stages": stages, "whole": onnx_backend.MODEL_FILE}
     return export(model, revision, quantize, out, digests)
 
 

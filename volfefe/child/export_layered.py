@@ -13,8 +13,9 @@ recognise its attention. A child running them (volfefe.child.backends.layered_ba
 run a short text's whole chain between two stages of a long one (VOLFEFE_PREEMPT=layers).
 
 The folder (cached by volfefe.child.export.ensure_export, backend `onnx-layered`) holds
-the stage graphs, `tokenizer.json` and `volfefe-onnx-layered.json`: the one-graph record
-(labels, max length, pad id, model_version) plus `stages`, the graph files in run order.
+the stage graphs beside the one-graph export (`model.onnx`, `tokenizer.json`) and
+`volfefe-onnx-layered.json`: the one-graph record (labels, max length, pad id,
+model_version) plus `stages`, the graph files in run order, and `whole`, the one-graph model.
 Needs torch, transformers and the `onnx` extra at export time only.
 """
 
@@ -24,11 +25,10 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from volfefe.child.engine import ModelLoadError, model_version_of, resolve_labels
+from volfefe.child.engine import ModelLoadError
 from volfefe.child.onnx_export import OPSET, exporter_modules, quantize_dynamic_int8
 
 META_FILE = "volfefe-onnx-layered.json"
-TOKENIZER_FILE = "tokenizer.json"
 EMBEDDINGS_FILE = "embeddings.onnx"
 HEAD_FILE = "head.onnx"
 HIDDEN = "hidden"  # the tensor passed from stage to stage: (batch, sequence, hidden size)
@@ -53,13 +53,13 @@ def stage_files(layers: int) -> list[str]:
     return [EMBEDDINGS_FILE, *(layer_file(i) for i in range(layers)), HEAD_FILE]
 
 
-def export_layered(
-    model: str, revision: str | None, quantize: str, out: Path, digests: Path | None = None
-) -> dict[str, Any]:
-    """Export `model` as stage graphs in `out` and return its record (ModelLoadError when
-    impossible: not a BERT classifier, or the onnx extra is missing)."""
+def export_layered(model: str, revision: str | None, quantize: str, out: Path) -> list[str]:
+    """Export `model` as stage graphs in `out` and return their file names in run order
+    (ModelLoadError when impossible: not a BERT classifier, or the onnx extra is missing).
+    The record, the tokenizer and the one-graph model beside them are the one-graph
+    export's (volfefe.child.export)."""
     exporter_modules()
-    from volfefe.child.backends.torch_backend import load_hf, max_length_of
+    from volfefe.child.backends.torch_backend import load_hf
 
     tokenizer, hf_model = load_hf(model, revision, attn_implementation="eager")
     bert = getattr(hf_model, "bert", None)
@@ -68,28 +68,15 @@ def export_layered(
             f"the layered export needs a BertForSequenceClassification, not "
             f"{type(hf_model).__name__}: set VOLFEFE_PREEMPT=off"
         )
-    config = hf_model.config
-    labels = resolve_labels({int(k): v for k, v in config.id2label.items()})
     sample = tokenizer(
         ["stocks rally", "tariffs hit exporters hard"], padding=True, return_tensors="pt"
     )
     _export_stages(hf_model, sample, out)
     files = stage_files(len(bert.encoder.layer))
-    for name in files:
-        if quantize == "int8":
+    if quantize == "int8":
+        for name in files:
             quantize_dynamic_int8(out / name)
-    tokenizer.backend_tokenizer.save(str(out / TOKENIZER_FILE))
-    base = model_version_of(model, revision, getattr(config, "_commit_hash", None), digests)
-    return {
-        "model": model,
-        # The same identity as the one-graph export: the scores are the same to rounding.
-        "model_version": f"{base}+onnx" + ("-int8" if quantize == "int8" else ""),
-        "labels": labels,
-        "max_length": max_length_of(tokenizer, hf_model),
-        "pad_id": int(tokenizer.pad_token_id or 0),
-        "quantize": quantize,
-        "stages": files,
-    }
+    return files
 
 
 def _export_stages(hf_model: Any, sample: Any, out: Path) -> None:

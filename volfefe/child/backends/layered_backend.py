@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from volfefe.child.backends.onnx_backend import open_sessions
+from volfefe.child.backends.onnx_backend import TOKENIZER_FILE, open_sessions
 from volfefe.child.engine import Engine, ModelLoadError, export_engine
-from volfefe.child.export_layered import META_FILE, TOKENIZER_FILE
+from volfefe.child.export_layered import META_FILE
 
 
 def no_pause() -> None:
