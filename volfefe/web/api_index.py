@@ -11,6 +11,7 @@ import csv
 import io
 from typing import Any
 
+import psycopg
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -49,17 +50,24 @@ def index_route(request: Request) -> Response:
     )
 
 
+def index_buckets(
+    conn: psycopg.Connection[Any], span: TimeRange, source: str | None
+) -> list[dict[str, Any]]:
+    """The sentiment index of each bucket of `span` (store.sentiment_index's rows)."""
+    return sentiment_index(
+        conn,
+        start=span.start,
+        since=span.since,
+        until=span.until,
+        bucket=span.bucket,
+        source=source,
+    )
+
+
 def index_rows(request: Request, span: TimeRange, source: str | None) -> list[dict[str, Any]]:
     """The buckets of `span` as the API gives them (start in ISO 8601 UTC, index rounded)."""
     with app_state(request).db.connection() as conn:
-        found = sentiment_index(
-            conn,
-            start=span.start,
-            since=span.since,
-            until=span.until,
-            bucket=span.bucket,
-            source=source,
-        )
+        found = index_buckets(conn, span, source)
     return [
         {
             "start": iso(row["start"]),

@@ -23,9 +23,9 @@ from volfefe.jobs.listing import STATES, list_jobs
 from volfefe.jobs.queue import QUEUE, status
 from volfefe.result import SENTIMENTS
 from volfefe.store.browse import get_post, list_posts, recent_classifications
-from volfefe.store.sentiment_index import sentiment_index
 from volfefe.web import overview, params, timerange
 from volfefe.web.access import read_body, require_writer
+from volfefe.web.api_index import index_buckets
 from volfefe.web.api_jobs import do_cancel, do_retry, missing_job
 from volfefe.web.api_posts import post_json, read_filter
 from volfefe.web.chart import index_chart, timeline_chart
@@ -89,14 +89,7 @@ def overview_page(request: Request) -> Response:
     keep = {"source": source} if source else {}
     data = overview.collect(state)
     with state.db.connection() as conn:
-        rows = sentiment_index(
-            conn,
-            start=span.start,
-            since=span.since,
-            until=span.until,
-            bucket=span.bucket,
-            source=source,
-        )
+        rows = index_buckets(conn, span, source)
         recent = recent_classifications(conn, limit=15)
     classified = sum(data["distribution"].values()) or 1
     data_query = urllib.parse.urlencode({**span.query(), **keep})
