@@ -31,7 +31,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import IO
 
-from volfefe.child.answer import answer, answer_together, read_line
+from volfefe.child.answer import answer_together, read_line
 from volfefe.child.backends.layered_backend import StagedPredict, no_pause
 from volfefe.child.engine import Engine
 from volfefe.child.faults import Fault
@@ -81,19 +81,12 @@ class Scheduler:
             self._running = item
             self._staged.between = self._between
             try:
-                self._run(item)
+                self._run_together([item])
             finally:
                 self._running = None
                 self._staged.between = no_pause
         if self._fault is not None:
             self._fault.on_eof()
-
-    def _run(self, item: Pending) -> None:
-        reply = item.read
-        if isinstance(reply, Request):
-            reply = answer(self._engine, reply, self._out, self._fault)
-        self._out.write(encode(reply))
-        self._out.flush()
 
     def _between(self) -> None:
         """The pause point: run the waiting requests shorter than the paused one, and those
