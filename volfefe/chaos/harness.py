@@ -96,7 +96,8 @@ class Harness:
         self.partitions: Partitions | None = None
 
     def run(self) -> Report:
-        """Setup, chaos, drain, checks; everything started is stopped and removed after."""
+        """Setup, chaos, drain, checks; everything started is stopped and removed after. An
+        error that ends the run early is a violation in the report, like any other."""
         become_subreaper()
         db = ChaosDatabase(self.folder)
         env = process_env(self.settings, db.url, self.fault)
@@ -113,6 +114,8 @@ class Harness:
             )
         try:
             self._run(db, fleet)
+        except Exception as exc:  # reported: the run still ends with its report
+            self.report.violations.append(f"the harness stopped early: {type(exc).__name__}: {exc}")
         finally:
             if self.partitions is not None:
                 self.partitions.heal_now()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +32,8 @@ EMBEDDED_DBNAME = "volfefe"
 DATABASE_EXISTS = "SELECT 1 FROM pg_database WHERE datname = %(name)s"
 PG_CTL_TIMEOUT = 60.0  # seconds for pg_ctl status/stop (stop waits for clients to go)
 PG_CTL_NOT_RUNNING = 3  # pg_ctl status: no server runs in this folder
+START_TIMEOUT = 120.0  # seconds the embedded server may take to start on a loaded machine
+START_POLL = 0.2  # seconds between looks at postmaster.pid while it starts
 
 
 def embedded_pgdata(settings: Settings) -> Path:
@@ -93,15 +96,40 @@ def _embedded_server_url(settings: Settings) -> str:
         # platformdirs warns at import when XDG_RUNTIME_DIR is unset; its fallback is fine.
         warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
         from pgserver.postgres_server import get_server
-    try:
-        # get_server() makes pgdata with exist_ok=False outside its lock, so two first runs
-        # would race there; an existing empty folder is fine for it (and for initdb).
-        pgdata.mkdir(parents=True, exist_ok=True)
-        return get_server(pgdata, cleanup_mode=None).get_uri("postgres")
-    except (OSError, subprocess.SubprocessError, RuntimeError, AssertionError) as err:
-        raise DatabaseUnavailable(
-            f"cannot start the embedded PostgreSQL in {pgdata}: {err} (see {pgdata / 'log'})"
-        ) from err
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        try:
+            # get_server() makes pgdata with exist_ok=False outside its lock, so two first runs
+            # would race there; an existing empty folder is fine for it (and for initdb).
+            pgdata.mkdir(parents=True, exist_ok=True)
+            return get_server(pgdata, cleanup_mode=None).get_uri("postgres")
+        except subprocess.TimeoutExpired as err:
+            # pgserver gives `pg_ctl start` 10 s; on a loaded machine the server it launched
+            # goes on starting after that. Attach to it once it is ready.
+            if not wait_until_ready(pgdata, deadline):
+                raise DatabaseUnavailable(
+                    f"the embedded PostgreSQL in {pgdata} did not start within "
+                    f"{START_TIMEOUT:g} s (see {pgdata / 'log'})"
+                ) from err
+        except (OSError, subprocess.SubprocessError, RuntimeError, AssertionError) as err:
+            raise DatabaseUnavailable(
+                f"cannot start the embedded PostgreSQL in {pgdata}: {err} (see {pgdata / 'log'})"
+            ) from err
+
+
+def wait_until_ready(pgdata: Path, deadline: float) -> bool:
+    """Whether the postmaster of `pgdata` says "ready" (postmaster.pid's last line) before
+    `deadline`; False at once when no postmaster is left running."""
+    while time.monotonic() < deadline:
+        try:
+            lines = (pgdata / "postmaster.pid").read_text().splitlines()
+            os.kill(int(lines[0]), 0)
+        except (OSError, ValueError, IndexError):
+            return False
+        if lines[-1].strip() == "ready":
+            return True
+        time.sleep(START_POLL)  # postgres signals readiness only through this file
+    return False
 
 
 def _create_database_once(conn: psycopg.Connection[Any], name: str) -> None:
