@@ -39,6 +39,7 @@ BLOCK = re.compile(
     re.DOTALL,
 )
 CLASSES = (("short", "short (≤ 64 tokens)"), ("long", "long (> 256 tokens)"))
+LOADS = ("load_50", "load_90")
 Figures = Callable[[Mapping[str, Any]], float | None]
 
 
@@ -48,21 +49,22 @@ def backend_of(result: Mapping[str, Any]) -> Mapping[str, Any]:
     return dict(report)
 
 
-def by_class(phase: str, length: str, figure: str) -> Figures:
-    """A class's figure in a phase, e.g. short posts' p99 at 50 % load."""
+def by_class(phase: str, length: str, figure: str, split: str = "by_class") -> Figures:
+    """A class's figure in a phase, e.g. short posts' p99 at 50 % load; `split`
+    "ideal_by_class" for the ideal scheduler's on the same arrivals (None in runs before it)."""
 
     def get(report: Mapping[str, Any]) -> float | None:
-        value = report[phase]["by_class"].get(length, {}).get(figure)
+        value = report[phase].get(split, {}).get(length, {}).get(figure)
         return None if value is None else float(value)
 
     return get
 
 
-def over_idle(phase: str, length: str) -> Figures:
+def over_idle(phase: str, length: str, split: str = "by_class") -> Figures:
     """A class's p99 in a phase over its own idle p99, in the same run."""
 
     def get(report: Mapping[str, Any]) -> float | None:
-        loaded = by_class(phase, length, "p99_ms")(report)
+        loaded = by_class(phase, length, "p99_ms", split)(report)
         idle = by_class("idle", length, "p99_ms")(report)
         return None if loaded is None or not idle else loaded / idle
 
@@ -97,8 +99,10 @@ def times(value: float | None, digits: int = 1) -> str:
 
 def table(arms: Sequence[tuple[str, Sequence[Mapping[str, Any]]]]) -> list[str]:
     """The comparison's Markdown table: per arm and class, p50 / p99 idle, at 50 % and at
-    90 % load (the p99 also as x its idle p99), and the jobs drain (x the first arm's)."""
-    header = ["posts", "setting", "runs", "idle", "50 % load", "90 % load", "jobs drain /s"]
+    90 % load (the p99 also as x its idle p99), the ideal scheduler's p99 x idle p99 on the
+    same arrivals at both loads, and the jobs drain (x the first arm's)."""
+    header = ["posts", "setting", "runs", "idle", "50 % load", "90 % load"]
+    header += ["ideal 50 % / 90 %", "jobs drain /s"]
     first = [backend_of(r) for r in arms[0][1]]
     base = median_of(first, lambda r: float(r["jobs_posts_per_s"]))
     rows = []
@@ -114,10 +118,14 @@ def table(arms: Sequence[tuple[str, Sequence[Mapping[str, Any]]]]) -> list[str]:
                 if phase != "idle":
                     cell += f" ({times(median_of(reports, over_idle(phase, length)))})"
                 cells.append(cell)
+            ideal = [
+                times(median_of(reports, over_idle(p, length, "ideal_by_class"))) for p in LOADS
+            ]
+            cells.append(" / ".join(ideal))
             ratio = None if drain is None or not base else drain / base
             cells.append(f"{drain:.1f} ({times(ratio, 2)})" if drain is not None else "n/a")
             rows.append(cells)
-    return markdown_table(header, "lllrrrr", rows)
+    return markdown_table(header, "lllrrrrr", rows)
 
 
 def render(name: str, results_dir: Path = RESULTS) -> list[str]:
@@ -137,7 +145,9 @@ def render(name: str, results_dir: Path = RESULTS) -> list[str]:
     return [
         f"`{manifest['command']}` [`--set NAME=VALUE` per arm], the arms alternating in one "
         f"session ({runs[0][:16]} to {runs[-1][:16]} UTC, commit {', '.join(commits)}; "
-        f"`benches/results/{name}` lists the runs), p50 / p99 in ms, medians over the runs:",
+        f"`benches/results/{name}` lists the runs), p50 / p99 in ms, medians over the runs; "
+        "ideal: the p99 of an ideal short-first scheduler (free, instant preemption, nothing "
+        "but bare inference) on the same arrivals, x the measured idle p99:",
         "",
         *table(arms),
         "",

@@ -11,6 +11,7 @@ import importlib.util
 import json
 import math
 import os
+import random
 import subprocess
 import sys
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from typing import Any
 import pytest
 
 from benches.harness import corpus, render, results
+from benches.harness.queueing import Arrival, ideal_sojourns
 from benches.harness.settings import parse_setting
 from benches.harness.stats import nearest_rank, percentile
 from benches.harness.tables import markdown_table
@@ -357,6 +359,33 @@ def test_percentile_interpolates_and_nearest_rank_picks_a_value() -> None:
         percentile([], 50)
 
 
+def test_the_ideal_scheduler_preempts_by_rank_and_serves_each_rank_in_arrival_order() -> None:
+    a_long = Arrival(0.0, 1.0, rank=2)
+    shorts = [Arrival(0.2, 0.1, rank=0), Arrival(0.25, 0.1, rank=0)]
+    later_long = Arrival(0.3, 1.0, rank=2)
+    medium = Arrival(0.4, 0.3, rank=1)
+    one = ideal_sojourns([a_long, *shorts, later_long, medium], servers=1)
+    # shorts 0.2-0.3 and 0.3-0.4, the medium 0.4-0.7, the first long resumes until 1.5.
+    assert one == pytest.approx([1.5, 0.1, 0.15, 2.2, 0.3])
+    two = ideal_sojourns([a_long, *shorts, later_long, medium], servers=2)
+    # Two shorts at once take both children (the long pauses 0.25-0.3); the medium then
+    # pauses the later long (0.4-0.7), not the earlier one.
+    assert two == pytest.approx([1.05, 0.1, 0.1, 1.35, 0.3])
+    with pytest.raises(ValueError, match="at least 1"):
+        ideal_sojourns([a_long], servers=0)
+
+
+def test_the_ideal_scheduler_meets_queueing_theory_on_one_rank() -> None:
+    # M/M/1 first come first served at load 0.5: mean time in system 1 / (mu - lambda) = 2.
+    rng = random.Random(7)
+    now, arrivals = 0.0, []
+    for _ in range(40_000):
+        now += rng.expovariate(0.5)
+        arrivals.append(Arrival(now, rng.expovariate(1.0), rank=0))
+    sojourns = ideal_sojourns(arrivals, servers=1)
+    assert sum(sojourns) / len(sojourns) == pytest.approx(2.0, rel=0.06)
+
+
 def test_markdown_table_aligns_columns() -> None:
     lines = markdown_table(["row", "posts/s"], "lr", [["pool", 12.5], ["jobs", None]])
     assert lines == ["| row | posts/s |", "| --- | ---: |", "| pool | 12.5 |", "| jobs | None |"]
@@ -468,8 +497,11 @@ def a_realtime_result(date: str, short_p99: float, drain: float) -> dict[str, An
     def phase(p99: float) -> dict[str, Any]:
         return {"by_class": {"short": {"posts": 9, "p50_ms": 10.0, "p99_ms": p99}}}
 
+    def load(p99: float, ideal_p99: float) -> dict[str, Any]:
+        return {**phase(p99), "ideal_by_class": phase(ideal_p99)["by_class"]}
+
     idle = {"by_class": {**phase(20.0)["by_class"], "long": {"p50_ms": 120.0, "p99_ms": 150.0}}}
-    report = {"idle": idle, "load_50": phase(short_p99), "load_90": phase(2 * short_p99)}
+    report = {"idle": idle, "load_50": load(short_p99, 22.0), "load_90": load(2 * short_p99, 30.0)}
     return {
         **a_result("realtime", date, 0.0),
         "report": {"backends": {"onnx_int8": {**report, "jobs_posts_per_s": drain}}},
@@ -501,7 +533,10 @@ def test_a_comparison_block_is_rendered_from_its_runs(tmp_path: Path) -> None:
     assert "old" not in text and text.endswith("<!-- end comparison -->\n")
     # Medians over each arm's runs; ratios against each run's idle p99 and the first arm.
     assert "| short (≤ 64 tokens) | default | 2 | 10.0 / 20.0 | 10.0 / 500.0 (25.0x) |" in text
-    fast = "| fast | 1 | 10.0 / 20.0 | 10.0 / 50.0 (2.5x) | 10.0 / 100.0 (5.0x) | 63.0 (0.89x) |"
-    assert f"| short {fast}" in text
-    assert "| long | fast | 1 | 120.0 / 150.0 | n/a / n/a (n/a) |" in text
+    fast = "| fast | 1 | 10.0 / 20.0 | 10.0 / 50.0 (2.5x) | 10.0 / 100.0 (5.0x) | 1.1x / 1.5x |"
+    assert f"| short {fast} 63.0 (0.89x) |" in text
+    assert (
+        "| long | fast | 1 | 120.0 / 150.0 | n/a / n/a (n/a) | n/a / n/a (n/a) | n/a / n/a |"
+        in text
+    )
     assert render.pages(DESCRIPTIONS, found, docs)[page] == text  # rendering is stable
