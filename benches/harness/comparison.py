@@ -40,6 +40,11 @@ BLOCK = re.compile(
 )
 CLASSES = (("short", "short (≤ 64 tokens)"), ("long", "long (> 256 tokens)"))
 LOADS = ("load_50", "load_90")
+IDEAL_SPLIT = "ideal_by_class"
+IDEAL_NOTE = (
+    "; ideal: the p99 of an ideal short-first scheduler (free, instant preemption, nothing "
+    "but bare inference) on the same arrivals, x the measured idle p99"
+)
 Figures = Callable[[Mapping[str, Any]], float | None]
 
 
@@ -100,9 +105,10 @@ def times(value: float | None, digits: int = 1) -> str:
 def table(arms: Sequence[tuple[str, Sequence[Mapping[str, Any]]]]) -> list[str]:
     """The comparison's Markdown table: per arm and class, p50 / p99 idle, at 50 % and at
     90 % load (the p99 also as x its idle p99), the ideal scheduler's p99 x idle p99 on the
-    same arrivals at both loads, and the jobs drain (x the first arm's)."""
+    same arrivals at both loads (where a run has it), and the jobs drain (x the first arm's)."""
+    ideal = has_ideal(arms)
     header = ["posts", "setting", "runs", "idle", "50 % load", "90 % load"]
-    header += ["ideal 50 % / 90 %", "jobs drain /s"]
+    header += ["ideal 50 % / 90 %"] * ideal + ["jobs drain /s"]
     first = [backend_of(r) for r in arms[0][1]]
     base = median_of(first, lambda r: float(r["jobs_posts_per_s"]))
     rows = []
@@ -118,14 +124,18 @@ def table(arms: Sequence[tuple[str, Sequence[Mapping[str, Any]]]]) -> list[str]:
                 if phase != "idle":
                     cell += f" ({times(median_of(reports, over_idle(phase, length)))})"
                 cells.append(cell)
-            ideal = [
-                times(median_of(reports, over_idle(p, length, "ideal_by_class"))) for p in LOADS
-            ]
-            cells.append(" / ".join(ideal))
+            if ideal:
+                ratios = [median_of(reports, over_idle(p, length, IDEAL_SPLIT)) for p in LOADS]
+                cells.append(" / ".join(times(r) for r in ratios))
             ratio = None if drain is None or not base else drain / base
             cells.append(f"{drain:.1f} ({times(ratio, 2)})" if drain is not None else "n/a")
             rows.append(cells)
-    return markdown_table(header, "lllrrrrr", rows)
+    return markdown_table(header, "lll" + "r" * (len(header) - 3), rows)
+
+
+def has_ideal(arms: Sequence[tuple[str, Sequence[Mapping[str, Any]]]]) -> bool:
+    """Whether any run of the comparison has the ideal scheduler's figures."""
+    return any(IDEAL_SPLIT in backend_of(r)["load_50"] for _, results in arms for r in results)
 
 
 def render(name: str, results_dir: Path = RESULTS) -> list[str]:
@@ -145,9 +155,8 @@ def render(name: str, results_dir: Path = RESULTS) -> list[str]:
     return [
         f"`{manifest['command']}` [`--set NAME=VALUE` per arm], the arms alternating in one "
         f"session ({runs[0][:16]} to {runs[-1][:16]} UTC, commit {', '.join(commits)}; "
-        f"`benches/results/{name}` lists the runs), p50 / p99 in ms, medians over the runs; "
-        "ideal: the p99 of an ideal short-first scheduler (free, instant preemption, nothing "
-        "but bare inference) on the same arrivals, x the measured idle p99:",
+        f"`benches/results/{name}` lists the runs), p50 / p99 in ms, medians over the runs"
+        f"{IDEAL_NOTE * has_ideal(arms)}:",
         "",
         *table(arms),
         "",

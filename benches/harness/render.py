@@ -87,6 +87,8 @@ def provenance(result: Mapping[str, Any]) -> list[str]:
     versions = ", ".join(f"{k} {v}" for k, v in result.get("versions", {}).items() if v)
     return [
         f"- date {result['date']}, commit `{commit[:12]}`{dirty}, {result.get('cores')} cores",
+        # Hosts of one model name may differ (a virtual CPU's name can omit its generation).
+        f"- CPU flags: {', '.join(result.get('cpu', {}).get('flags', [])) or 'unknown'}",
         f"- settings: {', '.join(f'{k}={v}' for k, v in given.items()) or 'defaults'}",
         f"- options: {options or 'none'}",
         f"- versions: {versions}",
