@@ -5,11 +5,10 @@ behind a long one is answered between two stages of the long one's forward pass.
 stdin ──reader thread──> queue of line chunks ──> pending (FIFO) ──> compute loop
                                                                         │ runs the oldest
         stages of its pass: embeddings │ layer 0 │ layer 1 │ ... │ head
-                                       ▲ between two stages (a pause): the pending
-                                         requests shorter than it, oldest first, whole,
-                                         PAUSE_CALL_TEXTS texts per engine call, each
-                                         call's replies written at once; then those that
-                                         came meanwhile, and so on
+                                       ▲ between two stages (a pause): every pending
+                                         request shorter than it, whole and together (one
+                                         engine call), replies written at once, then
+                                         those that came meanwhile, and so on
 ```
 
 A reply carries its request's id, so replies may leave in another order than requests came;
@@ -17,10 +16,7 @@ a request run between stages is not itself preempted (no nesting). "Shorter" is 
 characters (each text cut to max_chars), which the tokenizer turns into tokens roughly in
 proportion; a ping (no texts) and a line that is not a request are shortest of all. A pause
 ends when no shorter request waits or once it has lasted `PAUSE_LIMIT`, so a long request
-moves on by at least one stage per `PAUSE_LIMIT` even under a flood of short ones. A pause
-answers a few texts per engine call, not all that wait: on a CPU a pass of short texts
-costs about its tokens, so one call for all would hold the first reply until the last text
-is done, for a few percent of throughput. The
+moves on by at least one stage per `PAUSE_LIMIT` even under a flood of short ones. The
 reader thread queues every complete line of one read together: lines written in one write
 are seen together.
 """
@@ -42,8 +38,7 @@ from volfefe.child.faults import Fault
 from volfefe.protocol import Reply, Request, encode
 
 READ_CHUNK = 1 << 16
-PAUSE_LIMIT = 0.05  # seconds one pause may run shorter requests (checked between calls)
-PAUSE_CALL_TEXTS = 2  # texts per engine call in a pause (a request with more goes alone)
+PAUSE_LIMIT = 0.05  # seconds one pause may run shorter requests (checked between requests)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,8 +90,7 @@ class Scheduler:
 
     def _between(self) -> None:
         """The pause point: run the waiting requests shorter than the paused one, and those
-        that arrive meanwhile, oldest first, until none waits or the pause has lasted
-        PAUSE_LIMIT."""
+        that arrive meanwhile, until none waits or the pause has lasted PAUSE_LIMIT."""
         running = self._running
         if running is None:
             return
@@ -105,29 +99,14 @@ class Scheduler:
         try:
             while time.monotonic() < ends:
                 self._collect()
-                call = self._oldest_shorter(running.size)
-                if not call:
+                shorter = [p for p in self._pending if p is not _EOF and p.size < running.size]
+                if not shorter:
                     return
-                for item in call:
+                for item in shorter:
                     self._pending.remove(item)
-                self._run_together(call)
+                self._run_together(shorter)
         finally:
             self._staged.between = self._between
-
-    def _oldest_shorter(self, size: int) -> list[Pending]:
-        """The oldest pending requests smaller than `size`, of PAUSE_CALL_TEXTS texts in all
-        (at least one request, whatever its texts; pings and bad lines count none)."""
-        call: list[Pending] = []
-        texts = 0
-        for item in self._pending:
-            if item is _EOF or item.size >= size:
-                continue
-            count = len(item.read.texts) if isinstance(item.read, Request) else 0
-            if call and texts + count > PAUSE_CALL_TEXTS:
-                break
-            call.append(item)
-            texts += count
-        return call
 
     def _run_together(self, items: list[Pending]) -> None:
         """Answer `items` with one engine call; the replies leave in the items' order."""
