@@ -254,8 +254,9 @@ def test_exit_4_db_status_on_a_schema_behind_says_to_migrate(empty_database_url:
 
 def test_exit_130_ctrl_c_during_classify_is_prompt_and_quiet(volfefe: Volfefe) -> None:
     volfefe.import_file(SAMPLE)
-    # Each reply 0.2 s late: the run cannot finish before the SIGINT reaches it.
-    running = volfefe.start("classify", "--all", "--json", batch_size=4, fault="delay=0.2")
+    # Each reply 0.5 s late (41 calls): the run cannot finish before the SIGINT reaches it,
+    # even when a loaded machine shows the first progress line late.
+    running = volfefe.start("classify", "--all", "--json", batch_size=4, fault="delay=0.5")
     eventually(lambda: running.progress(), timeout=DEADLINE)
     running.proc.send_signal(signal.SIGINT)
     code = running.wait(timeout=20)  # promptly: well under the 30 s call timeout

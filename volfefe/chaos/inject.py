@@ -108,10 +108,12 @@ class Injector:
 
     def _restart_db(self, event: FaultEvent) -> bool:
         try:
-            self.db.restart()
+            failure = self.db.restart()
         except DatabaseUnavailable as exc:
             self.report.violations.append(f"the harness could not restart the database: {exc}")
             return False
+        if failure is not None:
+            self.report.notes.append(f"{failure}; the harness started the database again")
         return True
 
     def _pause_db(self, event: FaultEvent) -> bool:
