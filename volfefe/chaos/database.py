@@ -64,6 +64,8 @@ class ChaosDatabase:
         """Freeze the postmaster and its backends for `seconds`, then thaw them; how many
         processes were frozen."""
         frozen = self._server_pids()
+        if not frozen:
+            return 0
         try:
             for pid in frozen:
                 signal_quietly(pid, signal.SIGSTOP)

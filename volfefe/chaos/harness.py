@@ -47,6 +47,7 @@ TICK = 0.2  # seconds between looks at the processes: the harness's own pacing
 WAVES = 5  # the posts arrive in this many imports; the last lands at 60% of the chaos phase
 IMPORT_TIMEOUT = 60.0  # seconds an import may keep failing while the database restarts
 FAULT_GAP = 1.0  # seconds at least between two faults
+TARGET_WAIT = 5.0  # seconds a fault may wait for a target (each tick) before it has none
 SETUP_SLACK = 30.0  # seconds past two boot timeouts for the namespaced worker to start
 ORPHAN_WAIT = 15.0  # seconds children of stopped processes get to die (PDEATHSIG is instant)
 
@@ -171,7 +172,7 @@ class Harness:
             self.partitions.wait_attached(2 * self.settings.boot_timeout + SETUP_SLACK, TICK)
         start = time.monotonic()
         self._phase("setup")
-        next_wave, last_run, next_fault = 1, 0.0, 0.0
+        next_wave, last_run, next_fault, first_try = 1, 0.0, 0.0, 0.0
         while (elapsed := time.monotonic() - start) < duration or schedule:
             if next_wave < len(waves) and elapsed >= next_wave / WAVES * 0.6 * duration:
                 self._import(db, next_wave, waves[next_wave])
@@ -179,8 +180,14 @@ class Harness:
             # A late event (after a pause or a close that took long) waits FAULT_GAP after
             # the previous one, so faults never arrive all at once.
             if schedule and elapsed >= schedule[0].at and time.monotonic() >= next_fault:
-                injector.inject(schedule.pop(0))
-                next_fault = time.monotonic() + FAULT_GAP
+                first_try = first_try or time.monotonic()
+                # No target now (a child still booting after the last fault): it is tried each
+                # tick for TARGET_WAIT seconds before it counts as without one.
+                waited = time.monotonic() - first_try
+                if injector.inject(schedule[0], last_try=waited >= TARGET_WAIT):
+                    schedule.pop(0)
+                    first_try = 0.0
+                    next_fault = time.monotonic() + FAULT_GAP
             self._tick(fleet)
             if fleet.classify is None and time.monotonic() - last_run >= opts.classify_every:
                 fleet.start_classify()

@@ -61,15 +61,19 @@ class Injector:
         self._closes: list[tuple[threading.Thread, list[CloseOutcome]]] = []
         self.signalled: set[int] = set()  # children this run killed, froze or garbled
 
-    def inject(self, event: FaultEvent) -> None:
-        """Carry out `event` and count it as injected or as without a target."""
+    def inject(self, event: FaultEvent, *, last_try: bool = True) -> bool:
+        """Carry out `event` and count it as injected, or as without a target when this is
+        its last try; whether it is done with (False: no target now, try again later)."""
         if event.kind in CHILD_SIGNALS:
             hit = self._signal_child(event, CHILD_SIGNALS[event.kind])
         else:
             hit = getattr(self, "_" + event.kind.replace("-", "_"))(event)
+        if not hit and not last_try:
+            return False
         counter = self.report.faults_injected if hit else self.report.faults_no_target
         counter[event.kind] += 1
         logger.info("fault %s at %.1f s: %s", event.kind, event.at, "done" if hit else "no target")
+        return True
 
     def children(self) -> list[Proc]:
         """Running (not frozen) volfefe children anywhere below this process, by pid."""
@@ -111,7 +115,7 @@ class Injector:
             failure = self.db.restart()
         except DatabaseUnavailable as exc:
             self.report.violations.append(f"the harness could not restart the database: {exc}")
-            return False
+            return True  # tried: the violation says how it went
         if failure is not None:
             self.report.notes.append(f"{failure}; the harness started the database again")
         return True
