@@ -119,7 +119,10 @@ def _embedded_server_url(settings: Settings) -> str:
 
 def wait_until_ready(pgdata: Path, deadline: float) -> bool:
     """Whether the postmaster of `pgdata` says "ready" (postmaster.pid's last line) before
-    `deadline`; False at once when no postmaster is left running."""
+    `deadline`; False at once when no postmaster is left running.
+
+    Read here, not with pgserver's PostmasterInfo, which insists on a complete file: a
+    starting server has not written its last lines yet."""
     while time.monotonic() < deadline:
         try:
             lines = (pgdata / "postmaster.pid").read_text().splitlines()
