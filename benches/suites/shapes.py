@@ -1,7 +1,8 @@
 """What a new forward-pass size costs a backend: each size's first pass against its second.
 
     .venv/bin/python -m benches run shapes [--row openvino_int8_static_bf16]
-                                           [--sizes 1x16,1x32,...] [--model DIR] [--quick]
+                                           [--sizes 1x16,1x32,...] [--passes N]
+                                           [--model DIR] [--quick]
 
 One engine of `--row` (a row of the runtimes suite, its export cached there), loaded
 and warmed up as a child does, then passes of several sizes (rows x tokens), each run twice
@@ -11,12 +12,18 @@ say, to see what a short post's pass costs). OpenVINO prepares kernels per size,
 child pays once for each size it meets; ONNX Runtime does not. Without `--model` it uses
 the FinBERT-sized random model of the harness; `--quick` the tiny test model (figures
 mean nothing).
+
+With `--passes N` each size runs N times, and the median of all but the first is the
+pass's cost: a least-squares line of it over the padded tokens (rows x tokens) gives what a
+token costs and what a pass costs beyond its tokens, in tokens (`pass_cost_tokens`: the
+engine's PASS_COST_TOKENS, volfefe/child/engine.py, comes from such a run).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import tempfile
 import time
 from collections.abc import Mapping
@@ -56,6 +63,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a row of the runtimes suite (the bf16 ones on CPUs with bf16 arithmetic)",
     )
     parser.add_argument("--sizes", type=parse_sizes, default=SIZES, help="e.g. 1x16,1x32")
+    parser.add_argument(
+        "--passes", type=int, default=2, help="passes per size (>= 2): first, then the median"
+    )
     parser.add_argument("--model", type=Path, help="model folder (default: FinBERT-sized)")
 
 
@@ -65,7 +75,9 @@ def run(args: argparse.Namespace, settings: Mapping[str, str]) -> Outcome:
     os.environ.update(settings)
     if args.row not in runtimes.ours():
         raise SystemExit(f"bench: {args.row} needs a CPU with bf16 arithmetic")
-    measured: list[tuple[int, int, float, float]] = []
+    if args.passes < 2:
+        raise SystemExit("bench: --passes needs at least 2 (the first, then the others)")
+    measured: list[tuple[int, int, float, float, float]] = []
     with tempfile.TemporaryDirectory(prefix="volfefe-shapes-") as tmp:
         work = Path(tmp)
         model, kind = ensure_model(args.model, args.quick, work)
@@ -78,15 +90,15 @@ def run(args: argparse.Namespace, settings: Mapping[str, str]) -> Outcome:
                 continue
             batch = [[engine.pad_id + 5] * tokens] * rows
             took = []
-            for _ in range(2):
+            for _ in range(args.passes):
                 started = time.perf_counter()
                 engine._forward(batch)
                 took.append((time.perf_counter() - started) * 1000)
-            measured.append((rows, tokens, took[0], took[1]))
+            measured.append((rows, tokens, took[0], took[1], statistics.median(took[1:])))
     print(f"{args.row}: ms of a size's first pass, its second, and the difference")
     table = [
         [f"{rows} x {tokens}", f"{first:.1f}", f"{second:.1f}", f"{first - second:.1f}"]
-        for rows, tokens, first, second in measured
+        for rows, tokens, first, second, _ in measured
     ]
     header = ["rows x tokens", "first", "second", "first - second"]
     print("\n".join(markdown_table(header, "lrrr", table)))
@@ -96,11 +108,39 @@ def run(args: argparse.Namespace, settings: Mapping[str, str]) -> Outcome:
             "first_ms": round(first, 2),
             "second_ms": round(second, 2),
             "first_minus_second_ms": round(first - second, 2),
+            "median_ms": round(median, 2),
         }
-        for rows, tokens, first, second in measured
+        for rows, tokens, first, second, median in measured
     ]
-    report = {"row": args.row, "model_kind": kind, "threads": os.cpu_count(), "sizes": records}
+    report: dict[str, object] = {
+        "row": args.row,
+        "model_kind": kind,
+        "threads": os.cpu_count(),
+        "passes": args.passes,
+        "sizes": records,
+    }
+    points = [(rows * tokens, median) for rows, tokens, _, _, median in measured]
+    if len({tokens for tokens, _ in points}) > 1:
+        report["fit"] = pass_cost(points)
+        print(f"{args.row}: a pass costs {report['fit']}")
     return Outcome(report, records)
+
+
+def pass_cost(points: list[tuple[int, float]]) -> dict[str, float | None]:
+    """The least-squares line of ms over padded tokens: ms per token, ms per pass beyond its
+    tokens, and that in tokens (None when noise gives the line no upward slope).
+
+    >>> pass_cost([(10, 5.0), (20, 7.0), (40, 11.0)])
+    {'ms_per_token': 0.2, 'fixed_ms': 3.0, 'pass_cost_tokens': 15.0}
+    """
+    slope, intercept = statistics.linear_regression(
+        [float(tokens) for tokens, _ in points], [ms for _, ms in points]
+    )
+    return {
+        "ms_per_token": round(slope, 4),
+        "fixed_ms": round(intercept, 2),
+        "pass_cost_tokens": round(intercept / slope, 1) if slope > 0 else None,
+    }
 
 
 SUITE = Suite(

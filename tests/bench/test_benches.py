@@ -239,12 +239,21 @@ def check_http(report: Report, rows: list[Report], stdout: str) -> None:
 
 
 def check_shapes(report: Report, rows: list[Report], stdout: str) -> None:
-    """`--sizes` picks the passes; each has a first and a second pass."""
-    assert [cells[0] for cells in table_rows(stdout)] == ["1 x 16", "2 x 8"], stdout
-    assert [row["rows_x_tokens"] for row in rows] == ["1 x 16", "2 x 8"]
+    """`--sizes` picks the passes; each has a first and a second pass, and with `--passes`
+    the median of the others; the fit over the padded tokens is reported."""
+    sizes = ["1 x 16", "2 x 8", "1 x 32"]
+    assert [cells[0] for cells in table_rows(stdout)] == sizes, stdout
+    assert [row["rows_x_tokens"] for row in rows] == sizes
     for row in rows:
         assert positive(row["first_ms"]) and positive(row["second_ms"]), row
+        assert positive(row["median_ms"]), row
     assert report["row"] == "openvino_fp32" and report["model_kind"] == "tiny"
+    assert report["passes"] == 3 and set(report["fit"]) == {
+        "ms_per_token",
+        "fixed_ms",
+        "pass_cost_tokens",
+    }
+    assert "a pass costs" in stdout
 
 
 def check_bulk_order(report: Report, rows: list[Report], stdout: str) -> None:
@@ -282,7 +291,7 @@ QUICK_RUNS: list[Any] = [
     pytest.param("http", (), check_http, marks=pytest.mark.db, id="http"),
     pytest.param(
         "shapes",
-        ("--row", "openvino_fp32", "--sizes", "1x16,2x8"),
+        ("--row", "openvino_fp32", "--sizes", "1x16,2x8,1x32", "--passes", "3"),
         check_shapes,
         id="shapes",
     ),

@@ -67,3 +67,16 @@ def test_a_model_that_fails_its_warm_up_cannot_serve() -> None:
     failing.predict = broken
     with pytest.raises(ModelLoadError, match="fails a warm-up pass: bad kernel"):
         failing.warm_up()
+
+
+def test_unlike_lengths_go_in_passes_of_their_own_where_padding_costs_more() -> None:
+    shapes: list[tuple[int, ...]] = []
+    short = ["stocks rally", "oil flat today", "bonds up"]  # 4, 5 and 4 tokens
+    long = "tariffs " * 58  # 60 tokens
+    results = engine(1, shapes).classify([long, *short])
+    assert shapes == [(3, 5), (1, 60)]  # not (4, 60): 240 padded tokens for 75 real
+    assert results == [engine(1, []).classify([text])[0] for text in [long, *short]]
+    shapes.clear()
+    like = ["stocks rally", "oil flat today", "bonds up today"]  # 4, 5 and 5 tokens
+    engine(1, shapes).classify(like)
+    assert shapes == [(3, 5)]  # one more pass would cost more than one padded token

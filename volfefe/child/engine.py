@@ -5,6 +5,11 @@ texts ──blank? -> EmptyText──cut to max_chars──tokenize (tokenizers,
 max_length──sort by length──forward passes of <= forward_tokens padded tokens──softmax──labels
 ```
 
+The texts of a call are cut into passes at the least cost (`cut_passes`): on a CPU a pass
+costs about its padded tokens (rows x its longest text) plus a little per pass, so a short
+text padded to a longer one's length pays the longer one's price; a batch of unlike lengths
+is cut where padding would cost more than another pass.
+
 A backend supplies only `predict(input_ids, attention_mask) -> logits` (numpy arrays), so
 torch and ONNX Runtime give the same pre- and post-processing. Imports numpy, tokenizers and
 volfefe.protocol only: the ONNX child never imports torch.
@@ -16,7 +21,7 @@ import hashlib
 import math
 import os
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +46,10 @@ Predict = Callable[[np.ndarray, np.ndarray], np.ndarray]
 _Item = tuple[int, list[int], bool]  # (index in the request, token ids, truncated)
 # One-row shapes prepared at start: most short posts, padded (see Engine.single_pad).
 WARM_UP_LENGTHS = (16, 32, 48, 64, 80, 96, 112, 128)
+# What a forward pass costs beyond its padded tokens, in tokens' worth of compute: the fit of
+# `python -m benches run shapes --row onnx_int8 --passes 15` (2 cores, FinBERT-sized: 5.8 ms
+# a pass and 0.32 ms a token; benches/results/amd-epyc/shapes-2026-12-06T130936Z.json).
+PASS_COST_TOKENS = 18
 
 
 class ModelLoadError(Exception):
@@ -119,6 +128,8 @@ class Engine:
     # A one-row pass is padded up to a multiple of this, so lone posts reuse a few shapes:
     # OpenVINO prepares every new input shape once, which costs more than the pass itself.
     single_pad: int = 1
+    # What one more pass costs, in padded tokens (`cut_passes`).
+    pass_cost: int = PASS_COST_TOKENS
 
     def classify(self, texts: list[str]) -> list[ItemResult | ItemError]:
         """Classify `texts`; a blank text, a failed forward pass (ForwardPassFailed) or NaN
@@ -137,7 +148,7 @@ class Engine:
                 ids = ids[: self.max_length - 1] + ids[-1:]
             todo.append((i, ids, truncated))
         todo.sort(key=lambda item: len(item[1]))
-        for batch in token_budget_batches(todo, self.forward_tokens):
+        for batch in cut_passes(todo, self.forward_tokens, self.pass_cost):
             try:
                 probs = self._forward([ids for _, ids, _ in batch])
             except Exception as exc:  # one failed forward pass must not end the child
@@ -189,20 +200,39 @@ class Engine:
         return ItemResult(self.labels[best], round(row[best], 6), scores, truncated, tokens)
 
 
-def token_budget_batches(items: list[_Item], budget: int) -> Iterator[list[_Item]]:
-    """Split length-sorted items so each batch's padded size (rows x longest) stays in budget.
+def cut_passes(items: list[_Item], budget: int, pass_cost: int) -> list[list[_Item]]:
+    """Cut length-sorted items into forward passes at the least cost, each pass costing its
+    padded tokens (rows x longest) plus `pass_cost` and keeping within `budget` padded
+    tokens (an item over it on its own makes a pass of one).
 
-    >>> [len(b) for b in token_budget_batches([(0, [1] * 4, False)] * 5, 8)]
-    [2, 2, 1]
+    >>> def lengths(sizes, budget=1024, pass_cost=8):
+    ...     items = [(i, [1] * n, False) for i, n in enumerate(sizes)]
+    ...     return [[len(ids) for _, ids, _ in p] for p in cut_passes(items, budget, pass_cost)]
+    >>> lengths([10, 11, 12, 60])  # padding three texts to 60 tokens costs more than a pass
+    [[10, 11, 12], [60]]
+    >>> lengths([10, 11, 12, 60], pass_cost=1000)  # passes dearer than padding: one pass
+    [[10, 11, 12, 60]]
+    >>> lengths([4] * 5, budget=8)  # the budget: at most 2 rows of 4
+    [[4, 4], [4, 4], [4]]
     """
-    batch: list[_Item] = []
-    for item in items:
-        if batch and (len(batch) + 1) * len(item[1]) > budget:
-            yield batch
-            batch = []
-        batch.append(item)
-    if batch:
-        yield batch
+    # least[end]: the least cost of items[:end]; start[end]: where its last pass starts.
+    least = [0.0] + [math.inf] * len(items)
+    start = [0] * (len(items) + 1)
+    for end in range(1, len(items) + 1):
+        longest = len(items[end - 1][1])
+        for first in range(end - 1, -1, -1):
+            rows = end - first
+            if rows > 1 and rows * longest > budget:
+                break
+            cost = least[first] + rows * longest + pass_cost
+            if cost < least[end]:
+                least[end], start[end] = cost, first
+    passes: list[list[_Item]] = []
+    end = len(items)
+    while end:
+        passes.append(items[start[end] : end])
+        end = start[end]
+    return passes[::-1]
 
 
 def plain_tokenizer(tokenizer: Any) -> Any:
@@ -221,6 +251,7 @@ def export_engine(
     max_chars: int,
     forward_tokens: int,
     single_pad: int = 1,
+    pass_cost: int = PASS_COST_TOKENS,
 ) -> Engine:
     """The engine of an exported model (onnx, openvino): its recorded `meta` (model,
     model_version, labels, max_length, pad_id), its runtime's `predict` and its tokenizer."""
@@ -243,4 +274,5 @@ def export_engine(
         forward_tokens=forward_tokens,
         ready=ready,
         single_pad=single_pad,
+        pass_cost=pass_cost,
     )

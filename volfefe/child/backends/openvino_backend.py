@@ -26,6 +26,9 @@ TOKENIZER_FILE = "tokenizer.json"
 
 
 SINGLE_PAD = 16  # a lone text's pass is padded to a multiple of 16 tokens (Engine.single_pad)
+# Each new input shape is prepared once, at more than a pass costs: as few passes (so shapes)
+# as the budget allows, padding or not (Engine.pass_cost).
+PASS_COST = 1 << 20
 
 
 def precision_of(scheme: str) -> str:
@@ -107,4 +110,5 @@ def load_engine(folder: Path, *, threads: int, max_chars: int, forward_tokens: i
         max_chars=max_chars,
         forward_tokens=forward_tokens,
         single_pad=SINGLE_PAD,
+        pass_cost=PASS_COST,
     )
