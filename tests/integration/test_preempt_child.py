@@ -81,7 +81,7 @@ def test_a_long_request_moves_on_once_a_pause_has_lasted_its_limit(tiny_model: P
     # longer, by the fault switch, than the gap between two): a pause would never end by
     # itself, since it also runs what arrives meanwhile. It ends at PAUSE_LIMIT, so the long
     # request (3 pauses in the tiny model) is answered while the short ones still come.
-    shorts = 80
+    shorts = 48
     argv = [sys.executable, "-m", "volfefe.child", "--serve", "--model", str(tiny_model)]
     argv += ["--backend", "onnx", "--threads", "1", "--preempt", "layers"]
     env = {**os.environ, FAULT_VAR: f"delay={PAUSE_LIMIT * 0.6}"}
