@@ -498,8 +498,9 @@ class Settings:
             "embeddings, one per encoder layer, one for the head: the same scores) and, "
             "between two layers of a long request, answers every shorter request waiting on "
             "its pipe. Needs the onnx backend (`auto` picks it) and `VOLFEFE_QUANTIZE` none "
-            "or int8. While a child runs a long call, the pool may send it one express call "
-            "of short requests (`VOLFEFE_SHORT_TOKENS`), answered between two layers"
+            "or int8. While a child runs a long call, the pool sends it the short requests "
+            "(`VOLFEFE_SHORT_TOKENS`) as they arrive, and behind a call of long posts (over "
+            "256 tokens) the medium ones, in express calls answered between two layers"
         ),
     )
     max_chars: int = setting(
@@ -552,10 +553,10 @@ class Settings:
         doc=(
             "tokens per text, at most, of a short post for `VOLFEFE_SHORT_RESERVE`, for "
             "`VOLFEFE_SCHEDULE=shortest` (a call built around short posts takes only short "
-            "ones) and for `VOLFEFE_PREEMPT=layers` (only short posts go in an express call, "
-            "and only to a child running a call that holds a longer text; the child runs a "
-            "pass of texts this short in one graph, never paused); the short length class of "
-            "/metrics is 64"
+            "ones) and for `VOLFEFE_PREEMPT=layers` (short posts go in an express call to a "
+            "child running a call that holds a longer text, medium ones only to a child "
+            "running a long one; the child runs a pass of texts this short in one graph, never "
+            "paused); the short length class of /metrics is 64"
         ),
     )
     worker_cmd: tuple[str, ...] = field(

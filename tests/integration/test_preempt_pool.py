@@ -20,6 +20,7 @@ from volfefe import Classification, Classifier
 MakeClassifier = Callable[..., Classifier]
 LONG = "the fed raises rates again and markets fall " * 60  # over the model's 512 tokens
 SHORT = "stocks rally"
+MEDIUM = "the fed raises rates and stocks fall " * 12  # 146 tokens: the medium class
 DELAY = "delay=1.5"
 
 
@@ -33,14 +34,17 @@ def preempting(make_classifier: MakeClassifier, fault: str, **kwargs: object) ->
     return make_classifier(backend="auto", preempt="layers", fault=fault, **kwargs)
 
 
-async def long_then_short(clf: Classifier) -> tuple[list[str], Classification, Classification]:
-    """Send LONG, then SHORT once the long call is on the only child; the order they end in."""
+async def long_then_short(
+    clf: Classifier, text: str = SHORT
+) -> tuple[list[str], Classification, Classification]:
+    """Send LONG, then `text` once the long call is on the only child; the order they end in
+    (the latter named "short")."""
     await asyncio.to_thread(clf.start)
     order: list[str] = []
     long = asyncio.create_task(clf.aclassify(LONG))
     long.add_done_callback(lambda _: order.append("long"))
     await aeventually(lambda: clf.stats()["calls"] >= 1)  # in flight: its child sleeps first
-    short = asyncio.create_task(clf.aclassify(SHORT))
+    short = asyncio.create_task(clf.aclassify(text))
     short.add_done_callback(lambda _: order.append("short"))
     await asyncio.wait([long, short])
     return order, long.result(), short.result()
@@ -59,6 +63,33 @@ async def test_a_short_text_is_answered_before_the_long_call_it_came_after(
     expected = await plain.aclassify_many([LONG, SHORT])
     assert close_enough(long, expected[0]) and close_enough(short, expected[1])
     await plain.aclose()
+
+
+async def test_a_medium_text_goes_express_behind_a_long_one_but_not_behind_a_medium_one(
+    make_classifier: MakeClassifier,
+) -> None:
+    clf = preempting(make_classifier, DELAY)
+    order, _, medium = await long_then_short(clf, MEDIUM)
+    assert order == ["short", "long"] and medium.tokens == 146
+    assert clf.stats()["express"] == 1
+    # Behind a medium call, a medium text waits for its turn: only short ones go express.
+    order, _, _ = await asyncio.wait_for(medium_then_medium(clf), timeout=120)
+    assert order == ["first", "second"]
+    assert clf.stats()["express"] == 1
+    await clf.aclose()
+
+
+async def medium_then_medium(clf: Classifier) -> tuple[list[str], object, object]:
+    """Send MEDIUM, then another medium text once the first call is on the child."""
+    order: list[str] = []
+    calls = clf.stats()["calls"]
+    first = asyncio.create_task(clf.aclassify(MEDIUM))
+    first.add_done_callback(lambda _: order.append("first"))
+    await aeventually(lambda: clf.stats()["calls"] > calls)
+    second = asyncio.create_task(clf.aclassify(MEDIUM + " again"))
+    second.add_done_callback(lambda _: order.append("second"))
+    await asyncio.wait([first, second])
+    return order, first.result(), second.result()
 
 
 @pytest.mark.parametrize("fault", ["crash@2", "hang@2", "garbage@2"])

@@ -16,7 +16,8 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field
 
-LENGTH_CLASSES = (("short", 64), ("medium", 256), ("long", None))
+MEDIUM_TOKENS = 256  # the medium class's bound: a text over it is long
+LENGTH_CLASSES = (("short", 64), ("medium", MEDIUM_TOKENS), ("long", None))
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 

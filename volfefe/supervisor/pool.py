@@ -19,7 +19,9 @@ callers ──classify(texts)──> requests ──> RequestQueue ──batch�
 - With `VOLFEFE_PREEMPT=layers`, while a slot's call holding a text over `short_tokens`
   runs, the slot sends its child the short requests as they arrive (when no child is idle to
   take them), each batch of them an express call, several in flight if need be: the child
-  answers them between two layers of the long call. A trial's call never gets one. When the
+  answers them between two layers of the long call. Behind a call of long texts (over the
+  medium class's bound, latency.py) medium requests go express too, in calls of their own
+  once no short one waits. A trial's call never gets one. When the
   child dies, the call and its express calls fail together: their texts go on trial, and
   the restart budget is charged once.
 - When a call fails with a WorkerError, each text of it goes on trial (trial.py): alone, then
@@ -58,7 +60,7 @@ from volfefe.errors import (
 )
 from volfefe.protocol import ItemError, ItemResult, Ready
 from volfefe.supervisor.batching import Item, Request, RequestQueue, longest_tokens, split_texts
-from volfefe.supervisor.latency import LatencyByClass
+from volfefe.supervisor.latency import MEDIUM_TOKENS, LatencyByClass
 from volfefe.supervisor.policy import RestartBudget, boot_backoff, is_impossible_boot, poison_from
 from volfefe.supervisor.port import KILL_WAIT, Port
 from volfefe.supervisor.provision import backend_args
@@ -464,12 +466,15 @@ class Pool:
         )
 
     def _send_express(self, port: Port, running: list[Request]) -> Express | None:
-        """An express call of the short requests waiting now, or None (no child idle to take
-        them, and shorter in all than the running call, so the child runs it at a pause)."""
+        """An express call of the short requests waiting now, else (behind a long call) of the
+        medium ones, or None (no child idle to take them, and shorter in all than the running
+        call, so the child runs it at a pause)."""
         if port.dead or any(slot.idle for slot in self._slots):
             return None
         budget = min(self._settings.batch_tokens, sum(r.tokens for r in running) - 1)
         short = self._queue.take_short(self._settings.short_tokens, budget)
+        if not short and max(longest_tokens(r) for r in running) > MEDIUM_TOKENS:
+            short = self._queue.take_short(MEDIUM_TOKENS, budget)
         short = [request for request in short if not request.future.done()]
         if not short:
             return None
