@@ -38,7 +38,11 @@ BLOCK = re.compile(
     r"(?P<close><!-- end comparison -->)",
     re.DOTALL,
 )
-CLASSES = (("short", "short (≤ 64 tokens)"), ("long", "long (> 256 tokens)"))
+CLASSES = (
+    ("short", "short (≤ 64 tokens)"),
+    ("medium", "medium (65–256 tokens)"),
+    ("long", "long (> 256 tokens)"),
+)
 LOADS = ("load_50", "load_90")
 IDEAL_SPLIT = "ideal_by_class"
 IDEAL_NOTE = (
