@@ -40,7 +40,7 @@ BLOCK = re.compile(
 )
 CLASSES = (
     ("short", "short (≤ 64 tokens)"),
-    ("medium", "medium (65–256 tokens)"),
+    ("medium", "medium (65-256 tokens)"),
     ("long", "long (> 256 tokens)"),
 )
 LOADS = ("load_50", "load_90")
