@@ -30,6 +30,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from volfefe.supervisor.latency import LENGTH_CLASSES
+
 from .results import RESULTS
 from .tables import markdown_table
 
@@ -38,10 +40,11 @@ BLOCK = re.compile(
     r"(?P<close><!-- end comparison -->)",
     re.DOTALL,
 )
+_SHORT, _MEDIUM = (most for _, most in LENGTH_CLASSES if most is not None)
 CLASSES = (
-    ("short", "short (≤ 64 tokens)"),
-    ("medium", "medium (65-256 tokens)"),
-    ("long", "long (> 256 tokens)"),
+    ("short", f"short (≤ {_SHORT} tokens)"),
+    ("medium", f"medium ({_SHORT + 1}-{_MEDIUM} tokens)"),
+    ("long", f"long (> {_MEDIUM} tokens)"),
 )
 LOADS = ("load_50", "load_90")
 IDEAL_SPLIT = "ideal_by_class"
