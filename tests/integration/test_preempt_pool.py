@@ -79,7 +79,9 @@ async def test_a_medium_text_goes_express_behind_a_long_one_but_not_behind_a_med
     await clf.aclose()
 
 
-async def medium_then_medium(clf: Classifier) -> tuple[list[str], object, object]:
+async def medium_then_medium(
+    clf: Classifier,
+) -> tuple[list[str], Classification, Classification]:
     """Send MEDIUM, then another medium text once the first call is on the child."""
     order: list[str] = []
     calls = clf.stats()["calls"]

@@ -21,9 +21,10 @@ When the last batch was a lone request that waited for company in vain, the next
 goes at once (one post at a time, the real-time case, pays no wait); company in a batch
 turns the wait back on.
 A trial's requests (trial.py: one text of a failed call, or the control) go first, alone.
-The child then sorts each batch by length and cuts it into forward passes of padded tokens.
+The child then sorts each batch by length and cuts it into forward passes at the least cost.
 With VOLFEFE_PREEMPT=layers a slot whose child runs a long call also takes short requests
-at once (`take_short`) for an express call, and waits for `arrival` when none waits.
+(or, behind a call of long texts, medium ones) at once (`take_short`) for an express call,
+and waits for `arrival` when none waits.
 """
 
 from __future__ import annotations

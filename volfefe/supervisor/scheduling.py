@@ -20,10 +20,10 @@ VOLFEFE_SCHEDULE_AGING     under either rule, a request that has waited this lon
 
 Tokens per text is the order that minimises the texts' mean wait when a call costs about
 its tokens (Smith's rule: cost over the texts answered). Under either rule, and with
-preemption between layers (VOLFEFE_PREEMPT=layers, whose express calls take short requests
-only), a call holds one kind of request, short or not, so a short post never waits for a
-long one's pass in its own call. Retries of a trial (trial.py) are not scheduled here: they
-go first, alone.
+preemption between layers (VOLFEFE_PREEMPT=layers, whose express calls take short requests,
+or medium ones behind a long call, one kind per call), a call holds one kind of request,
+short or not, so a short post never waits for a long one's pass in its own call. Retries
+of a trial (trial.py) are not scheduled here: they go first, alone.
 """
 
 from __future__ import annotations
