@@ -16,13 +16,11 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from psycopg.conninfo import conninfo_to_dict
-
 from volfefe.chaos.procs import descendants, signal_quietly, snapshot
 from volfefe.config import Settings
 from volfefe.errors import DatabaseUnavailable
 from volfefe.store.connect import resolve_database_url
-from volfefe.store.embedded import wait_until_ready
+from volfefe.store.embedded import start_embedded, wait_until_ready
 
 PG_CTL_TIMEOUT = 60.0  # seconds for pg_ctl stop/start/restart
 READY_WAIT = 5.0  # seconds a server a failed restart left starting may take to be ready
@@ -46,19 +44,22 @@ class ChaosDatabase:
         """`pg_ctl restart -m fast`: every connection is cut; same socket folder after.
 
         pg_ctl's restart has been seen to time out on a loaded machine with the server
-        stopped and not started again: then it is started once more (as pgserver starts it).
-        None when the restart worked, else why it failed when the start brought the server
-        back; DatabaseUnavailable when nothing did.
+        stopped and not started again: then it is started once more (`start`). None when
+        the restart worked, else why it failed when the start brought the server back;
+        DatabaseUnavailable when nothing did.
         """
-        log = str(self.pgdata / "log")
         try:
-            self._pg_ctl("-w", "-m", "fast", "-l", log, "restart")
+            self._pg_ctl("-w", "-m", "fast", "-l", str(self.pgdata / "log"), "restart")
         except DatabaseUnavailable as exc:
             if not wait_until_ready(self.pgdata, time.monotonic() + READY_WAIT):
-                socket_dir = conninfo_to_dict(self.url)["host"]
-                self._pg_ctl("-w", "-o", '-h ""', "-o", f"-k {socket_dir}", "-l", log, "start")
+                self.start()
             return str(exc)
         return None
+
+    def start(self) -> None:
+        """Start the stopped server again as volfefe's embedded database starts it (same
+        socket folder); DatabaseUnavailable when it does not come up."""
+        start_embedded(self.pgdata)
 
     def pause(self, seconds: float) -> int:
         """Freeze the postmaster and its backends for `seconds`, then thaw them; how many

@@ -92,6 +92,17 @@ def embedded_database_url(
 def _embedded_server_url(settings: Settings) -> str:
     """Start (or attach to) the pgserver instance in `<data_dir>/pgdata`; its admin URL."""
     pgdata = settings.data_dir / "pgdata"
+    # get_server() makes pgdata with exist_ok=False outside its lock, so two first runs would
+    # race there; an existing empty folder is fine for it (and for initdb).
+    pgdata.mkdir(parents=True, exist_ok=True)
+    url: str = start_embedded(pgdata).get_uri("postgres")
+    return url
+
+
+def start_embedded(pgdata: Path) -> Any:
+    """The pgserver instance of `pgdata`, its server started (pgserver's own way, with its
+    socket options) if it is not running, also when this process met it running before;
+    DatabaseUnavailable when it is not ready within START_TIMEOUT."""
     with warnings.catch_warnings():
         # platformdirs warns at import when XDG_RUNTIME_DIR is unset; its fallback is fine.
         warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
@@ -99,10 +110,9 @@ def _embedded_server_url(settings: Settings) -> str:
     deadline = time.monotonic() + START_TIMEOUT
     while True:
         try:
-            # get_server() makes pgdata with exist_ok=False outside its lock, so two first runs
-            # would race there; an existing empty folder is fine for it (and for initdb).
-            pgdata.mkdir(parents=True, exist_ok=True)
-            return get_server(pgdata, cleanup_mode=None).get_uri("postgres")
+            server = get_server(pgdata, cleanup_mode=None)
+            server.ensure_postgres_running()  # the instance is cached: it may have stopped
+            return server
         except subprocess.TimeoutExpired as err:
             # pgserver gives `pg_ctl start` 10 s; on a loaded machine the server it launched
             # goes on starting after that. Attach to it once it is ready.
