@@ -19,7 +19,7 @@ from tests.fixtures_db import stop_embedded
 from volfefe.config import Settings
 from volfefe.errors import ConfigError, DatabaseUnavailable
 from volfefe.store.connect import connect, describe_target, resolve_database_url, with_limits
-from volfefe.store.embedded import wait_until_ready
+from volfefe.store.embedded import AUTHENTICATION_TIMEOUT, wait_until_ready
 from volfefe.store.migrate import pending_migrations
 
 # A volfefe process: connect through Settings (embedded server in argv[1]), report, wait for a
@@ -118,13 +118,18 @@ def test_embedded_server_is_shared_by_concurrent_processes_and_reused(data_dir: 
 
 
 @pytest.mark.db
-def test_embedded_database_is_migrated_on_first_use(data_dir: Path) -> None:
+def test_embedded_database_is_migrated_and_its_logins_bounded_on_first_use(
+    data_dir: Path,
+) -> None:
     settings = Settings(data_dir=data_dir)
     url = resolve_database_url(settings)
     assert str(data_dir / "pgdata") in url
     with connect(url) as conn:
         assert pending_migrations(conn) == []
         assert conn.execute("SELECT current_database() AS db").fetchone() == {"db": "volfefe"}
+        # A connection that never logs in cannot hold a stop for PostgreSQL's default minute.
+        timeout = conn.execute("SHOW authentication_timeout").fetchone()
+        assert timeout == {"authentication_timeout": f"{AUTHENTICATION_TIMEOUT}s"}
     assert resolve_database_url(settings) == url
 
 

@@ -30,10 +30,18 @@ from volfefe.errors import DatabaseUnavailable
 EMBEDDED_DBNAME = "volfefe"
 
 DATABASE_EXISTS = "SELECT 1 FROM pg_database WHERE datname = %(name)s"
+AUTHENTICATION_TIMEOUT_NOW = (
+    "SELECT setting::int AS seconds FROM pg_settings WHERE name = 'authentication_timeout'"
+)
 PG_CTL_TIMEOUT = 60.0  # seconds for pg_ctl status/stop (stop waits for clients to go)
 PG_CTL_NOT_RUNNING = 3  # pg_ctl status: no server runs in this folder
 START_TIMEOUT = 120.0  # seconds the embedded server may take to start on a loaded machine
 START_POLL = 0.2  # seconds between looks at postmaster.pid while it starts
+# PostgreSQL 16 (pgserver's) does not signal the "dead-end" backend it forks for a connection
+# arriving during a shutdown; the shutdown waits until that backend has read a startup packet
+# or given up after authentication_timeout (60 s by default). Local clients authenticate in
+# milliseconds (trust), so a shorter bound keeps a stop or restart from being held a minute.
+AUTHENTICATION_TIMEOUT = 10  # seconds
 
 
 def embedded_pgdata(settings: Settings) -> Path:
@@ -86,6 +94,7 @@ def embedded_database_url(
     admin_url = _embedded_server_url(settings)
     with connect(admin_url) as conn:
         _create_database_once(conn, EMBEDDED_DBNAME)
+        _bound_authentication(conn)
     return make_conninfo(admin_url, dbname=EMBEDDED_DBNAME)
 
 
@@ -143,6 +152,17 @@ def wait_until_ready(pgdata: Path, deadline: float) -> bool:
             return True
         time.sleep(START_POLL)  # postgres signals readiness only through this file
     return False
+
+
+def _bound_authentication(conn: psycopg.Connection[Any]) -> None:
+    """Set the server's authentication_timeout to AUTHENTICATION_TIMEOUT once (ALTER SYSTEM,
+    then a reload: it applies to new connections without a restart)."""
+    row = conn.execute(AUTHENTICATION_TIMEOUT_NOW).fetchone()
+    if row is not None and row["seconds"] == AUTHENTICATION_TIMEOUT:
+        return
+    seconds = sql.Literal(f"{AUTHENTICATION_TIMEOUT}s")
+    conn.execute(sql.SQL("ALTER SYSTEM SET authentication_timeout = {}").format(seconds))
+    conn.execute("SELECT pg_reload_conf()")
 
 
 def _create_database_once(conn: psycopg.Connection[Any], name: str) -> None:
