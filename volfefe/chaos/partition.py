@@ -35,8 +35,14 @@ from volfefe.store.connect import connect
 logger = logging.getLogger(__name__)
 
 # Lines of a job worker's log that say it lost the database: procrastinate's (a side task,
-# the heartbeat or the listener, failed) and the runner's (procrastinate's worker ended).
-NOTICED = (b"Side task ", b"job worker lost the database", b"job worker stopped by itself")
+# the heartbeat or the listener, failed), the connector's (a statement of procrastinate's
+# main loop failed: volfefe.jobs.connections) and the runner's (procrastinate's worker ended).
+NOTICED = (
+    b"Side task ",
+    b"the job queue lost the database",
+    b"job worker lost the database",
+    b"job worker stopped by itself",
+)
 REJOINED = b"Starting worker on"  # procrastinate registered a worker again: it has the database
 SLACK = 5.0  # seconds added to each bound: the harness's pacing, a loaded machine
 BEAT_MARGIN = 0.5  # seconds: a heartbeat stamped this long after the cut crossed no cut link

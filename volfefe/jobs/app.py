@@ -27,7 +27,12 @@ from procrastinate import JobContext
 from volfefe.classify.job import classify_post_job
 from volfefe.config import Settings
 from volfefe.errors import AlreadyClassified, ConfigError, PoisonText, VolfefeError
-from volfefe.jobs.connections import unchecked_pool, use_autocommit, worker_url
+from volfefe.jobs.connections import (
+    WorkerConnector,
+    unchecked_pool,
+    use_autocommit,
+    worker_url,
+)
 from volfefe.jobs.deps import JobDeps, SharedDeps
 from volfefe.jobs.queue import (
     QUEUE,
@@ -82,7 +87,7 @@ def make_app(settings: Settings, url: str) -> procrastinate.App:
     Raises ConfigError for an invalid cron expression, before anything starts.
     """
     check_crons(settings)
-    connector = procrastinate.PsycopgConnector(
+    connector = WorkerConnector(
         conninfo=worker_url(url), configure=use_autocommit, pool_factory=unchecked_pool
     )
     app = procrastinate.App(connector=connector)

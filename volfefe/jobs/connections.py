@@ -19,9 +19,14 @@ database restart.
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+import logging
+from collections.abc import Iterator
+from typing import Any, LiteralString
 
+import procrastinate
 import psycopg
+from procrastinate.exceptions import ConnectorException
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
@@ -32,6 +37,10 @@ WORKER_OPTIONS = "-c synchronous_commit=off"  # libpq options of every job-worke
 APPLICATION_NAME = "volfefe jobs"
 # Jobs hold a connection only to load a post and to store its result (one round trip each).
 DB_POOL_SIZE = 8
+# SQLSTATE classes of a lost server: connection exception, operator intervention (shutdown)
+LOST_SQLSTATES = ("08", "57P")
+
+logger = logging.getLogger(__name__)
 
 
 def worker_url(url: str) -> str:
@@ -73,3 +82,63 @@ def open_async_db_pool(url: str, size: int) -> AsyncConnectionPool[Any]:
     """The pool classify_post uses (not opened); a connection broken by a database restart is
     discarded when its job fails (a transient error: the job is retried)."""
     return make_async_pool(worker_url(url), size=size, name=APPLICATION_NAME, timeout=30.0)
+
+
+class WorkerConnector(procrastinate.PsycopgConnector):
+    """procrastinate's connector, saying at once when one of its statements loses the database.
+
+    procrastinate stops its worker when the statement fetching a job fails, but says so only
+    once it has shut down: after the running jobs end and a connection (out of reach too)
+    unregisters the worker, seconds later. The line written here (WARNING, "the job queue lost
+    the database") is the moment the worker knew.
+    """
+
+    async def execute_query_async(self, query: LiteralString, **arguments: Any) -> None:
+        """procrastinate's statement, its loss of the database logged as it happens."""
+        with _say_lost():
+            await super().execute_query_async(query, **arguments)
+
+    async def execute_query_one_async(
+        self, query: LiteralString, **arguments: Any
+    ) -> dict[str, Any]:
+        """procrastinate's statement, its loss of the database logged as it happens."""
+        with _say_lost():
+            row: dict[str, Any] = await super().execute_query_one_async(query, **arguments)
+        return row
+
+    async def execute_query_all_async(
+        self, query: LiteralString, **arguments: Any
+    ) -> list[dict[str, Any]]:
+        """procrastinate's statement, its loss of the database logged as it happens."""
+        with _say_lost():
+            rows: list[dict[str, Any]] = await super().execute_query_all_async(query, **arguments)
+        return rows
+
+
+@contextlib.contextmanager
+def _say_lost() -> Iterator[None]:
+    try:
+        yield
+    except ConnectorException as exc:
+        cause = exc.__cause__
+        if lost_the_database(cause):
+            logger.warning(
+                "the job queue lost the database (%s: %s)",
+                type(cause).__name__,
+                str(cause).strip(),
+            )
+        raise
+
+
+def lost_the_database(error: BaseException | None) -> bool:
+    """Whether `error` says the server is out of reach or going away (not a bad statement).
+
+    >>> lost_the_database(psycopg.OperationalError("server closed the connection"))
+    True
+    >>> lost_the_database(psycopg.errors.QueryCanceled("canceling statement"))
+    False
+    """
+    if not isinstance(error, psycopg.OperationalError):
+        return False
+    sqlstate = error.sqlstate
+    return sqlstate is None or sqlstate.startswith(LOST_SQLSTATES)
