@@ -21,7 +21,7 @@ import hashlib
 import math
 import os
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,7 +44,6 @@ from volfefe.protocol import (
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".onnx", ".pt", ".pth")
 Predict = Callable[[np.ndarray, np.ndarray], np.ndarray]
 _Item = tuple[int, list[int], bool]  # (index in the request, token ids, truncated)
-Done = tuple[int, ItemResult | ItemError]  # (index in the request, its result)
 # One-row shapes prepared at start: most short posts, padded (see Engine.single_pad).
 WARM_UP_LENGTHS = (16, 32, 48, 64, 80, 96, 112, 128)
 # What a forward pass costs beyond its padded tokens, in tokens' worth of compute: the fit of
@@ -136,25 +135,12 @@ class Engine:
         """Classify `texts`; a blank text, a failed forward pass (ForwardPassFailed) or NaN
         scores (BadScores) give an ItemError for the texts concerned instead."""
         results: list[ItemResult | ItemError | None] = [None] * len(texts)
-        for done in self.classify_passes(texts):
-            for index, result in done:
-                results[index] = result
-        return [r for r in results if r is not None]
-
-    def classify_passes(self, texts: list[str]) -> Iterator[list[Done]]:
-        """What `classify` gives, pass by pass: after each forward pass (the shortest texts'
-        first), the (index in `texts`, result) of the texts it classified; blank texts come
-        first, before any pass. Every index comes exactly once."""
-        blanks: list[Done] = [
-            (i, ItemError(EMPTY_TEXT, "the text is empty or whitespace only"))
-            for i, text in enumerate(texts)
-            if is_blank(text)
-        ]
-        if blanks:
-            yield blanks
-        kept = [i for i, text in enumerate(texts) if not is_blank(text)]
-        cut = [texts[i][: self.max_chars] for i in kept]
         todo: list[_Item] = []
+        for i, text in enumerate(texts):
+            if is_blank(text):
+                results[i] = ItemError(EMPTY_TEXT, "the text is empty or whitespace only")
+        kept = [i for i in range(len(texts)) if results[i] is None]
+        cut = [texts[i][: self.max_chars] for i in kept]
         for i, encoding in zip(kept, self.tokenizer.encode_batch(cut), strict=True):
             ids = list(encoding.ids)
             truncated = len(texts[i]) > self.max_chars or len(ids) > self.max_length
@@ -168,18 +154,17 @@ class Engine:
             except Exception as exc:  # one failed forward pass must not end the child
                 message = f"{type(exc).__name__}: {exc}"
                 error = ItemError(FORWARD_FAILED, message, traceback.format_exc())
-                yield [(index, error) for index, _, _ in batch]
+                for index, _, _ in batch:
+                    results[index] = error
                 continue
-            yield [
-                (index, self._checked(row, truncated, len(ids)))
-                for (index, ids, truncated), row in zip(batch, probs, strict=True)
-            ]
-
-    def _checked(self, row: list[float], truncated: bool, tokens: int) -> ItemResult | ItemError:
-        if all(math.isfinite(p) for p in row):
-            return self._result(row, truncated, tokens)
-        # NaN would reach the wire as null and garble the reply
-        return ItemError(BAD_SCORES, f"the model gave non-finite scores for this text: {row}")
+            for (index, ids, truncated), row in zip(batch, probs, strict=True):
+                if all(math.isfinite(p) for p in row):
+                    results[index] = self._result(row, truncated, len(ids))
+                else:  # NaN would reach the wire as null and garble the reply
+                    results[index] = ItemError(
+                        BAD_SCORES, f"the model gave non-finite scores for this text: {row}"
+                    )
+        return [r for r in results if r is not None]
 
     def _forward(self, batch: list[list[int]]) -> list[list[float]]:
         longest = max(len(ids) for ids in batch)

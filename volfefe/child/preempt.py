@@ -7,9 +7,8 @@ stdin ──reader thread──> queue of line chunks ──> pending (FIFO) ─
         stages of its pass: embeddings │ layer 0 │ layer 1 │ ... │ head
                                        ▲ between two stages (a pause): every pending
                                          request shorter than it, whole and together (one
-                                         engine call, each reply written after the pass
-                                         that finished it), then those that came
-                                         meanwhile, and so on
+                                         engine call), replies written at once, then
+                                         those that came meanwhile, and so on
 ```
 
 A reply carries its request's id, so replies may leave in another order than requests came;
@@ -32,7 +31,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import IO
 
-from volfefe.child.answer import answer_as_done, read_line
+from volfefe.child.answer import answer_together, read_line
 from volfefe.child.backends.layered_backend import StagedPredict, no_pause
 from volfefe.child.engine import Engine
 from volfefe.child.faults import Fault
@@ -113,19 +112,13 @@ class Scheduler:
             self._staged.between = self._between
 
     def _run_together(self, items: list[Pending]) -> None:
-        """Answer `items` with one engine call, each reply sent as soon as it is whole;
-        replies whole at the same time (bad lines and pings at once, then those of one
-        forward pass) leave in the items' order."""
-        requests = [(n, i.read) for n, i in enumerate(items) if isinstance(i.read, Request)]
-        steps = answer_as_done(self._engine, [r for _, r in requests], self._out, self._fault)
-        for step, replies in enumerate(steps):
-            ready = [(requests[n][0], reply) for n, reply in replies]
-            if step == 0:
-                ready += [(n, i.read) for n, i in enumerate(items) if isinstance(i.read, Reply)]
-            for _, reply in sorted(ready, key=lambda pair: pair[0]):
-                self._out.write(encode(reply))
-            if ready:
-                self._out.flush()
+        """Answer `items` with one engine call; the replies leave in the items' order."""
+        requests = [item.read for item in items if isinstance(item.read, Request)]
+        answered = iter(answer_together(self._engine, requests, self._out, self._fault))
+        for item in items:
+            reply = next(answered) if isinstance(item.read, Request) else item.read
+            self._out.write(encode(reply))
+        self._out.flush()
 
     def _next(self) -> Pending:
         if not self._pending:
