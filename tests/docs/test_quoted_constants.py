@@ -9,6 +9,7 @@ from tests.docs.examples import ROOT
 from volfefe.chaos.harness import TARGET_WAIT, TICK
 from volfefe.child.engine import PASS_COST_TOKENS
 from volfefe.child.preempt import PAUSE_LIMIT
+from volfefe.store.embedded import AUTHENTICATION_TIMEOUT
 from volfefe.supervisor.latency import MEDIUM_TOKENS
 
 QUOTES = [
@@ -18,6 +19,7 @@ QUOTES = [
     ("docs/configuration.md", f"behind a call of long posts (over {MEDIUM_TOKENS} tokens)"),
     ("docs/deploying.md", f"`PASS_COST_TOKENS`, {PASS_COST_TOKENS},"),
     ("docs/chaos.md", f"each {TICK:g} s for {TARGET_WAIT:g} s"),
+    ("docs/architecture.md", f"`authentication_timeout` is {AUTHENTICATION_TIMEOUT} s"),
 ]
 
 
