@@ -43,10 +43,12 @@ class ChaosDatabase:
     def restart(self) -> str | None:
         """`pg_ctl restart -m fast`: every connection is cut; same socket folder after.
 
-        pg_ctl's restart has been seen to time out on a loaded machine with the server
-        stopped and not started again: then it is started once more (`start`). None when
-        the restart worked, else why it failed when the start brought the server back;
-        DatabaseUnavailable when nothing did.
+        A connection arriving during the stop held it until its login timed out (PostgreSQL
+        16 waits for such "dead-end" backends), past pg_ctl's minute on a loaded machine;
+        the embedded server's authentication_timeout (volfefe.store.embedded) now bounds
+        that. Should the restart still fail with the server stopped, it is started once
+        more (`start`). None when the restart worked, else why it failed when the start
+        brought the server back; DatabaseUnavailable when nothing did.
         """
         try:
             self._pg_ctl("-w", "-m", "fast", "-l", str(self.pgdata / "log"), "restart")
