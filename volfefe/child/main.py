@@ -36,7 +36,7 @@ from volfefe.child.answer import answer, read_line
 from volfefe.child.backends.layered_backend import StagedPredict
 from volfefe.child.backends.layered_backend import load_engine as load_staged_engine
 from volfefe.child.backends.layered_backend import warm_up as warm_up_stages
-from volfefe.child.backends.onnx_backend import share_one_thread_pool
+from volfefe.child.backends.onnx_backend import share_one_runtime
 from volfefe.child.engine import Engine, ModelLoadError
 from volfefe.child.faults import Fault, fault_from_env
 from volfefe.child.hub import HUB_TIMEOUT, ModelUnavailable
@@ -113,7 +113,7 @@ def load_layered(args: argparse.Namespace) -> tuple[Engine, StagedPredict]:
         folder = ensure_export(
             args.export_cache, args.model, args.revision, args.quantize, "onnx-layered"
         )
-    share_one_thread_pool(args.threads)  # the export is done: no other onnxruntime from here
+    share_one_runtime(args.threads)  # the export is done: no other onnxruntime from here
     return load_staged_engine(
         folder,
         threads=args.threads,
