@@ -31,9 +31,9 @@ def share_one_runtime(threads: int) -> None:
     stage starts on threads still spinning from the previous one, where per-session pools
     would each spin and take the cores from the next stage's (or, not spinning, pay a
     wake-up per operator). The arena: with one per session, each stage computes in buffers
-    of its own that the other stages have pushed out of the caches, and a pass through the
-    stages took 1.16-1.27x the one graph's time; on one arena they reuse the same buffers
-    (1.00-1.07x; 2 cores, FinBERT-sized int8 export, passes of 1-8 rows of 64-512 tokens).
+    of its own that the other stages have pushed out of the caches; on one arena they reuse
+    the buffers the previous stage left there (a long post's idle p50 149 -> 131 ms, the
+    job drain 1.10x: docs/deploying.md, comparison shared-arena-2026-12-06).
     Call it before the process's first session; onnxruntime then refuses any session that
     asks for threads of its own, which is why only the child's `main` calls it.
     """
