@@ -35,8 +35,9 @@ from volfefe.store.connect import connect
 logger = logging.getLogger(__name__)
 
 # Lines of a job worker's log that say it lost the database: procrastinate's (a side task,
-# the heartbeat or the listener, failed), the connector's (a statement of procrastinate's
-# main loop failed: volfefe.jobs.connections) and the runner's (procrastinate's worker ended).
+# the heartbeat or the listener, failed), the connector's (any statement of procrastinate's,
+# a fetch, a finish or a heartbeat, failed: volfefe.jobs.connections) and the runner's
+# (procrastinate's worker ended).
 NOTICED = (
     b"Side task ",
     b"the job queue lost the database",

@@ -28,7 +28,7 @@ import procrastinate
 import psycopg
 from procrastinate.exceptions import ConnectorException
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from psycopg_pool import AsyncConnectionPool, ConnectionPool
+from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolClosed, PoolTimeout
 
 from volfefe.store.connect import make_async_pool, make_pool
 from volfefe.store.deadline import AsyncLimitedConnection
@@ -90,19 +90,22 @@ class WorkerConnector(procrastinate.PsycopgConnector):
     procrastinate stops its worker when the statement fetching a job fails, but says so only
     once it has shut down: after the running jobs end and a connection (out of reach too)
     unregisters the worker, seconds later. The line written here (WARNING, "the job queue lost
-    the database") is the moment the worker knew.
+    the database") is the moment the worker knew: once per loss (the jobs finishing in the
+    shutdown fail too, at DEBUG), again after a statement has succeeded.
     """
+
+    _lost = False  # a statement lost the database and none has succeeded since
 
     async def execute_query_async(self, query: LiteralString, **arguments: Any) -> None:
         """procrastinate's statement, its loss of the database logged as it happens."""
-        with _say_lost():
+        with self._watch():
             await super().execute_query_async(query, **arguments)
 
     async def execute_query_one_async(
         self, query: LiteralString, **arguments: Any
     ) -> dict[str, Any]:
         """procrastinate's statement, its loss of the database logged as it happens."""
-        with _say_lost():
+        with self._watch():
             row: dict[str, Any] = await super().execute_query_one_async(query, **arguments)
         return row
 
@@ -110,35 +113,39 @@ class WorkerConnector(procrastinate.PsycopgConnector):
         self, query: LiteralString, **arguments: Any
     ) -> list[dict[str, Any]]:
         """procrastinate's statement, its loss of the database logged as it happens."""
-        with _say_lost():
+        with self._watch():
             rows: list[dict[str, Any]] = await super().execute_query_all_async(query, **arguments)
         return rows
 
-
-@contextlib.contextmanager
-def _say_lost() -> Iterator[None]:
-    try:
-        yield
-    except ConnectorException as exc:
-        cause = exc.__cause__
-        if lost_the_database(cause):
-            logger.warning(
-                "the job queue lost the database (%s: %s)",
-                type(cause).__name__,
-                str(cause).strip(),
-            )
-        raise
+    @contextlib.contextmanager
+    def _watch(self) -> Iterator[None]:
+        try:
+            yield
+        except ConnectorException as exc:
+            cause = exc.__cause__
+            if lost_the_database(cause):
+                level = logging.DEBUG if self._lost else logging.WARNING
+                self._lost = True
+                why = f"{type(cause).__name__}: {str(cause).strip()}"
+                logger.log(level, "the job queue lost the database (%s)", why)
+            raise
+        self._lost = False
 
 
 def lost_the_database(error: BaseException | None) -> bool:
-    """Whether `error` says the server is out of reach or going away (not a bad statement).
+    """Whether `error` says the server is out of reach or going away (not a bad statement,
+    nor the pool's own errors: closed by us, or no connection free in time).
 
     >>> lost_the_database(psycopg.OperationalError("server closed the connection"))
     True
     >>> lost_the_database(psycopg.errors.QueryCanceled("canceling statement"))
     False
+    >>> lost_the_database(PoolTimeout("couldn't get a connection after 30.00 sec"))
+    False
     """
-    if not isinstance(error, psycopg.OperationalError):
+    if not isinstance(error, psycopg.OperationalError) or isinstance(
+        error, PoolTimeout | PoolClosed
+    ):
         return False
     sqlstate = error.sqlstate
     return sqlstate is None or sqlstate.startswith(LOST_SQLSTATES)

@@ -155,8 +155,8 @@ def wait_until_ready(pgdata: Path, deadline: float) -> bool:
 
 
 def _bound_authentication(conn: psycopg.Connection[Any]) -> None:
-    """Set the server's authentication_timeout to AUTHENTICATION_TIMEOUT once (ALTER SYSTEM,
-    then a reload: it applies to new connections without a restart)."""
+    """Set the server's authentication_timeout to AUTHENTICATION_TIMEOUT whenever it differs
+    (ALTER SYSTEM, then a reload: it applies to new connections without a restart)."""
     row = conn.execute(AUTHENTICATION_TIMEOUT_NOW).fetchone()
     if row is not None and row["seconds"] == AUTHENTICATION_TIMEOUT:
         return
