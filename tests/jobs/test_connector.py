@@ -4,7 +4,7 @@ statement has succeeded; a bad or cancelled statement is not a loss."""
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import logging
 
 import procrastinate
@@ -17,7 +17,6 @@ from volfefe.jobs.app import make_app
 from volfefe.jobs.connections import WorkerConnector
 
 LOST = "the job queue lost the database"
-HOLD = "SELECT pg_sleep(0.05)"  # a statement long enough for three to overlap
 TERMINATE_OTHERS = """
 SELECT pg_terminate_backend(pid) FROM pg_stat_activity
 WHERE datname = current_database() AND pid <> pg_backend_pid()
@@ -45,8 +44,10 @@ async def test_a_lost_database_is_said_once_as_it_happens_and_again_after_a_succ
     caplog.set_level(logging.DEBUG, logger="volfefe.jobs.connections")
     async with app.open_async():
         for _ in range(2):  # two losses, a success between them
-            # three statements at once: the pool holds three connections, all cut below
-            await asyncio.gather(*(connector.execute_query_async(HOLD) for _ in range(3)))
+            # three connections held at once: the pool has at least three, all cut below
+            async with contextlib.AsyncExitStack() as held:
+                for _ in range(3):
+                    await held.enter_async_context(connector.pool.connection())
             with psycopg.connect(database_url, autocommit=True) as admin:
                 admin.execute(TERMINATE_OTHERS)
             assert await _fail_until_one_succeeds(connector) >= 2

@@ -127,7 +127,7 @@ def test_embedded_database_is_migrated_and_its_logins_bounded_on_first_use(
     with connect(url) as conn:
         assert pending_migrations(conn) == []
         assert conn.execute("SELECT current_database() AS db").fetchone() == {"db": "volfefe"}
-        # A connection that never logs in cannot hold a stop for PostgreSQL's default minute.
+        # A connection that never sends its startup packet cannot hold a stop for a minute.
         timeout = conn.execute("SHOW authentication_timeout").fetchone()
         assert timeout == {"authentication_timeout": f"{AUTHENTICATION_TIMEOUT}s"}
     assert resolve_database_url(settings) == url
